@@ -1,0 +1,141 @@
+// Command avmilter is the anti-virus milter for Postfix and Sendmail: it
+// holds list-bound mail at end of body, has it scanned by an avstation (or
+// in-process) and applies the verdict.
+//
+//	avmilter [-config FILE]                 run the milter
+//	avmilter check-config [-config FILE]    print every config problem, exit 1 if any
+//	avmilter version                        print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/avstation/avstation/config"
+	"github.com/avstation/avstation/internal/daemon"
+	"github.com/avstation/avstation/jobproto"
+	"github.com/avstation/avstation/milter"
+	"github.com/avstation/avstation/version"
+)
+
+const defaultConfig = "/etc/avstation/avmilter.yaml"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("avmilter "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", defaultConfig, "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintf(stdout, "avmilter %s\n", version.Version)
+		return 0
+	case "check-config":
+		if _, err := load(*path); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", *path)
+		return 0
+	case "run":
+		cfg, err := load(*path)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		log := cfg.Log.Logger(stderr)
+		if err := serve(cfg, log); err != nil {
+			log.Error("avmilter stopped", slog.Any("err", err))
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stderr, "avmilter: unknown command %q; use run, check-config or version\n", cmd)
+	return 2
+}
+
+// load reads the config and, with stations, the secret file, so that
+// check-config finds a bad secret file too.
+func load(path string) (*config.Milter, error) {
+	cfg, err := config.LoadMilter(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Stations) > 0 {
+		if _, err := jobproto.LoadSecretFile(cfg.SecretFile); err != nil {
+			return nil, fmt.Errorf("%s: secret_file: %w", path, err)
+		}
+	}
+	return cfg, nil
+}
+
+func serve(cfg *config.Milter, log *slog.Logger) error {
+	if err := daemon.SpoolDir(cfg.SpoolDir); err != nil {
+		return err
+	}
+	var sc milter.Scanner
+	if len(cfg.Stations) > 0 {
+		keys, err := jobproto.LoadSecretFile(cfg.SecretFile)
+		if err != nil {
+			return fmt.Errorf("secret_file: %w", err)
+		}
+		sc = &jobproto.Client{Stations: cfg.Stations, Keys: keys}
+	} else {
+		local, err := daemon.Scanner(cfg.Scanner, cfg.SpoolDir)
+		if err != nil {
+			return err
+		}
+		sc = milter.LocalScanner{Scanner: local}
+	}
+	reg := daemon.Registry("avmilter")
+	srv := milter.New(cfg, sc, log, reg)
+	ln, err := milter.Listen(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := daemon.Signals()
+	defer stop()
+	if cfg.MetricsListen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+		hs := &http.Server{Addr: cfg.MetricsListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := daemon.Serve(ctx, log, hs, hs.ListenAndServe); err != nil {
+				log.Error("metrics server", slog.Any("err", err))
+			}
+		}()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; waiting for sessions in progress")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ScanTimeout+5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}

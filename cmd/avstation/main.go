@@ -1,0 +1,106 @@
+// Command avstation is the scan station: it takes signed scan jobs from
+// avmilters over HTTP, walks each message and asks the engines.
+//
+//	avstation [-config FILE]                 run the station
+//	avstation check-config [-config FILE]    print every config problem, exit 1 if any
+//	avstation version                        print the version
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/avstation/avstation/config"
+	"github.com/avstation/avstation/internal/daemon"
+	"github.com/avstation/avstation/jobproto"
+	"github.com/avstation/avstation/station"
+	"github.com/avstation/avstation/version"
+)
+
+const defaultConfig = "/etc/avstation/avstation.yaml"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("avstation "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", defaultConfig, "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintf(stdout, "avstation %s\n", version.Version)
+		return 0
+	case "check-config":
+		if _, _, err := load(*path); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", *path)
+		return 0
+	case "run":
+		cfg, keys, err := load(*path)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		log := cfg.Log.Logger(stderr)
+		if err := serve(cfg, keys, log); err != nil {
+			log.Error("avstation stopped", slog.Any("err", err))
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stderr, "avstation: unknown command %q; use run, check-config or version\n", cmd)
+	return 2
+}
+
+func load(path string) (*config.Station, *jobproto.KeyRing, error) {
+	cfg, err := config.LoadStation(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := jobproto.LoadSecretFile(cfg.SecretFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: secret_file: %w", path, err)
+	}
+	return cfg, keys, nil
+}
+
+func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error {
+	if err := daemon.SpoolDir(cfg.SpoolDir); err != nil {
+		return err
+	}
+	sc, err := daemon.Scanner(cfg.Scanner, cfg.SpoolDir)
+	if err != nil {
+		return err
+	}
+	st := station.New(cfg, sc, keys, log, daemon.Registry("avstation"))
+	hs := &http.Server{
+		Addr:              cfg.Listen,
+		Handler:           st.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ctx, stop := daemon.Signals()
+	defer stop()
+	log.Info("avstation listening", slog.String("listen", cfg.Listen), slog.Bool("tls", cfg.TLSCert != ""),
+		slog.Any("clamd", cfg.Scanner.Clamd), slog.Any("keys", keys))
+	listen := hs.ListenAndServe
+	if cfg.TLSCert != "" {
+		listen = func() error { return hs.ListenAndServeTLS(cfg.TLSCert, cfg.TLSKey) }
+	}
+	return daemon.Serve(ctx, log, hs, listen)
+}

@@ -1,0 +1,146 @@
+// Package config reads the YAML configuration of avmilter and avstation.
+// Decoding is strict (an unknown key is an error with its line number) and
+// validation collects every problem at once, each naming its key and line, so
+// that `check-config` can print them all.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Problems is every problem found in one config file.
+type Problems struct {
+	File string
+	List []string
+}
+
+func (p *Problems) Error() string {
+	return fmt.Sprintf("%s: %d problem(s):\n  %s", p.File, len(p.List), strings.Join(p.List, "\n  "))
+}
+
+// checker collects problems, prefixing each with the key path and the line
+// where the key stands in the file (mox's addErrorf, with lines).
+type checker struct {
+	file     string
+	lines    map[string]int
+	problems []string
+}
+
+// addf records a problem with the key at path ("policy.on_infected").
+func (c *checker) addf(path, format string, args ...any) {
+	where := path
+	if line, ok := c.lineOf(path); ok {
+		where = fmt.Sprintf("line %d: %s", line, path)
+	}
+	c.problems = append(c.problems, where+": "+fmt.Sprintf(format, args...))
+}
+
+// lineOf finds the line of path, or of its nearest parent present in the file.
+func (c *checker) lineOf(path string) (int, bool) {
+	for p := path; p != ""; {
+		if l, ok := c.lines[p]; ok {
+			return l, true
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0, false
+}
+
+func (c *checker) err() error {
+	if len(c.problems) == 0 {
+		return nil
+	}
+	return &Problems{File: c.file, List: c.problems}
+}
+
+// load decodes the YAML file at path into v strictly and maps each key path
+// to its line for later messages. v must already hold the defaults.
+func load(path string, v any) (*checker, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c := &checker{file: path, lines: map[string]int{}}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Problems{File: path, List: []string{yamlMessage(err)}}
+	}
+	if len(root.Content) > 0 {
+		indexLines(root.Content[0], "", c.lines)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &Problems{File: path, List: decodeProblems(err)}
+	}
+	return c, nil
+}
+
+func yamlMessage(err error) string {
+	return strings.TrimPrefix(err.Error(), "yaml: ")
+}
+
+// decodeProblems splits yaml's "unmarshal errors" list into one problem per
+// line, with a hint for the most common one.
+func decodeProblems(err error) []string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return []string{yamlMessage(err)}
+	}
+	var out []string
+	for _, e := range te.Errors {
+		if strings.Contains(e, "not found in type") {
+			// "line 3: field foo not found in type config.Milter"
+			e = e[:strings.Index(e, " not found in type")] + " is not a known setting (check its spelling and indentation; the README lists every setting)"
+			e = strings.Replace(e, "field ", "key ", 1)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// indexLines records the line of every mapping key and sequence item.
+func indexLines(n *yaml.Node, prefix string, lines map[string]int) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if prefix != "" {
+				p = prefix + "." + k.Value
+			}
+			lines[p] = k.Line
+			indexLines(v, p, lines)
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			p := prefix + "[" + strconv.Itoa(i) + "]"
+			lines[p] = item.Line
+			indexLines(item, p, lines)
+		}
+	}
+}
+
+// Logger builds the structured logger the config asks for, writing to w.
+func (l Log) Logger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(l.Level)) // checked at load
+	opts := &slog.HandlerOptions{Level: level}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

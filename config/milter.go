@@ -1,0 +1,144 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/avstation/avstation/policy"
+)
+
+// Milter is avmilter's whole configuration.
+type Milter struct {
+	Listen     string `yaml:"listen" doc:"milter socket, Postfix style: inet:127.0.0.1:7357, inet6:[::1]:7357 or unix:/run/avmilter/avmilter.sock"`
+	SocketMode string `yaml:"socket_mode" doc:"file mode of a unix socket (octal), so that the MTA's user can connect"`
+
+	Lists   []ListPattern `yaml:"lists" doc:"recipients that make a message list-bound (see below); at least one unless scan_all is set"`
+	ScanAll bool          `yaml:"scan_all" doc:"scan every message, not only list-bound ones"`
+
+	Stations   []string      `yaml:"stations" doc:"scan station URLs tried in order (http://host:7358); empty: scan in-process with the scanner settings below"`
+	SecretFile string        `yaml:"secret_file" doc:"file with the secret word(s) shared with the stations; mode 0600 (required with stations)"`
+	ScanTimeout time.Duration `yaml:"scan_timeout" doc:"how long one message may take to scan before the station-failure action; keep Postfix's milter_content_timeout longer"`
+	ProgressInterval time.Duration `yaml:"progress_interval" doc:"how often the MTA is told the scan is still going, so that it does not time the milter out"`
+
+	SpoolDir     string   `yaml:"spool_dir" doc:"directory for message bodies larger than memory_buffer (files 0600, always removed)"`
+	MemoryBuffer ByteSize `yaml:"memory_buffer" doc:"bytes of one message body held in memory before it spills to spool_dir"`
+
+	Scanner Scanner       `yaml:"scanner" doc:"engines and limits for in-process scanning (used when stations is empty)"`
+	Policy  policy.Config `yaml:"policy" doc:"what to do with each outcome"`
+
+	MetricsListen string `yaml:"metrics_listen" doc:"address for /metrics and /healthz (host:port); empty: off"`
+	Log           Log    `yaml:"log" doc:"logging"`
+}
+
+// ListPattern makes recipients list-bound: an exact address
+// (staff@example.org) or every address of a domain (*@lists.example.org).
+type ListPattern struct {
+	Match string `yaml:"match" doc:"an address, or *@domain for every address of the domain"`
+	// Name is the list's name in replies, logs and metrics. Empty: the local
+	// part of the recipient address.
+	Name string `yaml:"name" doc:"the list's name in replies, logs and metrics; empty: the local part of the recipient"`
+}
+
+// Log configures the structured log.
+type Log struct {
+	Level  string `yaml:"level" doc:"debug, info, warn or error"`
+	Format string `yaml:"format" doc:"text or json"`
+}
+
+// DefaultMilter is the configuration an empty file gives.
+func DefaultMilter() Milter {
+	return Milter{
+		Listen:           "inet:127.0.0.1:7357",
+		SocketMode:       "0660",
+		ScanTimeout:      120 * time.Second,
+		ProgressInterval: 10 * time.Second,
+		SpoolDir:         "/var/spool/avmilter",
+		MemoryBuffer:     1 << 20,
+		Scanner:          DefaultScanner(),
+		Policy:           policy.Defaults(),
+		Log:              Log{Level: "info", Format: "text"},
+	}
+}
+
+// LoadMilter reads and checks avmilter's config file. The error, when not
+// nil, is a *Problems listing everything wrong.
+func LoadMilter(path string) (*Milter, error) {
+	cfg := DefaultMilter()
+	c, err := load(path, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.check(c)
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func (m *Milter) check(c *checker) {
+	if _, _, err := ParseListen(m.Listen); err != nil {
+		c.addf("listen", "%v", err)
+	}
+	if _, err := parseMode(m.SocketMode); err != nil {
+		c.addf("socket_mode", "%v", err)
+	}
+	if len(m.Lists) == 0 && !m.ScanAll {
+		c.addf("lists", "no list patterns and scan_all is off: nothing would be scanned; add `lists: [{match: \"*@lists.example.org\"}]`")
+	}
+	for i, l := range m.Lists {
+		if err := checkPattern(l.Match); err != nil {
+			c.addf(fmt.Sprintf("lists[%d].match", i), "%v", err)
+		}
+	}
+	for i, s := range m.Stations {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			c.addf(fmt.Sprintf("stations[%d]", i), "%q is not a station URL; write it like http://scan1.example.org:7358", s)
+		}
+	}
+	if len(m.Stations) > 0 && m.SecretFile == "" {
+		c.addf("secret_file", "stations are set but secret_file is not: the job protocol needs the shared secret word")
+	}
+	if m.ScanTimeout <= 0 {
+		c.addf("scan_timeout", "must be positive (e.g. 120s)")
+	}
+	if m.ProgressInterval <= 0 {
+		c.addf("progress_interval", "must be positive (e.g. 10s)")
+	}
+	if m.SpoolDir == "" || !filepath.IsAbs(m.SpoolDir) {
+		c.addf("spool_dir", "must be an absolute directory path")
+	}
+	if len(m.Stations) == 0 {
+		m.Scanner.check(c, "scanner")
+	}
+	for key, p := range m.Policy.Check() {
+		c.addf("policy."+key, "%s", p)
+	}
+	m.Log.check(c)
+}
+
+// checkPattern accepts "local@domain" and "*@domain".
+func checkPattern(p string) error {
+	local, domain, ok := strings.Cut(p, "@")
+	if !ok || local == "" || domain == "" || strings.ContainsAny(p, " <>") || strings.Contains(domain, "*") ||
+		(strings.Contains(local, "*") && local != "*") {
+		return fmt.Errorf("%q is not a list pattern; write an address (staff@example.org) or *@domain (*@lists.example.org)", p)
+	}
+	return nil
+}
+
+func (l Log) check(c *checker) {
+	switch l.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		c.addf("log.level", "%q is not a level; use debug, info, warn or error", l.Level)
+	}
+	switch l.Format {
+	case "text", "json":
+	default:
+		c.addf("log.format", "%q is not a format; use text or json", l.Format)
+	}
+}

@@ -1,0 +1,143 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/avstation/avstation/scanner"
+)
+
+// Station is avstation's whole configuration.
+type Station struct {
+	Listen        string        `yaml:"listen" doc:"host:port for the job protocol, /healthz and /metrics"`
+	TLSCert       string        `yaml:"tls_cert" doc:"certificate file (PEM) to serve HTTPS; empty: plain HTTP (use TLS across hosts)"`
+	TLSKey        string        `yaml:"tls_key" doc:"private key file (PEM) for tls_cert"`
+	SecretFile    string        `yaml:"secret_file" doc:"file with the secret word(s) the milters sign with; mode 0600"`
+	SpoolDir      string        `yaml:"spool_dir" doc:"directory where job bodies are spooled while scanned (files 0600, always removed)"`
+	MaxMessage    ByteSize      `yaml:"max_message_size" doc:"largest job body accepted; larger ones get 413"`
+	MaxConcurrent int           `yaml:"max_concurrent" doc:"scans at once; when full the station answers 503 and the milter tries the next station"`
+	ClockSkew     time.Duration `yaml:"clock_skew" doc:"how far a job's timestamp may be from the station's clock (replay window)"`
+	Scanner       Scanner       `yaml:"scanner" doc:"engines and limits"`
+	Log           Log           `yaml:"log" doc:"logging"`
+}
+
+// Scanner configures engines and limits, for the station and for
+// avmilter's in-process mode.
+type Scanner struct {
+	Clamd          []string      `yaml:"clamd" doc:"clamd addresses: tcp:127.0.0.1:3310 or unix:/run/clamav/clamd.ctl"`
+	EngineTimeout  time.Duration `yaml:"engine_timeout" doc:"how long one engine call on one part may take"`
+	MaxDepth       int           `yaml:"max_depth" doc:"deepest nesting of multiparts and attached messages walked; deeper is limit-exceeded"`
+	MaxParts       int           `yaml:"max_parts" doc:"most MIME parts walked in one message; more is limit-exceeded"`
+	MaxHeaderBytes ByteSize      `yaml:"max_header_bytes" doc:"largest header block of one part; larger is limit-exceeded"`
+	PartMemory     ByteSize      `yaml:"part_memory" doc:"bytes of one decoded part held in memory before it spills to disk"`
+}
+
+// DefaultScanner mirrors scanner.DefaultOptions.
+func DefaultScanner() Scanner {
+	d := scanner.DefaultOptions()
+	return Scanner{
+		Clamd:          []string{"unix:/run/clamav/clamd.ctl"},
+		EngineTimeout:  d.EngineTimeout,
+		MaxDepth:       d.MaxDepth,
+		MaxParts:       d.MaxParts,
+		MaxHeaderBytes: ByteSize(d.MaxHeaderBytes),
+		PartMemory:     ByteSize(d.PartMemory),
+	}
+}
+
+// Options turns the settings into the scanner's options.
+func (s Scanner) Options(name, spoolDir string) scanner.Options {
+	return scanner.Options{
+		Name:           name,
+		EngineTimeout:  s.EngineTimeout,
+		MaxDepth:       s.MaxDepth,
+		MaxParts:       s.MaxParts,
+		MaxHeaderBytes: int64(s.MaxHeaderBytes),
+		PartMemory:     int64(s.PartMemory),
+		SpoolDir:       spoolDir,
+	}
+}
+
+func (s Scanner) check(c *checker, prefix string) {
+	if len(s.Clamd) == 0 {
+		c.addf(prefix+".clamd", "no engine: add a clamd address (unix:/run/clamav/clamd.ctl or tcp:127.0.0.1:3310)")
+	}
+	if len(s.Clamd) > 1 {
+		c.addf(prefix+".clamd", "only one clamd address is used in this version; list one (a clamd pool with failover is planned)")
+	}
+	for i, a := range s.Clamd {
+		if err := checkClamdAddr(a); err != nil {
+			c.addf(fmt.Sprintf("%s.clamd[%d]", prefix, i), "%v", err)
+		}
+	}
+	if s.EngineTimeout <= 0 {
+		c.addf(prefix+".engine_timeout", "must be positive (e.g. 60s)")
+	}
+	if s.MaxDepth < 1 {
+		c.addf(prefix+".max_depth", "must be at least 1")
+	}
+	if s.MaxParts < 1 {
+		c.addf(prefix+".max_parts", "must be at least 1")
+	}
+	if s.MaxHeaderBytes < 1024 {
+		c.addf(prefix+".max_header_bytes", "must be at least 1KiB")
+	}
+	if s.PartMemory < 0 {
+		c.addf(prefix+".part_memory", "must not be negative")
+	}
+}
+
+// DefaultStation is the configuration an empty file gives.
+func DefaultStation() Station {
+	return Station{
+		Listen:        "127.0.0.1:7358",
+		SpoolDir:      "/var/spool/avstation",
+		MaxMessage:    64 << 20,
+		MaxConcurrent: 8,
+		ClockSkew:     5 * time.Minute,
+		Scanner:       DefaultScanner(),
+		Log:           Log{Level: "info", Format: "text"},
+	}
+}
+
+// LoadStation reads and checks avstation's config file.
+func LoadStation(path string) (*Station, error) {
+	cfg := DefaultStation()
+	c, err := load(path, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.check(c)
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func (s *Station) check(c *checker) {
+	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+		c.addf("listen", "%q is not host:port (e.g. 0.0.0.0:7358)", s.Listen)
+	}
+	if (s.TLSCert == "") != (s.TLSKey == "") {
+		c.addf("tls_cert", "tls_cert and tls_key go together: set both or neither")
+	}
+	if s.SecretFile == "" {
+		c.addf("secret_file", "required: the job protocol needs the shared secret word (a file of mode 0600)")
+	}
+	if s.SpoolDir == "" || !filepath.IsAbs(s.SpoolDir) {
+		c.addf("spool_dir", "must be an absolute directory path")
+	}
+	if s.MaxMessage < 1024 {
+		c.addf("max_message_size", "must be at least 1KiB")
+	}
+	if s.MaxConcurrent < 1 {
+		c.addf("max_concurrent", "must be at least 1")
+	}
+	if s.ClockSkew < time.Second {
+		c.addf("clock_skew", "must be at least 1s")
+	}
+	s.Scanner.check(c, "scanner")
+	s.Log.check(c)
+}

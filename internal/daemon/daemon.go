@@ -1,0 +1,90 @@
+// Package daemon holds what both daemons do the same way at start: make
+// their spool directory, open the engines, serve metrics, wait for a signal.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/avstation/avstation/config"
+	"github.com/avstation/avstation/scanner"
+	"github.com/avstation/avstation/scanner/clamd"
+	"github.com/avstation/avstation/version"
+)
+
+// SpoolDir makes sure dir exists and is private to this user.
+func SpoolDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("spool_dir %s: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("spool_dir %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("spool_dir %s: not a directory", dir)
+	}
+	return nil
+}
+
+// Scanner builds the scanner with the configured engines.
+func Scanner(cfg config.Scanner, spoolDir string) (*scanner.Scanner, error) {
+	host, _ := os.Hostname()
+	var engines []scanner.Engine
+	for _, addr := range cfg.Clamd {
+		c, err := clamd.New(addr)
+		if err != nil {
+			return nil, fmt.Errorf("scanner.clamd: %w", err)
+		}
+		engines = append(engines, scanner.Clamd(c))
+	}
+	return scanner.New(cfg.Options(version.Scanner(host), spoolDir), engines...), nil
+}
+
+// Registry is a metrics registry with the Go and process collectors and a
+// build_info gauge named for the daemon.
+func Registry(daemon string) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: daemon + "_build_info",
+		Help: "Always 1; the labels name the build.",
+	}, []string{"version", "goversion"})
+	info.WithLabelValues(version.Version, runtime.Version()).Set(1)
+	reg.MustRegister(info)
+	return reg
+}
+
+// Signals returns a context cancelled on SIGINT or SIGTERM.
+func Signals() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+}
+
+// Serve runs srv until ctx is done, then shuts it down gracefully.
+func Serve(ctx context.Context, log *slog.Logger, srv *http.Server, serve func() error) error {
+	errc := make(chan error, 1)
+	go func() { errc <- serve() }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}

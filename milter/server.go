@@ -1,0 +1,194 @@
+// Package milter is avmilter's front end to the MTA: it speaks the milter
+// protocol (Postfix smtpd_milters, Sendmail INPUT_MAIL_FILTER), decides which
+// messages are bound for mailing lists, holds their bodies, has them scanned
+// and applies the policy's decision to the MTA.
+package milter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/d--j/go-milter"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/avstation/avstation/config"
+	"github.com/avstation/avstation/jobproto"
+	"github.com/avstation/avstation/policy"
+	"github.com/avstation/avstation/scanner"
+	"github.com/avstation/avstation/verdict"
+)
+
+// Scanner scans one held message: a station over the job protocol, or the
+// scanner package in-process. An error means there is no verdict.
+type Scanner interface {
+	Scan(ctx context.Context, meta jobproto.Meta, body io.ReaderAt, size int64) (*verdict.Verdict, error)
+}
+
+// LocalScanner scans in-process, for a single host with no station.
+type LocalScanner struct{ *scanner.Scanner }
+
+// Scan ignores the envelope: the scanner needs only the bytes.
+func (l LocalScanner) Scan(ctx context.Context, meta jobproto.Meta, body io.ReaderAt, size int64) (*verdict.Verdict, error) {
+	v, err := l.Scanner.Scan(ctx, body, size)
+	if v != nil {
+		v.JobID = meta.JobID
+	}
+	return v, err
+}
+
+// Server is the milter server.
+type Server struct {
+	cfg      *config.Milter
+	lists    *Lists
+	scanner  Scanner
+	log      *slog.Logger
+	metrics  *metrics
+	hostname string
+	mode     string // "station" or "in-process", for the log
+	ms       *milter.Server
+}
+
+// New builds a server. reg receives the milter's metrics.
+func New(cfg *config.Milter, sc Scanner, log *slog.Logger, reg prometheus.Registerer) *Server {
+	host, _ := os.Hostname()
+	s := &Server{cfg: cfg, lists: NewLists(cfg.Lists), scanner: sc, log: log, metrics: newMetrics(reg), hostname: host, mode: "in-process"}
+	if len(cfg.Stations) > 0 {
+		s.mode = "station"
+	}
+	s.ms = milter.NewServer(
+		milter.WithDynamicMilter(func(uint32, milter.OptAction, milter.OptProtocol, milter.DataSize) milter.Milter {
+			sess := &session{srv: s}
+			sess.reset()
+			return sess
+		}),
+		milter.WithNegotiationCallback(negotiate),
+		milter.WithMacroRequest(milter.StageEOM, []milter.MacroName{milter.MacroQueueId}),
+		// A silent MTA for this long is gone; scans have their own timeout.
+		milter.WithReadTimeout(10*time.Minute),
+		milter.WithWriteTimeout(30*time.Second),
+	)
+	return s
+}
+
+// negotiate takes what this milter uses of what the MTA offers. Data is kept
+// to 64 KB packets even where Sendmail offers more (go-milter's ReplaceBody
+// breaks above that, see LAB.md).
+func negotiate(mtaVersion, milterVersion uint32, mtaActions, _ milter.OptAction, mtaProtocol, _ milter.OptProtocol, _ milter.DataSize) (uint32, milter.OptAction, milter.OptProtocol, milter.DataSize, error) {
+	version := min(mtaVersion, milterVersion)
+	if version < 2 {
+		return 0, 0, 0, 0, fmt.Errorf("MTA speaks milter protocol version %d; at least 2 is needed", mtaVersion)
+	}
+	actions := (milter.OptAddHeader | milter.OptChangeHeader | milter.OptChangeBody) & mtaActions
+	protocol := (milter.OptNoHelo | milter.OptNoUnknown | milter.OptHeaderLeadingSpace) & mtaProtocol
+	return version, actions, protocol, milter.DataSize64K, nil
+}
+
+// Listen opens the configured socket. A unix socket left behind by a
+// previous run is removed first, but only when nothing answers on it.
+func Listen(cfg *config.Milter) (net.Listener, error) {
+	network, addr, err := config.ParseListen(cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	if network == "unix" {
+		if err := removeStaleSocket(addr); err != nil {
+			return nil, err
+		}
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	if network == "unix" {
+		if err := os.Chmod(addr, cfg.SocketFileMode()); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		}
+	}
+	return ln, nil
+}
+
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("socket %s: %w", path, err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("socket %s: a file that is not a socket is in the way; remove it or choose another path", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("socket %s: another process is listening on it (is avmilter already running?)", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("socket %s: removing stale socket: %w", path, err)
+	}
+	return nil
+}
+
+// Serve handles MTA connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.log.Info("avmilter listening", slog.String("listen", ln.Addr().String()), slog.String("mode", s.mode))
+	err := s.ms.Serve(ln)
+	if errors.Is(err, milter.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for sessions in progress until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.ms.Shutdown(ctx) }
+
+// record writes the one log line of a decision and counts it.
+func (s *Server) record(meta jobproto.Meta, d policy.Decision, v *verdict.Verdict, scanErr, applyErr error, took time.Duration, size int64) {
+	attrs := []any{
+		slog.String("queue_id", meta.QueueID),
+		slog.String("job_id", meta.JobID),
+		slog.String("outcome", string(d.Outcome)),
+		slog.String("action", string(d.Verb)),
+		slog.Any("lists", meta.Lists),
+		slog.String("from", meta.Sender),
+		slog.Int("rcpts", len(meta.Recipients)),
+		slog.Int64("size", size),
+		slog.Duration("took", took),
+	}
+	if d.Threat != "" || d.Outcome == policy.OutcomeInfected {
+		attrs = append(attrs, slog.String("threat", threatOrUnknown(d.Threat)))
+	}
+	if d.FileName != "" {
+		attrs = append(attrs, slog.String("file", d.FileName))
+	}
+	if d.Reply != nil {
+		attrs = append(attrs, slog.String("reply", d.Reply.String()))
+	}
+	if v != nil && v.Scanner != "" {
+		attrs = append(attrs, slog.String("scanner", v.Scanner))
+	}
+	level := slog.LevelInfo
+	if scanErr != nil {
+		attrs = append(attrs, slog.String("err", scanErr.Error()))
+		level = slog.LevelWarn
+	}
+	if applyErr != nil {
+		attrs = append(attrs, slog.String("apply_err", applyErr.Error()))
+		level = slog.LevelError
+	}
+	s.log.Log(context.Background(), level, "message scanned", attrs...)
+	s.metrics.observe(d, took)
+}
+
+func threatOrUnknown(t string) string {
+	if t == "" {
+		return "???"
+	}
+	return t
+}

@@ -1,0 +1,242 @@
+package milter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/d--j/go-milter"
+
+	"github.com/avstation/avstation/jobproto"
+	"github.com/avstation/avstation/policy"
+	"github.com/avstation/avstation/spool"
+	"github.com/avstation/avstation/verdict"
+)
+
+// session is one MTA connection's milter. go-milter calls it from one
+// goroutine, so it needs no locking; modifier calls stay on that goroutine.
+type session struct {
+	srv    *Server
+	client string // SMTP client IP
+
+	// per message, reset at MAIL FROM and on abort
+	sender     string
+	recipients []string
+	lists      []string
+	body       *spool.Buffer
+	bodyErr    error
+	ownHeaders map[string]int // X-Virus-* headers that came with the message
+}
+
+var _ milter.Milter = (*session)(nil)
+
+func (s *session) NewConnection(milter.Modifier) error { return nil }
+
+func (s *session) Connect(host, family string, port uint16, addr string, m milter.Modifier) (*milter.Response, error) {
+	s.client = addr
+	return milter.RespContinue, nil
+}
+
+func (s *session) Helo(string, milter.Modifier) (*milter.Response, error) {
+	return milter.RespContinue, nil
+}
+
+func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
+	s.reset()
+	s.sender = from
+	return milter.RespContinue, nil
+}
+
+func (s *session) RcptTo(rcpt, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
+	s.recipients = append(s.recipients, rcpt)
+	if name, ok := s.srv.lists.Match(rcpt); ok && !contains(s.lists, name) {
+		s.lists = append(s.lists, name)
+	}
+	return milter.RespContinue, nil
+}
+
+// Data is the end of the envelope: mail for no list is let go here, before
+// its body is transferred or buffered.
+func (s *session) Data(m milter.Modifier) (*milter.Response, error) {
+	if len(s.lists) == 0 && !s.srv.cfg.ScanAll {
+		s.srv.metrics.notListBound.Inc()
+		return milter.RespAccept, nil
+	}
+	s.body = spool.New(s.srv.cfg.SpoolDir, int64(s.srv.cfg.MemoryBuffer))
+	return milter.RespContinue, nil
+}
+
+// Header rebuilds the header block as received. With the leading-space
+// option negotiated the value is exactly what followed the colon.
+func (s *session) Header(name, value string, m milter.Modifier) (*milter.Response, error) {
+	// ChangeHeader counts per canonical name, whatever the case as sent.
+	if canon := textproto.CanonicalMIMEHeaderKey(name); canon == "X-Virus-Status" || canon == "X-Virus-Scanned" {
+		s.ownHeaders[canon]++
+	}
+	sep := ": "
+	if m.Protocol()&milter.OptHeaderLeadingSpace != 0 {
+		sep = ":"
+	}
+	// Folded values come with bare LF (the milter protocol's line ending).
+	s.write(name + sep + strings.ReplaceAll(strings.ReplaceAll(value, "\r\n", "\n"), "\n", "\r\n") + "\r\n")
+	return milter.RespContinue, nil
+}
+
+func (s *session) Headers(m milter.Modifier) (*milter.Response, error) {
+	s.write("\r\n")
+	return milter.RespContinue, nil
+}
+
+func (s *session) BodyChunk(chunk []byte, m milter.Modifier) (*milter.Response, error) {
+	if s.body != nil && s.bodyErr == nil {
+		_, s.bodyErr = s.body.Write(chunk)
+	}
+	return milter.RespContinue, nil
+}
+
+func (s *session) write(text string) {
+	if s.body != nil && s.bodyErr == nil {
+		_, s.bodyErr = s.body.Write([]byte(text))
+	}
+}
+
+// EndOfMessage scans the held message, asks the policy, and applies its
+// decision: the one place where a verdict turns into an action.
+func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
+	defer s.reset()
+	if s.body == nil { // DATA was not seen (an MTA that skips it): nothing held
+		s.body = spool.New(s.srv.cfg.SpoolDir, int64(s.srv.cfg.MemoryBuffer))
+	}
+	meta := jobproto.Meta{
+		JobID:      jobproto.NewJobID(),
+		QueueID:    m.Get(milter.MacroQueueId),
+		Sender:     s.sender,
+		Recipients: s.recipients,
+		Lists:      s.lists,
+		Client:     s.client,
+		Primary:    s.srv.hostname,
+	}
+	start := time.Now()
+	v, scanErr := s.scan(m, meta)
+	d := s.srv.cfg.Policy.Decide(policy.Input{Lists: s.lists, Verdict: v, ScanError: scanErr})
+	resp, applyErr := s.apply(m, d)
+	s.srv.record(meta, d, v, scanErr, applyErr, time.Since(start), s.body.Size())
+	return resp, applyErr
+}
+
+type scanResult struct {
+	v   *verdict.Verdict
+	err error
+}
+
+// scan runs the scan in its own goroutine and keeps the MTA waiting with
+// progress packets (milter protocol v6 SMFIR_PROGRESS) so that a long scan
+// does not hit milter_content_timeout. Only this goroutine talks to m.
+func (s *session) scan(m milter.Modifier, meta jobproto.Meta) (*verdict.Verdict, error) {
+	if s.bodyErr != nil {
+		return nil, fmt.Errorf("holding the message: %w", s.bodyErr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.ScanTimeout)
+	defer cancel()
+	done := make(chan scanResult, 1)
+	go func() {
+		v, err := s.srv.scanner.Scan(ctx, meta, s.body, s.body.Size())
+		done <- scanResult{v, err}
+	}()
+	tick := time.NewTicker(s.srv.cfg.ProgressInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-done:
+			if r.err == nil && r.v == nil {
+				r.err = errors.New("scanner returned no verdict")
+			}
+			return r.v, r.err
+		case <-tick.C:
+			if err := m.Progress(); err != nil && !errors.Is(err, milter.ErrVersionTooLow) {
+				cancel() // the MTA is gone: stop the scan too
+				r := <-done
+				return nil, fmt.Errorf("MTA connection lost while scanning: %w (scan: %v)", err, r.err)
+			}
+		}
+	}
+}
+
+// apply tells the MTA what the decision says.
+func (s *session) apply(m milter.Modifier, d policy.Decision) (*milter.Response, error) {
+	switch d.Verb {
+	case policy.Accept:
+		if len(d.Headers) > 0 {
+			if err := s.replaceHeaders(m, d.Headers); err != nil {
+				return nil, fmt.Errorf("adding headers: %w", err)
+			}
+		}
+		return milter.RespAccept, nil
+	case policy.DiscardMsg:
+		return milter.RespDiscard, nil
+	case policy.RejectMsg, policy.TempfailMsg:
+		return milter.RejectWithCodeAndReason(uint16(d.Reply.Code), d.Reply.Enhanced+" "+d.Reply.Text)
+	}
+	// A verb this milter does not know: refuse to guess.
+	return milter.RespTempFail, nil
+}
+
+// replaceHeaders removes X-Virus-* headers that came with the message, so
+// that a sender cannot pre-tag a message as clean for downstream filters,
+// and adds ours.
+func (s *session) replaceHeaders(m milter.Modifier, hs []policy.Header) error {
+	if m.Actions()&milter.OptChangeHeader != 0 {
+		for name, n := range s.ownHeaders {
+			for i := n; i >= 1; i-- {
+				if err := m.ChangeHeader(i, name, ""); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if m.Actions()&milter.OptAddHeader == 0 {
+		s.srv.log.Warn("MTA does not allow adding headers; X-Virus-Status not added")
+		return nil
+	}
+	for _, h := range hs {
+		if err := m.AddHeader(h.Name, h.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *session) Abort(milter.Modifier) error {
+	s.reset()
+	return nil
+}
+
+func (s *session) Unknown(string, milter.Modifier) (*milter.Response, error) {
+	return milter.RespContinue, nil
+}
+
+func (s *session) Cleanup(milter.Modifier) { s.reset() }
+
+// reset forgets the current message and removes its spool file.
+func (s *session) reset() {
+	if s.body != nil {
+		if err := s.body.Close(); err != nil {
+			s.srv.log.Error("removing spooled message", slog.Any("err", err))
+		}
+	}
+	s.sender, s.recipients, s.lists, s.body, s.bodyErr = "", nil, nil, nil, nil
+	s.ownHeaders = map[string]int{}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

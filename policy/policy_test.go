@@ -1,0 +1,120 @@
+package policy
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/avstation/avstation/verdict"
+)
+
+func infected(threat, file string) *verdict.Verdict {
+	v := &verdict.Verdict{Scanner: "avstation test on scan1"}
+	v.Add(verdict.Finding{Path: "2", FileName: file, Kind: verdict.KindVirus, Threat: threat})
+	return v
+}
+
+func withFinding(k verdict.Kind, detail string) *verdict.Verdict {
+	v := &verdict.Verdict{Scanner: "avstation test on scan1"}
+	v.Add(verdict.Finding{Path: "1", Kind: k, Detail: detail})
+	return v
+}
+
+func cleanVerdict() *verdict.Verdict {
+	v := &verdict.Verdict{Scanner: "avstation test on scan1"}
+	v.Settle()
+	return v
+}
+
+func TestDecide(t *testing.T) {
+	def := Defaults()
+	with := func(f func(*Config)) Config { c := Defaults(); f(&c); return c }
+	tests := []struct {
+		name    string
+		cfg     Config
+		in      Input
+		outcome Outcome
+		verb    Verb
+		reply   string // substring of the reply, "" for none
+		headers []Header
+	}{
+		{"clean gets headers", def, Input{Lists: []string{"staff"}, Verdict: cleanVerdict()},
+			OutcomeClean, Accept, "", []Header{{"X-Virus-Status", "Clean"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
+		{"clean without headers", with(func(c *Config) { c.Headers = false }), Input{Verdict: cleanVerdict()},
+			OutcomeClean, Accept, "", nil},
+		{"scanned_by overrides", with(func(c *Config) { c.ScannedBy = "our AV" }), Input{Verdict: cleanVerdict()},
+			OutcomeClean, Accept, "", []Header{{"X-Virus-Status", "Clean"}, {"X-Virus-Scanned", "our AV"}}},
+		{"infected rejects naming list, threat, file", def, Input{Lists: []string{"staff"}, Verdict: infected("Eicar-Test-Signature", "eicar.com")},
+			OutcomeInfected, RejectMsg, "550 5.7.1 Your posting to the staff list has been rejected because it contains the 'Eicar-Test-Signature' virus in attachment 'eicar.com'.", nil},
+		{"infected without a name or file", def, Input{Lists: []string{"a", "b"}, Verdict: infected("", "")},
+			OutcomeInfected, RejectMsg, "to the a, b lists has been rejected because it contains a virus in the message body", nil},
+		{"infected discard", with(func(c *Config) { c.OnInfected = Discard }), Input{Verdict: infected("X", "x.exe")},
+			OutcomeInfected, DiscardMsg, "", nil},
+		{"infected tag", with(func(c *Config) { c.OnInfected = Tag }), Input{Verdict: infected("Trojan:Win32/Phonzy.A!ml", "x.exe")},
+			OutcomeInfected, Accept, "", []Header{{"X-Virus-Status", "Infected (Trojan:Win32/Phonzy.A!ml)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
+		{"infected tag without name says ???", with(func(c *Config) { c.OnInfected = Tag }), Input{Verdict: infected("", "")},
+			OutcomeInfected, Accept, "", []Header{{"X-Virus-Status", "Infected (???)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
+		{"threat with CRLF is made safe", def, Input{Verdict: infected("Bad\r\nName", "a\x00b")},
+			OutcomeInfected, RejectMsg, "'Bad??Name' virus in attachment 'a?b'", nil},
+		{"station failure tempfails", def, Input{ScanError: errors.New("connection refused")},
+			OutcomeStationFailure, TempfailMsg, "451 4.7.1 Virus scanning is temporarily unavailable", nil},
+		{"station failure tag", with(func(c *Config) { c.OnStationFailure = Tag }), Input{ScanError: errors.New("timeout")},
+			OutcomeStationFailure, Accept, "", []Header{{"X-Virus-Status", "Unscanned (scan failed)"}}},
+		{"station failure reject", with(func(c *Config) { c.OnStationFailure = Reject }), Input{Lists: []string{"l"}, ScanError: errors.New("timeout")},
+			OutcomeStationFailure, RejectMsg, "550 5.7.1 Your posting to the l list has been rejected because it could not be scanned", nil},
+		{"engine error is a station failure", def, Input{Verdict: withFinding(verdict.KindScanError, "clamd down")},
+			OutcomeStationFailure, TempfailMsg, "451", nil},
+		{"nil verdict without error fails closed", def, Input{},
+			OutcomeStationFailure, TempfailMsg, "451", nil},
+		{"unknown status fails closed", def, Input{Verdict: &verdict.Verdict{Status: "probably-fine"}},
+			OutcomeStationFailure, TempfailMsg, "451", nil},
+		{"unsettled verdict fails closed", def, Input{Verdict: &verdict.Verdict{}},
+			OutcomeStationFailure, TempfailMsg, "451", nil},
+		{"clean status with findings fails closed", def, Input{Verdict: &verdict.Verdict{Status: verdict.Clean, Findings: []verdict.Finding{{Kind: verdict.KindVirus}}}},
+			OutcomeStationFailure, TempfailMsg, "451", nil},
+		{"unscannable tags by default", def, Input{Verdict: withFinding(verdict.KindUnscannable, "missing final boundary")},
+			OutcomeUnscannable, Accept, "", []Header{{"X-Virus-Status", "Unscanned (unparseable)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
+		{"limit exceeded tags by default", def, Input{Verdict: withFinding(verdict.KindLimitExceeded, "max_depth 20")},
+			OutcomeLimitExceeded, Accept, "", []Header{{"X-Virus-Status", "Unscanned (limit exceeded)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
+		{"limit exceeded reject says which", with(func(c *Config) { c.OnLimitExceeded = Reject }), Input{Verdict: withFinding(verdict.KindLimitExceeded, "max_parts 1000")},
+			OutcomeLimitExceeded, RejectMsg, "too complex to scan (max_parts 1000)", nil},
+		{"encrypted tempfail", with(func(c *Config) { c.OnEncrypted = Tempfail }), Input{Verdict: withFinding(verdict.KindEncrypted, "")},
+			OutcomeEncrypted, TempfailMsg, "451 4.7.1 Your message could not be scanned for viruses (encrypted)", nil},
+		{"infected outranks unscannable", def, Input{Verdict: func() *verdict.Verdict {
+			v := withFinding(verdict.KindUnscannable, "bad boundary")
+			v.Add(verdict.Finding{Kind: verdict.KindVirus, Threat: "T", FileName: "f"})
+			return v
+		}()}, OutcomeInfected, RejectMsg, "'T' virus in attachment 'f'", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := tt.cfg.Decide(tt.in)
+			if d.Outcome != tt.outcome || d.Verb != tt.verb {
+				t.Fatalf("got %s/%s, want %s/%s", d.Outcome, d.Verb, tt.outcome, tt.verb)
+			}
+			switch {
+			case tt.reply == "" && d.Reply != nil:
+				t.Errorf("unexpected reply %q", d.Reply)
+			case tt.reply != "" && (d.Reply == nil || !strings.Contains(d.Reply.String(), tt.reply)):
+				t.Errorf("reply %v does not contain %q", d.Reply, tt.reply)
+			}
+			if !reflect.DeepEqual(d.Headers, tt.headers) {
+				t.Errorf("headers %q, want %q", d.Headers, tt.headers)
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	if p := Defaults().Check(); len(p) != 0 {
+		t.Fatalf("defaults have problems: %v", p)
+	}
+	c := Defaults()
+	c.OnInfected = "accept"
+	c.OnStationFailure = Discard
+	p := c.Check()
+	if len(p) != 2 || !strings.Contains(p["on_infected"], "reject, discard, tag") || p["on_station_failure"] == "" {
+		t.Errorf("problems = %v", p)
+	}
+}

@@ -1,0 +1,186 @@
+package clamd
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrSizeLimit is clamd's refusal of a stream longer than its StreamMaxLength
+// (clamd.conf). The content was not scanned whole: callers must not treat it
+// as clean.
+var ErrSizeLimit = errors.New("clamd: INSTREAM size limit exceeded")
+
+// ReplyError is a reply clamd ended with ERROR, or any reply this package does
+// not understand. Reply is the line as received, without its terminator.
+type ReplyError struct {
+	Reply string
+}
+
+func (e *ReplyError) Error() string {
+	if e.Reply == "" {
+		return "clamd: empty reply"
+	}
+	if strings.ContainsFunc(e.Reply, isControl) {
+		// Keep log lines on one line and readable whatever clamd sent.
+		return "clamd: " + strconv.Quote(e.Reply)
+	}
+	return "clamd: " + e.Reply
+}
+
+// Result is clamd's answer about one stream.
+type Result struct {
+	Found bool
+	// Threat is the signature name, such as "Eicar-Test-Signature.UNOFFICIAL".
+	// It may be empty even when Found is true.
+	Threat string
+	// Raw is clamd's reply line, without its terminator, for the records.
+	Raw string
+}
+
+// ParseScanReply parses clamd's reply to INSTREAM, given without its NUL or
+// newline terminator (a trailing one is tolerated):
+//
+//	stream: OK
+//	stream: Win.Test.EICAR_HDB-1 FOUND
+//	INSTREAM size limit exceeded. ERROR
+//
+// The name is everything between the "stream: " prefix (or, for other
+// commands, the first "<path>: ") and the final " FOUND": names may contain
+// spaces, colons and '!' ("Trojan:Win32/Phonzy.A!ml").
+//
+// It returns a nil error with Found false only for an OK reply. ERROR replies
+// give ErrSizeLimit or a *ReplyError, as does anything unexpected, including a
+// reply with control characters in it. Raw is set in every case.
+func ParseScanReply(line string) (Result, error) {
+	line = trimTerminator(line)
+	res := Result{Raw: line}
+	if line == "" || strings.ContainsFunc(line, isControl) {
+		return res, &ReplyError{Reply: line}
+	}
+	if line == "ERROR" || strings.HasSuffix(line, " ERROR") {
+		// clamd(8): "INSTREAM size limit exceeded. ERROR", sent before it
+		// closes the connection.
+		if strings.Contains(line, "size limit exceeded") {
+			return res, ErrSizeLimit
+		}
+		return res, &ReplyError{Reply: line}
+	}
+	rest, ok := strings.CutPrefix(line, "stream: ")
+	if !ok {
+		if _, rest, ok = strings.Cut(line, ": "); !ok {
+			return res, &ReplyError{Reply: line}
+		}
+	}
+	switch {
+	case rest == "OK":
+		return res, nil
+	case rest == "FOUND":
+		res.Found = true
+		return res, nil
+	case strings.HasSuffix(rest, " FOUND"):
+		res.Found = true
+		res.Threat = strings.TrimSpace(strings.TrimSuffix(rest, " FOUND"))
+		return res, nil
+	}
+	return res, &ReplyError{Reply: line}
+}
+
+// Version is clamd's answer to VERSION.
+type Version struct {
+	Engine string // "ClamAV 1.4.6"
+	// Database is the signature database version ("27456"); empty when clamd
+	// gave none, as it does when it runs only on local signature files.
+	Database string
+	// BuildTime is the database's build time, zero when absent.
+	BuildTime time.Time
+}
+
+// versionTimeLayout is ctime(3)'s, which clamd uses for the database date
+// ("Sat Nov  1 09:30:00 2026"; _2 also takes a single space).
+const versionTimeLayout = "Mon Jan _2 15:04:05 2006"
+
+// ParseVersion parses clamd's reply to VERSION, with or without the database
+// part: "ClamAV 1.4.6" or "ClamAV 1.4.6/27456/Sat Nov 21 09:30:00 2026".
+// clamd prints the date in its own local time, without a zone: it is read in
+// time.Local, right when clamd runs on this host or in the same zone.
+// Anything else is a *ReplyError.
+func ParseVersion(line string) (Version, error) {
+	line = trimTerminator(line)
+	bad := &ReplyError{Reply: line}
+	if strings.ContainsFunc(line, isControl) {
+		return Version{}, bad
+	}
+	engine, rest, hasDB := strings.Cut(line, "/")
+	if !strings.HasPrefix(engine, "ClamAV ") || strings.TrimSpace(engine[len("ClamAV "):]) == "" {
+		return Version{}, bad
+	}
+	v := Version{Engine: engine}
+	if !hasDB {
+		return v, nil
+	}
+	db, date, hasDate := strings.Cut(rest, "/")
+	if db == "" || strings.ContainsFunc(db, func(r rune) bool { return r < '0' || r > '9' }) {
+		return Version{}, bad
+	}
+	v.Database = db
+	if !hasDate {
+		return v, nil
+	}
+	t, err := time.ParseInLocation(versionTimeLayout, date, time.Local)
+	if err != nil {
+		return Version{}, bad
+	}
+	v.BuildTime = t
+	return v, nil
+}
+
+// maxReply bounds a reply line; real ones are well under 1 KiB.
+const maxReply = 8 << 10
+
+var errNoReply = errors.New("connection closed without a reply")
+
+// readReply reads one reply from r up to its terminator: NUL for z-prefixed
+// commands, newline for n-prefixed ones (clamd(8)); both are accepted. It
+// returns the line without the terminator (and without a "\r" before a
+// newline). A reply cut short by EOF is an error, not a reply: clamd always
+// terminates its replies.
+func readReply(r io.Reader) (string, error) {
+	buf := make([]byte, 0, 256)
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) >= maxReply {
+				return "", fmt.Errorf("reply longer than %d bytes", maxReply)
+			}
+			buf = slices.Grow(buf, len(buf))
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), maxReply)])
+		start := len(buf)
+		buf = buf[:start+n]
+		if i := bytes.IndexAny(buf[start:], "\x00\n"); i >= 0 {
+			return strings.TrimSuffix(string(buf[:start+i]), "\r"), nil
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				if len(buf) == 0 {
+					return "", errNoReply
+				}
+				return "", fmt.Errorf("reply %q cut short: %w", buf, io.ErrUnexpectedEOF)
+			}
+			return "", err
+		}
+	}
+}
+
+func trimTerminator(line string) string {
+	return strings.TrimRight(line, "\x00\r\n")
+}
+
+func isControl(r rune) bool {
+	return r < ' ' || r == 0x7f
+}

@@ -1,0 +1,196 @@
+package scanner
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/avstation/avstation/verdict"
+)
+
+// fakeEngine finds "EVIL" in a stream and counts what it was asked.
+type fakeEngine struct {
+	mu      sync.Mutex
+	streams []string
+	err     error
+}
+
+func (e *fakeEngine) Name() string { return "fake" }
+func (e *fakeEngine) Scan(ctx context.Context, r io.Reader) (Detection, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return Detection{}, err
+	}
+	e.mu.Lock()
+	e.streams = append(e.streams, string(b))
+	e.mu.Unlock()
+	if e.err != nil {
+		return Detection{}, e.err
+	}
+	if bytes.Contains(b, []byte("EVIL")) {
+		return Detection{Found: true, Threat: "Test.Evil", Raw: "stream: Test.Evil FOUND"}, nil
+	}
+	return Detection{}, nil
+}
+func (e *fakeEngine) Version(ctx context.Context) (verdict.Engine, error) {
+	return verdict.Engine{Name: "fake", Version: "1.0", SignatureVersion: "42"}, nil
+}
+
+func crlf(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n") }
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func multipart(parts ...string) string {
+	var b strings.Builder
+	b.WriteString("From: a@example.org\nSubject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"BB\"\n\npreamble\n")
+	for _, p := range parts {
+		b.WriteString("--BB\n" + p + "\n")
+	}
+	b.WriteString("--BB--\n")
+	return b.String()
+}
+
+func attachment(name, content string) string {
+	return "Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"" + name + "\"\nContent-Transfer-Encoding: base64\n\n" + b64(content)
+}
+
+const textPart = "Content-Type: text/plain\n\nhello list"
+
+func scan(t *testing.T, opt Options, e Engine, msg string) *verdict.Verdict {
+	t.Helper()
+	raw := []byte(crlf(msg))
+	if opt.Name == "" {
+		opt.Name = "test"
+	}
+	v, err := New(opt, e).Scan(context.Background(), bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	return v
+}
+
+func TestScanFindings(t *testing.T) {
+	deep := func(n int, content string) string {
+		msg := "Content-Type: text/plain\n\n" + content
+		for i := 0; i < n; i++ {
+			msg = fmt.Sprintf("Content-Type: multipart/mixed; boundary=\"b%d\"\n\n--b%d\n%s\n--b%d--\n", i, i, msg, i)
+		}
+		return "Subject: deep\n" + msg
+	}
+	many := func(n int) string {
+		var parts []string
+		for i := 0; i < n; i++ {
+			parts = append(parts, textPart)
+		}
+		return multipart(parts...)
+	}
+	tests := []struct {
+		name   string
+		opt    Options
+		msg    string
+		status verdict.Status
+		// first finding of the status: path, file name, threat or detail substring
+		path, file, detail string
+		streams            int // engine calls: parts + raw
+	}{
+		{"plain clean", Options{}, "Subject: hi\n\nhello", verdict.Clean, "", "", "", 2},
+		{"clean attachments", Options{}, multipart(textPart, attachment("a.pdf", "PDF")), verdict.Clean, "", "", "", 3},
+		{"infected attachment named", Options{}, multipart(textPart, attachment("eicar.com", "EVIL")),
+			verdict.Infected, "2", "eicar.com", "Test.Evil", 3},
+		{"RFC 2231 file name", Options{}, multipart(textPart, "Content-Type: application/octet-stream\nContent-Disposition: attachment; filename*=utf-8''r%C3%A9sum%C3%A9.exe\nContent-Transfer-Encoding: base64\n\n"+b64("EVIL")),
+			verdict.Infected, "2", "résumé.exe", "Test.Evil", 3},
+		{"RFC 2047 name parameter", Options{}, multipart("Content-Type: application/octet-stream; name=\"=?UTF-8?B?w6lpY2FyLmNvbQ==?=\"\nContent-Transfer-Encoding: base64\n\n"+b64("EVIL")),
+			verdict.Infected, "1", "éicar.com", "Test.Evil", 2},
+		{"quoted-printable decoded", Options{}, multipart("Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\nEV=\nIL"),
+			verdict.Infected, "1", "", "Test.Evil", 2},
+		{"base64 with garbage between lines", Options{}, multipart("Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n" + b64("EVIL")[:4] + " \t!\n" + b64("EVIL")[4:]),
+			verdict.Infected, "1", "", "Test.Evil", 2},
+		{"attached message walked", Options{}, multipart(textPart, "Content-Type: message/rfc822\n\nSubject: inner\nContent-Type: multipart/mixed; boundary=in\n\n--in\n"+attachment("inner.exe", "EVIL")+"\n--in--\n"),
+			verdict.Infected, "2/1", "inner.exe", "Test.Evil", 3},
+		{"missing final boundary is unscannable, parts still scanned", Options{},
+			"Content-Type: multipart/mixed; boundary=BB\n\n--BB\n" + textPart + "\n--BB\n" + attachment("a.txt", "fine"),
+			verdict.Unscannable, "2", "a.txt", "ends without its closing boundary", 3},
+		{"missing boundary infected still found", Options{},
+			"Content-Type: multipart/mixed; boundary=BB\n\n--BB\n" + attachment("x.exe", "EVIL"),
+			verdict.Infected, "1", "x.exe", "Test.Evil", 2},
+		{"multipart without boundary", Options{}, "Content-Type: multipart/mixed\n\nEVIL",
+			verdict.Infected, "1", "", "Test.Evil", 2},
+		{"depth limit", Options{MaxDepth: 5}, deep(10, "fine"), verdict.LimitExceeded, "1/1/1/1/1", "", "max_depth 5", 1},
+		{"depth within limit", Options{MaxDepth: 20}, deep(10, "EVIL"), verdict.Infected, "1/1/1/1/1/1/1/1/1/1", "", "Test.Evil", 2},
+		{"part limit", Options{MaxParts: 10}, many(11), verdict.LimitExceeded, "11", "", "max_parts 10", 11},
+		{"header limit", Options{MaxHeaderBytes: 100}, multipart("X-Long: " + strings.Repeat("a", 200) + "\n\nbody"),
+			verdict.LimitExceeded, "1", "", "max_header_bytes 100", 1},
+		{"garbage header line", Options{}, "Subject ok\n\x00\x01: x\n\nEVIL", verdict.Infected, "", "", "Test.Evil", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := &fakeEngine{}
+			v := scan(t, tt.opt, e, tt.msg)
+			if v.Status != tt.status {
+				t.Fatalf("status %q, want %q; findings %+v", v.Status, tt.status, v.Findings)
+			}
+			if len(e.streams) != tt.streams {
+				t.Errorf("engine saw %d streams, want %d", len(e.streams), tt.streams)
+			}
+			if v.Scanner != "test" || len(v.Engines) != 1 || v.Engines[0].SignatureVersion != "42" {
+				t.Errorf("scanner %q engines %+v", v.Scanner, v.Engines)
+			}
+			if tt.status == verdict.Clean {
+				return
+			}
+			f, _ := v.First(tt.status)
+			if f.Path != tt.path || f.FileName != tt.file || !strings.Contains(f.Threat+f.Detail, tt.detail) {
+				t.Errorf("first finding %+v, want path %q file %q detail %q", f, tt.path, tt.file, tt.detail)
+			}
+		})
+	}
+}
+
+func TestScanEngineFailures(t *testing.T) {
+	msg := multipart(textPart)
+	t.Run("engine error", func(t *testing.T) {
+		v := scan(t, Options{}, &fakeEngine{err: errors.New("connection refused")}, msg)
+		if f, ok := v.First(verdict.Error); v.Status != verdict.Error || !ok || !strings.Contains(f.Detail, "connection refused") {
+			t.Errorf("status %q findings %+v", v.Status, v.Findings)
+		}
+	})
+	t.Run("too large is a limit", func(t *testing.T) {
+		v := scan(t, Options{}, &fakeEngine{err: ErrTooLarge}, msg)
+		if v.Status != verdict.LimitExceeded {
+			t.Errorf("status %q findings %+v", v.Status, v.Findings)
+		}
+	})
+	t.Run("no engine", func(t *testing.T) {
+		v, err := New(Options{}).Scan(context.Background(), strings.NewReader("x"), 1)
+		if err != nil || v.Status != verdict.Error {
+			t.Errorf("v %+v err %v", v, err)
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		raw := crlf(msg)
+		if _, err := New(Options{Name: "test"}, &fakeEngine{}).Scan(ctx, strings.NewReader(raw), int64(len(raw))); err == nil {
+			t.Error("no error for a cancelled scan")
+		}
+	})
+}
+
+func TestLargePartSpillsAndIsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	big := strings.Repeat("x", 100<<10) + "EVIL"
+	v := scan(t, Options{Name: "test", PartMemory: 1 << 10, SpoolDir: dir}, &fakeEngine{}, multipart(attachment("big.bin", big)))
+	if v.Status != verdict.Infected || v.Manifest[0].Size != int64(len(big)) {
+		t.Errorf("status %q manifest %+v", v.Status, v.Manifest)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("spool files left: %v", left)
+	}
+}

@@ -1,0 +1,123 @@
+// Package spool holds message bytes of unknown size: in memory up to a limit,
+// then in a private temporary file that is removed on Close. It is how the
+// milter buffers a body and how the scanner holds a decoded part, so that
+// neither grows without bound in memory.
+package spool
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Buffer collects bytes written to it. Up to MemLimit bytes stay in memory;
+// past that everything moves to a file created 0600 in Dir. A Buffer is not
+// safe for concurrent use. Close it to release memory and remove the file;
+// Close is idempotent.
+type Buffer struct {
+	dir      string
+	memLimit int64
+	mem      bytes.Buffer
+	file     *os.File
+	size     int64
+	closed   bool
+}
+
+// New returns an empty buffer that spills to a temporary file in dir ("" for
+// the system temporary directory) once it holds more than memLimit bytes.
+func New(dir string, memLimit int64) *Buffer {
+	return &Buffer{dir: dir, memLimit: memLimit}
+}
+
+// ErrClosed is returned by writes to a closed buffer.
+var ErrClosed = errors.New("spool: buffer closed")
+
+// Write appends p, spilling to disk when the memory limit is passed.
+func (b *Buffer) Write(p []byte) (int, error) {
+	if b.closed {
+		return 0, ErrClosed
+	}
+	if b.file == nil && b.size+int64(len(p)) > b.memLimit {
+		if err := b.spill(); err != nil {
+			return 0, err
+		}
+	}
+	var n int
+	var err error
+	if b.file != nil {
+		n, err = b.file.Write(p)
+	} else {
+		n, err = b.mem.Write(p)
+	}
+	b.size += int64(n)
+	return n, err
+}
+
+func (b *Buffer) spill() error {
+	// os.CreateTemp creates the file 0600: message bytes are nobody else's.
+	f, err := os.CreateTemp(b.dir, "avspool-*")
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if _, err := f.Write(b.mem.Bytes()); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("spool %s: %w", f.Name(), err)
+	}
+	b.file = f
+	b.mem = bytes.Buffer{}
+	return nil
+}
+
+// Size is the number of bytes written.
+func (b *Buffer) Size() int64 { return b.size }
+
+// OnDisk reports whether the buffer spilled to a file.
+func (b *Buffer) OnDisk() bool { return b.file != nil }
+
+// ReadAt reads the buffered bytes; it may be used while no Write is going on.
+func (b *Buffer) ReadAt(p []byte, off int64) (int, error) {
+	if b.closed {
+		return 0, ErrClosed
+	}
+	if b.file != nil {
+		return b.file.ReadAt(p, off)
+	}
+	return bytes.NewReader(b.mem.Bytes()).ReadAt(p, off)
+}
+
+// Reader returns a fresh reader over everything written so far.
+func (b *Buffer) Reader() io.Reader { return io.NewSectionReader(b, 0, b.size) }
+
+// Reset empties the buffer for reuse, removing any file.
+func (b *Buffer) Reset() error {
+	err := b.removeFile()
+	b.mem.Reset()
+	b.size = 0
+	b.closed = false
+	return err
+}
+
+// Close releases the memory and removes the file, if any.
+func (b *Buffer) Close() error {
+	err := b.removeFile()
+	b.mem = bytes.Buffer{}
+	b.size = 0
+	b.closed = true
+	return err
+}
+
+func (b *Buffer) removeFile() error {
+	if b.file == nil {
+		return nil
+	}
+	name := b.file.Name()
+	err := errors.Join(b.file.Close(), os.Remove(name))
+	b.file = nil
+	if err != nil {
+		return fmt.Errorf("spool: removing %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,84 @@
+package spool
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"testing"
+)
+
+func TestBufferSpillsAndRemoves(t *testing.T) {
+	tests := []struct {
+		name     string
+		memLimit int64
+		writes   []string
+		onDisk   bool
+	}{
+		{"memory only", 100, []string{"hello ", "world"}, false},
+		{"exactly at limit", 11, []string{"hello ", "world"}, false},
+		{"spills on second write", 8, []string{"hello ", "world"}, true},
+		{"spills on first write", 2, []string{"hello world"}, true},
+		{"empty", 0, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			b := New(dir, tt.memLimit)
+			var want bytes.Buffer
+			for _, w := range tt.writes {
+				if _, err := b.Write([]byte(w)); err != nil {
+					t.Fatal(err)
+				}
+				want.WriteString(w)
+			}
+			if b.OnDisk() != tt.onDisk {
+				t.Errorf("OnDisk = %v, want %v", b.OnDisk(), tt.onDisk)
+			}
+			if b.OnDisk() {
+				fi, err := os.Stat(b.file.Name())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != 0o600 {
+					t.Errorf("spool file mode %v, want 0600", fi.Mode().Perm())
+				}
+			}
+			got, err := io.ReadAll(b.Reader())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want.Bytes()) || b.Size() != int64(want.Len()) {
+				t.Errorf("read %q (size %d), want %q", got, b.Size(), want.Bytes())
+			}
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Close(); err != nil {
+				t.Fatalf("second Close: %v", err)
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Errorf("files left after Close: %v", left)
+			}
+			if _, err := b.Write([]byte("x")); err != ErrClosed {
+				t.Errorf("Write after Close: %v, want ErrClosed", err)
+			}
+		})
+	}
+}
+
+func TestBufferResetRemovesFile(t *testing.T) {
+	dir := t.TempDir()
+	b := New(dir, 1)
+	b.Write([]byte("spilled"))
+	if err := b.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("files left after Reset: %v", left)
+	}
+	b.Write([]byte("x"))
+	if b.Size() != 1 {
+		t.Errorf("size after reset and write = %d", b.Size())
+	}
+	b.Close()
+}

@@ -1,0 +1,133 @@
+// Package station is the avstation daemon's HTTP side: the signed job
+// protocol in front of the scanner, plus /healthz and /metrics.
+package station
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/avstation/avstation/config"
+	"github.com/avstation/avstation/jobproto"
+	"github.com/avstation/avstation/scanner"
+	"github.com/avstation/avstation/verdict"
+	"github.com/avstation/avstation/version"
+)
+
+// Station scans jobs from milters.
+type Station struct {
+	cfg     *config.Station
+	scanner *scanner.Scanner
+	keys    *jobproto.KeyRing
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	host    string
+	metrics *metrics
+}
+
+// New builds a station around a scanner. reg receives its metrics and is
+// served on /metrics.
+func New(cfg *config.Station, sc *scanner.Scanner, keys *jobproto.KeyRing, log *slog.Logger, reg *prometheus.Registry) *Station {
+	host, _ := os.Hostname()
+	return &Station{cfg: cfg, scanner: sc, keys: keys, log: log, reg: reg, host: host, metrics: newMetrics(reg)}
+}
+
+// Handler serves the job protocol under /v1/, and /healthz and /metrics
+// unauthenticated (they tell nothing about any message).
+func (s *Station) Handler() http.Handler {
+	jobs := &jobproto.Server{
+		Keys:               s.keys,
+		Scan:               s.scan,
+		Info:               s.info,
+		SpoolDir:           s.cfg.SpoolDir,
+		MaxBody:            int64(s.cfg.MaxMessage),
+		MaxConcurrent:      s.cfg.MaxConcurrent,
+		Window:             s.cfg.ClockSkew,
+		Logger:             s.log,
+		OnInvalidSignature: func(reason string) { s.metrics.invalid.WithLabelValues(reason).Inc() },
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", jobs.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// scan is one job: the scanner's verdict and one log line with the job id
+// that the milter logged too, so that the two records meet.
+func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body *os.File, size int64) (*verdict.Verdict, error) {
+	s.metrics.inFlight.Inc()
+	defer s.metrics.inFlight.Dec()
+	start := time.Now()
+	v, err := s.scanner.Scan(ctx, body, size)
+	took := time.Since(start)
+	attrs := []any{
+		slog.String("job_id", meta.JobID),
+		slog.String("queue_id", meta.QueueID),
+		slog.String("primary", meta.Primary),
+		slog.Any("lists", meta.Lists),
+		slog.Int64("size", size),
+		slog.Duration("took", took),
+	}
+	if err != nil {
+		s.metrics.jobs.WithLabelValues("cancelled").Inc()
+		s.log.Warn("scan job not finished", append(attrs, slog.String("err", err.Error()))...)
+		return nil, err
+	}
+	s.metrics.jobs.WithLabelValues(string(v.Status)).Inc()
+	s.metrics.duration.Observe(took.Seconds())
+	attrs = append(attrs, slog.String("status", string(v.Status)))
+	for _, f := range v.Findings {
+		attrs = append(attrs, slog.Group("finding", slog.String("path", f.Path), slog.String("file", f.FileName),
+			slog.String("kind", string(f.Kind)), slog.String("threat", f.Threat), slog.String("engine", f.Engine), slog.String("detail", f.Detail)))
+	}
+	s.log.Info("job scanned", attrs...)
+	return v, nil
+}
+
+func (s *Station) info(ctx context.Context) jobproto.Info {
+	return jobproto.Info{Station: s.host, Version: version.Version, Engines: s.scanner.Versions(ctx)}
+}
+
+type metrics struct {
+	jobs     *prometheus.CounterVec
+	invalid  *prometheus.CounterVec
+	duration prometheus.Histogram
+	inFlight prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "avstation_jobs_total",
+			Help: "Scan jobs finished, by verdict status (clean, infected, encrypted, limit-exceeded, unscannable, error) or cancelled.",
+		}, []string{"status"}),
+		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "avstation_invalid_signatures_total",
+			Help: "Job requests refused before scanning because their signature did not verify, by reason.",
+		}, []string{"reason"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "avstation_scan_duration_seconds",
+			Help:    "Time to scan one job with every engine.",
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "avstation_jobs_in_flight",
+			Help: "Scan jobs being scanned now.",
+		}),
+	}
+	for _, st := range verdict.Statuses {
+		m.jobs.WithLabelValues(string(st))
+	}
+	m.jobs.WithLabelValues("cancelled")
+	reg.MustRegister(m.jobs, m.invalid, m.duration, m.inFlight)
+	return m
+}
