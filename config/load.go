@@ -104,8 +104,8 @@ func decodeProblems(err error) []string {
 	for _, e := range te.Errors {
 		if strings.Contains(e, "not found in type") {
 			// "line 3: field foo not found in type config.Milter"
-			e = e[:strings.Index(e, " not found in type")] + " is not a known setting (check its spelling and indentation; the README lists every setting)"
-			e = strings.Replace(e, "field ", "key ", 1)
+			head, field, _ := strings.Cut(e[:strings.Index(e, " not found in type")], "field ")
+			e = head + "key " + strconv.Quote(field) + " is not a known setting (check its spelling and indentation; the README lists every setting)"
 		}
 		out = append(out, e)
 	}

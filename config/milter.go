@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,9 +20,9 @@ type Milter struct {
 	Lists   []ListPattern `yaml:"lists" doc:"recipients that make a message list-bound (see below); at least one unless scan_all is set"`
 	ScanAll bool          `yaml:"scan_all" doc:"scan every message, not only list-bound ones"`
 
-	Stations   []string      `yaml:"stations" doc:"scan station URLs tried in order (http://host:7358); empty: scan in-process with the scanner settings below"`
-	SecretFile string        `yaml:"secret_file" doc:"file with the secret word(s) shared with the stations; mode 0600 (required with stations)"`
-	ScanTimeout time.Duration `yaml:"scan_timeout" doc:"how long one message may take to scan before the station-failure action; keep Postfix's milter_content_timeout longer"`
+	Stations         []string      `yaml:"stations" doc:"scan station URLs tried in order (http://host:7358); empty: scan in-process with the scanner settings below"`
+	SecretFile       string        `yaml:"secret_file" doc:"file with the secret word(s) shared with the stations; mode 0600 (required with stations)"`
+	ScanTimeout      time.Duration `yaml:"scan_timeout" doc:"how long one message may take to scan before the station-failure action; keep Postfix's milter_content_timeout longer"`
 	ProgressInterval time.Duration `yaml:"progress_interval" doc:"how often the MTA is told the scan is still going, so that it does not time the milter out"`
 
 	SpoolDir     string   `yaml:"spool_dir" doc:"directory for message bodies larger than memory_buffer (files 0600, always removed)"`
@@ -114,8 +116,9 @@ func (m *Milter) check(c *checker) {
 	if len(m.Stations) == 0 {
 		m.Scanner.check(c, "scanner")
 	}
-	for key, p := range m.Policy.Check() {
-		c.addf("policy."+key, "%s", p)
+	probs := m.Policy.Check()
+	for _, key := range slices.Sorted(maps.Keys(probs)) {
+		c.addf("policy."+key, "%s", probs[key])
 	}
 	m.Log.check(c)
 }
