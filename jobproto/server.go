@@ -1,0 +1,338 @@
+package jobproto
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/avstation/avstation/verdict"
+)
+
+// Defaults of the Server fields left zero.
+const (
+	// DefaultMaxBody is the largest message accepted: above the usual list
+	// size limits, below what a station's spool should fear.
+	DefaultMaxBody = 64 << 20
+	// DefaultWindow is how far a request's timestamp may be from the
+	// station's clock: wide enough for unsynchronised clocks, short enough
+	// that the replay cache stays small.
+	DefaultWindow = 5 * time.Minute
+)
+
+// Reasons a request fails authentication, the values of the reason log
+// attribute and of the OnInvalidSignature argument (a bounded metric label).
+const (
+	ReasonMalformed      = "malformed header"
+	ReasonUnknownKey     = "unknown key"
+	ReasonStale          = "stale timestamp"
+	ReasonBadSignature   = "bad signature"
+	ReasonReplayed       = "replayed nonce"
+	ReasonDigestMismatch = "body digest mismatch"
+)
+
+// InvalidReasons lists every reason, for pre-setting metric labels.
+var InvalidReasons = []string{
+	ReasonMalformed, ReasonUnknownKey, ReasonStale, ReasonBadSignature, ReasonReplayed, ReasonDigestMismatch,
+}
+
+// ScanFunc scans one spooled message. body is open for reading at offset
+// 0 and is removed when the request ends.
+type ScanFunc func(ctx context.Context, meta Meta, body *os.File, size int64) (*verdict.Verdict, error)
+
+// Server is the station side of the job protocol. Set the fields, then
+// call Handler once; later changes are not seen.
+type Server struct {
+	Keys *KeyRing // required
+	Scan ScanFunc // required
+	Info func(ctx context.Context) Info
+
+	SpoolDir      string        // "" is os.TempDir()
+	MaxBody       int64         // 0 is DefaultMaxBody
+	MaxConcurrent int           // 0 is 2*GOMAXPROCS: scans are CPU-bound in the engines
+	Window        time.Duration // 0 is DefaultWindow
+	Replay        *ReplayCache  // nil is a new cache for Window
+
+	Logger *slog.Logger // nil discards
+	// OnInvalidSignature is called with the reason of each refused
+	// request, for a metric.
+	OnInvalidSignature func(reason string)
+	Clock              func() time.Time // nil is time.Now
+}
+
+type handler struct {
+	keys      *KeyRing
+	scanFn    ScanFunc
+	infoFn    func(ctx context.Context) Info
+	spoolDir  string
+	maxBody   int64
+	sem       chan struct{}
+	window    time.Duration
+	replay    *ReplayCache
+	log       *slog.Logger
+	onInvalid func(string)
+	clock     func() time.Time
+}
+
+// Handler serves POST /v1/scan and GET /v1/info. It panics when Keys or
+// Scan is missing, a wiring mistake.
+func (s *Server) Handler() http.Handler {
+	if s.Keys == nil || s.Scan == nil {
+		panic("jobproto: Server needs Keys and Scan")
+	}
+	h := &handler{
+		keys: s.Keys, scanFn: s.Scan, infoFn: s.Info,
+		spoolDir: s.SpoolDir, maxBody: s.MaxBody, window: s.Window,
+		replay: s.Replay, log: s.Logger, onInvalid: s.OnInvalidSignature, clock: s.Clock,
+	}
+	if h.spoolDir == "" {
+		h.spoolDir = os.TempDir()
+	}
+	if h.maxBody <= 0 {
+		h.maxBody = DefaultMaxBody
+	}
+	n := s.MaxConcurrent
+	if n <= 0 {
+		n = 2 * runtime.GOMAXPROCS(0)
+	}
+	h.sem = make(chan struct{}, n)
+	if h.window <= 0 {
+		h.window = DefaultWindow
+	}
+	if h.clock == nil {
+		h.clock = time.Now
+	}
+	if h.replay == nil {
+		h.replay = NewReplayCache(h.window, h.clock)
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.infoFn == nil {
+		h.infoFn = func(context.Context) Info { return Info{} }
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+PathScan, h.scan)
+	mux.HandleFunc("GET "+PathInfo, h.info)
+	return mux
+}
+
+// request is an authenticated request: what a signed reply needs.
+type request struct {
+	key    Key
+	sig    Signature
+	target string
+	digest string
+}
+
+func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
+	req, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	meta, err := decodeMeta(r.Header.Get(HeaderMeta))
+	if err != nil {
+		h.replyError(w, r, req, http.StatusBadRequest, err.Error())
+		return
+	}
+	if r.ContentLength > h.maxBody {
+		h.replyError(w, r, req, http.StatusRequestEntityTooLarge, fmt.Sprintf("message of %d bytes is over the station's limit of %d", r.ContentLength, h.maxBody))
+		return
+	}
+	// Bound concurrent scans; when full, say so at once so that the
+	// milter tries the next station rather than wait in a queue here.
+	select {
+	case h.sem <- struct{}{}:
+		defer func() { <-h.sem }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		h.replyError(w, r, req, http.StatusServiceUnavailable, "station busy")
+		return
+	}
+
+	f, err := os.CreateTemp(h.spoolDir, "avs-job-*.eml") // mode 0600
+	if err != nil {
+		h.log.Error("spool job", "job_id", meta.JobID, "err", err)
+		w.Header().Set("Retry-After", "1")
+		h.replyError(w, r, req, http.StatusServiceUnavailable, "station cannot spool the message")
+		return
+	}
+	// Whatever happens next, nothing of the message stays on disk.
+	defer func() {
+		f.Close()
+		os.Remove(f.Name())
+	}()
+
+	size, status, err := h.spool(w, r, f, req.digest)
+	if err != nil {
+		if status == http.StatusUnauthorized {
+			h.invalid(r, ReasonDigestMismatch, req.key.ID)
+		} else if status >= 500 {
+			h.log.Error("spool job", "job_id", meta.JobID, "err", err)
+			w.Header().Set("Retry-After", "1")
+		}
+		h.replyError(w, r, req, status, err.Error())
+		return
+	}
+
+	v, err := h.scanFn(r.Context(), meta, f, size)
+	if err == nil && v == nil {
+		err = errors.New("scanner returned no verdict")
+	}
+	if err != nil {
+		h.log.Error("scan job", "job_id", meta.JobID, "peer", r.RemoteAddr, "err", err)
+		h.replyError(w, r, req, http.StatusInternalServerError, "scan failed: "+err.Error())
+		return
+	}
+	v.JobID = meta.JobID
+	h.reply(w, r, req, http.StatusOK, v)
+}
+
+// spool copies the body into f while hashing it and checks the digest. On
+// error it returns the status to answer with.
+func (h *handler) spool(w http.ResponseWriter, r *http.Request, f *os.File, digest string) (int64, int, error) {
+	hash := sha256.New()
+	body := http.MaxBytesReader(w, r.Body, h.maxBody)
+	n, err := io.Copy(f, io.TeeReader(body, hash))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return 0, http.StatusRequestEntityTooLarge, fmt.Errorf("message is over the station's limit of %d bytes", h.maxBody)
+		}
+		if _, ok := errors.AsType[*os.PathError](err); ok {
+			return 0, http.StatusServiceUnavailable, errors.New("station cannot spool the message")
+		}
+		return 0, http.StatusBadRequest, fmt.Errorf("reading message: %v", err)
+	}
+	if hex.EncodeToString(hash.Sum(nil)) != digest {
+		return 0, http.StatusUnauthorized, errors.New(ReasonDigestMismatch)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, http.StatusServiceUnavailable, errors.New("station cannot spool the message")
+	}
+	return n, 0, nil
+}
+
+func (h *handler) info(w http.ResponseWriter, r *http.Request) {
+	req, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	// The signature covered the empty digest; make sure the body is empty.
+	if req.digest != emptyDigest {
+		h.invalid(r, ReasonDigestMismatch, req.key.ID)
+		h.replyError(w, r, req, http.StatusUnauthorized, ReasonDigestMismatch)
+		return
+	}
+	if n, _ := io.Copy(io.Discard, io.LimitReader(r.Body, 1)); n > 0 {
+		h.invalid(r, ReasonDigestMismatch, req.key.ID)
+		h.replyError(w, r, req, http.StatusUnauthorized, ReasonDigestMismatch)
+		return
+	}
+	h.reply(w, r, req, http.StatusOK, h.infoFn(r.Context()))
+}
+
+// authenticate checks the request's signature before anything of the body
+// is read. On failure it has answered 401 and logged.
+func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (request, bool) {
+	fail := func(reason, keyID string) (request, bool) {
+		h.invalid(r, reason, keyID)
+		writeJSON(w, http.StatusUnauthorized, nil, errorBody{"invalid job signature: " + reason})
+		return request{}, false
+	}
+	hdr := r.Header
+	if len(hdr.Values(HeaderAuthorization)) != 1 || len(hdr.Values(HeaderContentSHA256)) != 1 || len(hdr.Values(HeaderMeta)) > 1 {
+		return fail(ReasonMalformed, "")
+	}
+	sig, err := ParseAuthorization(hdr.Get(HeaderAuthorization))
+	if err != nil {
+		return fail(ReasonMalformed, "")
+	}
+	digest := hdr.Get(HeaderContentSHA256)
+	if !validDigest(digest) {
+		return fail(ReasonMalformed, sig.KeyID)
+	}
+	key, ok := h.keys.Lookup(sig.KeyID)
+	if !ok {
+		return fail(ReasonUnknownKey, sig.KeyID)
+	}
+	if skew := h.clock().Sub(time.Unix(sig.Timestamp, 0)); skew > h.window || skew < -h.window {
+		return fail(ReasonStale, sig.KeyID)
+	}
+	target := requestTarget(r)
+	c := canonicalRequest(r.Method, target, sig.KeyID, sig.Timestamp, sig.Nonce, digest, hdr.Get(HeaderMeta))
+	if !verifyMAC(key, c, sig.MAC) {
+		return fail(ReasonBadSignature, sig.KeyID)
+	}
+	// Only a verified nonce is recorded: forged requests cannot fill the
+	// cache.
+	if h.replay.Seen(sig.Nonce) {
+		return fail(ReasonReplayed, sig.KeyID)
+	}
+	return request{key: key, sig: sig, target: target, digest: digest}, true
+}
+
+func (h *handler) invalid(r *http.Request, reason, keyID string) {
+	h.log.Warn("invalid job signature", "peer", r.RemoteAddr, "reason", reason, "key_id", keyID)
+	if h.onInvalid != nil {
+		h.onInvalid(reason)
+	}
+}
+
+// requestTarget is the request target as the client sent it, even when a
+// wrapper such as http.StripPrefix has changed r.URL.
+func requestTarget(r *http.Request) string {
+	if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
+		return u.RequestURI()
+	}
+	return r.URL.RequestURI()
+}
+
+func (h *handler) replyError(w http.ResponseWriter, r *http.Request, req request, status int, msg string) {
+	h.reply(w, r, req, status, errorBody{msg})
+}
+
+// reply writes a signed response to an authenticated request.
+func (h *handler) reply(w http.ResponseWriter, r *http.Request, req request, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body, _ = json.Marshal(errorBody{"encoding reply: " + err.Error()})
+	}
+	body = append(body, '\n')
+	digest := digestHex(body)
+	ts := h.clock().Unix()
+	nonce := newNonce()
+	c := canonicalResponse(r.Method, req.target, req.key.ID, ts, nonce, digest, status, req.sig.Nonce)
+	sig := sign(req.key, ts, nonce, c)
+	writeRaw(w, status, map[string]string{
+		HeaderContentSHA256: digest,
+		HeaderSignature:     FormatSignature(sig),
+	}, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, hdr map[string]string, v any) {
+	body, _ := json.Marshal(v)
+	writeRaw(w, status, hdr, append(body, '\n'))
+}
+
+func writeRaw(w http.ResponseWriter, status int, hdr map[string]string, body []byte) {
+	h := w.Header()
+	for k, v := range hdr {
+		h.Set(k, v)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(body)
+}

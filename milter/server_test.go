@@ -1,0 +1,290 @@
+package milter
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/d--j/go-milter"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/avstation/avstation/config"
+	"github.com/avstation/avstation/jobproto"
+	"github.com/avstation/avstation/verdict"
+)
+
+// fakeScanner answers with a fixed verdict or error and keeps what it saw.
+type fakeScanner struct {
+	mu    sync.Mutex
+	calls int
+	meta  jobproto.Meta
+	body  []byte
+	v     *verdict.Verdict
+	err   error
+	delay time.Duration
+}
+
+func (f *fakeScanner) Scan(ctx context.Context, meta jobproto.Meta, body io.ReaderAt, size int64) (*verdict.Verdict, error) {
+	b, _ := io.ReadAll(io.NewSectionReader(body, 0, size))
+	f.mu.Lock()
+	f.calls++
+	f.meta, f.body = meta, b
+	f.mu.Unlock()
+	select {
+	case <-time.After(f.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	v := *f.v
+	return &v, nil
+}
+
+func startMilter(t *testing.T, mutate func(*config.Milter), sc Scanner) (addr string, logs *bytes.Buffer, reg *prometheus.Registry, spool string) {
+	t.Helper()
+	cfg := config.DefaultMilter()
+	cfg.Lists = []config.ListPattern{{Match: "*@lists.example.org"}}
+	cfg.SpoolDir = t.TempDir()
+	cfg.MemoryBuffer = 16 // spill every test message to disk, to see files removed
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	logs = &bytes.Buffer{}
+	reg = prometheus.NewRegistry()
+	srv := New(&cfg, sc, slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil)), reg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		srv.Shutdown(context.Background())
+		if left, _ := os.ReadDir(cfg.SpoolDir); len(left) != 0 {
+			t.Errorf("spool files left: %v", left)
+		}
+	})
+	return ln.Addr().String(), logs, reg, cfg.SpoolDir
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+type result struct {
+	dataAct *milter.Action // reply to DATA
+	act     *milter.Action // reply at end of message
+	mods    []milter.ModifyAction
+}
+
+// transact drives one message through the milter as Postfix would.
+func transact(t *testing.T, addr string, rcpts []string, headers [][2]string, body string) result {
+	t.Helper()
+	c := milter.NewClient("tcp", addr, milter.WithReadTimeout(30*time.Second))
+	macros := milter.NewMacroBag()
+	s, err := c.Session(macros)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	must := func(a *milter.Action, err error) *milter.Action {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	must(s.Conn("client.example", milter.FamilyInet, 4321, "192.0.2.1"))
+	must(s.Helo("client.example"))
+	must(s.Mail("sender@example.com", ""))
+	for _, r := range rcpts {
+		must(s.Rcpt(r, ""))
+	}
+	macros.Set(milter.MacroQueueId, "4ABCDEF")
+	var res result
+	res.dataAct = must(s.DataStart())
+	if res.dataAct.Type == milter.ActionAccept {
+		return res
+	}
+	for _, h := range headers {
+		must(s.HeaderField(h[0], h[1], nil))
+	}
+	must(s.HeaderEnd())
+	mods, act, err := s.BodyReadFrom(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.mods, res.act = mods, act
+	if act == nil {
+		mods, act, err := s.End()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.mods, res.act = mods, act
+	}
+	return res
+}
+
+func infectedVerdict() *verdict.Verdict {
+	v := &verdict.Verdict{Scanner: "avstation test on scan1"}
+	v.Add(verdict.Finding{Path: "2", FileName: "eicar.com", Kind: verdict.KindVirus, Threat: "Eicar-Test-Signature"})
+	return v
+}
+
+var subject = [][2]string{{"From", " sender@example.com"}, {"Subject", " hello"}}
+
+func TestMessageNotForAListIsAcceptedAtEndOfEnvelope(t *testing.T) {
+	fs := &fakeScanner{v: infectedVerdict()}
+	addr, _, reg, _ := startMilter(t, nil, fs)
+	res := transact(t, addr, []string{"someone@example.org"}, subject, "body\r\n")
+	if res.dataAct.Type != milter.ActionAccept {
+		t.Fatalf("DATA answered %v, want Accept", res.dataAct)
+	}
+	if fs.calls != 0 {
+		t.Errorf("scanner called %d times for mail to no list", fs.calls)
+	}
+	if n := counterValue(t, reg, "avmilter_not_list_bound_total"); n != 1 {
+		t.Errorf("not_list_bound = %v", n)
+	}
+}
+
+func TestScanAllScansEveryMessage(t *testing.T) {
+	fs := &fakeScanner{v: infectedVerdict()}
+	addr, _, _, _ := startMilter(t, func(c *config.Milter) { c.ScanAll = true }, fs)
+	res := transact(t, addr, []string{"someone@example.org"}, subject, "body\r\n")
+	if res.act == nil || res.act.SMTPCode != 550 {
+		t.Fatalf("got %+v, want 550", res.act)
+	}
+	if !strings.Contains(res.act.SMTPReply, "Your posting has been rejected because it contains the 'Eicar-Test-Signature' virus in attachment 'eicar.com'") {
+		t.Errorf("reply %q", res.act.SMTPReply)
+	}
+}
+
+func TestListMailDecisions(t *testing.T) {
+	clean := &verdict.Verdict{Scanner: "avstation test on scan1"}
+	clean.Settle()
+	tests := []struct {
+		name    string
+		mutate  func(*config.Milter)
+		scanner *fakeScanner
+		headers [][2]string
+		check   func(t *testing.T, r result)
+		logLine string
+	}{
+		{"clean is tagged", nil, &fakeScanner{v: clean}, subject, func(t *testing.T, r result) {
+			wantAccept(t, r)
+			wantHeader(t, r, "X-Virus-Status", "Clean")
+			wantHeader(t, r, "X-Virus-Scanned", "avstation test on scan1")
+		}, "outcome=clean action=accept"},
+		{"forged status header is removed", nil, &fakeScanner{v: clean},
+			append(subject, [2]string{"X-Virus-Status", " Clean"}, [2]string{"x-virus-status", " Clean"}), func(t *testing.T, r result) {
+				wantAccept(t, r)
+				var removed []int
+				for _, m := range r.mods {
+					if m.Type == milter.ActionChangeHeader && m.HeaderName == "X-Virus-Status" && m.HeaderValue == "" {
+						removed = append(removed, int(m.HeaderIndex))
+					}
+				}
+				if len(removed) != 2 || removed[0] != 2 || removed[1] != 1 {
+					t.Errorf("removed header indexes %v, want [2 1]; mods %v", removed, r.mods)
+				}
+			}, "outcome=clean"},
+		{"infected is rejected naming list, threat, file", nil, &fakeScanner{v: infectedVerdict()}, subject, func(t *testing.T, r result) {
+			if r.act.SMTPCode != 550 || !strings.Contains(r.act.SMTPReply, "5.7.1 Your posting to the dev list has been rejected because it contains the 'Eicar-Test-Signature' virus in attachment 'eicar.com'.") {
+				t.Errorf("got %v", r.act)
+			}
+		}, "outcome=infected action=reject lists=[dev] from=sender@example.com rcpts=2"},
+		{"infected discarded", func(c *config.Milter) { c.Policy.OnInfected = "discard" }, &fakeScanner{v: infectedVerdict()}, subject, func(t *testing.T, r result) {
+			if r.act.Type != milter.ActionDiscard {
+				t.Errorf("got %v", r.act)
+			}
+		}, "outcome=infected action=discard"},
+		{"infected tagged", func(c *config.Milter) { c.Policy.OnInfected = "tag" }, &fakeScanner{v: infectedVerdict()}, subject, func(t *testing.T, r result) {
+			wantAccept(t, r)
+			wantHeader(t, r, "X-Virus-Status", "Infected (Eicar-Test-Signature)")
+		}, "threat=Eicar-Test-Signature file=eicar.com"},
+		{"station down tempfails", nil, &fakeScanner{err: errors.New("station http://x: connection refused")}, subject, func(t *testing.T, r result) {
+			if r.act.SMTPCode != 451 || !strings.Contains(r.act.SMTPReply, "4.7.1") {
+				t.Errorf("got %v", r.act)
+			}
+		}, "outcome=station-failure action=tempfail"},
+		{"scan timeout tempfails", func(c *config.Milter) { c.ScanTimeout = 200 * time.Millisecond }, &fakeScanner{v: clean, delay: time.Minute}, subject, func(t *testing.T, r result) {
+			if r.act.SMTPCode != 451 {
+				t.Errorf("got %v", r.act)
+			}
+		}, "deadline exceeded"},
+		{"slow scan sends progress and finishes", func(c *config.Milter) { c.ProgressInterval = 20 * time.Millisecond }, &fakeScanner{v: clean, delay: 300 * time.Millisecond}, subject, func(t *testing.T, r result) {
+			wantAccept(t, r)
+		}, "outcome=clean"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, logs, _, _ := startMilter(t, tt.mutate, tt.scanner)
+			r := transact(t, addr, []string{"Dev@lists.example.org", "other@example.org"}, tt.headers, "line one\r\nline two\r\n")
+			if r.act == nil {
+				t.Fatal("no action at end of message")
+			}
+			tt.check(t, r)
+			if !strings.Contains(logs.String(), tt.logLine) || !strings.Contains(logs.String(), "queue_id=4ABCDEF") {
+				t.Errorf("log does not contain %q and the queue id:\n%s", tt.logLine, logs)
+			}
+			fs := tt.scanner
+			if fs.meta.QueueID != "4ABCDEF" || fs.meta.JobID == "" || len(fs.meta.Lists) != 1 || fs.meta.Sender != "sender@example.com" {
+				t.Errorf("meta %+v", fs.meta)
+			}
+			// The scanner sees the message as received: headers, blank line, body, CRLF.
+			if !bytes.HasPrefix(fs.body, []byte("From: sender@example.com\r\nSubject: hello\r\n")) ||
+				!bytes.HasSuffix(fs.body, []byte("\r\n\r\nline one\r\nline two\r\n")) {
+				t.Errorf("scanner saw %q", fs.body)
+			}
+		})
+	}
+}
+
+func wantAccept(t *testing.T, r result) {
+	t.Helper()
+	if r.act.Type != milter.ActionAccept {
+		t.Fatalf("got %v, want Accept", r.act)
+	}
+}
+
+func wantHeader(t *testing.T, r result, name, value string) {
+	t.Helper()
+	for _, m := range r.mods {
+		if m.Type == milter.ActionAddHeader && m.HeaderName == name && m.HeaderValue == value {
+			return
+		}
+	}
+	t.Errorf("no header %s: %s in %v", name, value, r.mods)
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
