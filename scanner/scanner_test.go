@@ -43,7 +43,9 @@ func (e *fakeEngine) Version(ctx context.Context) (verdict.Engine, error) {
 	return verdict.Engine{Name: "fake", Version: "1.0", SignatureVersion: "42"}, nil
 }
 
-func crlf(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n") }
+func crlf(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
+}
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
@@ -106,7 +108,7 @@ func TestScanFindings(t *testing.T) {
 			verdict.Infected, "2", "eicar.com", "Test.Evil", 3},
 		{"RFC 2231 file name", Options{}, multipart(textPart, "Content-Type: application/octet-stream\nContent-Disposition: attachment; filename*=utf-8''r%C3%A9sum%C3%A9.exe\nContent-Transfer-Encoding: base64\n\n"+b64("EVIL")),
 			verdict.Infected, "2", "résumé.exe", "Test.Evil", 3},
-		{"RFC 2047 name parameter", Options{}, multipart("Content-Type: application/octet-stream; name=\"=?UTF-8?B?w6lpY2FyLmNvbQ==?=\"\nContent-Transfer-Encoding: base64\n\n"+b64("EVIL")),
+		{"RFC 2047 name parameter", Options{}, multipart("Content-Type: application/octet-stream; name=\"=?UTF-8?B?w6lpY2FyLmNvbQ==?=\"\nContent-Transfer-Encoding: base64\n\n" + b64("EVIL")),
 			verdict.Infected, "1", "éicar.com", "Test.Evil", 2},
 		{"quoted-printable decoded", Options{}, multipart("Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\nEV=\nIL"),
 			verdict.Infected, "1", "", "Test.Evil", 2},
