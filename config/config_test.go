@@ -1,6 +1,7 @@
 package config
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,3 +155,37 @@ func TestByteSize(t *testing.T) {
 		t.Errorf("String = %q", s)
 	}
 }
+
+// TestReadmeReference keeps README's settings tables equal to the code's.
+// After changing a setting, regenerate them with: go test ./config -run Readme -update
+func TestReadmeReference(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	for _, sec := range []struct{ marker, table string }{
+		{"avmilter", MilterReference()},
+		{"avstation", StationReference()},
+	} {
+		begin, end := "<!-- reference:"+sec.marker+" -->\n", "<!-- end reference:"+sec.marker+" -->"
+		i, j := strings.Index(text, begin), strings.Index(text, end)
+		if i < 0 || j < i {
+			t.Fatalf("README.md has no %q ... %q section", begin, end)
+		}
+		if got := text[i+len(begin) : j]; got != sec.table {
+			if *update {
+				text = text[:i+len(begin)] + sec.table + text[j:]
+				continue
+			}
+			t.Errorf("README.md's %s settings differ from the code; run: go test ./config -run Readme -update\nwant:\n%s", sec.marker, sec.table)
+		}
+	}
+	if *update {
+		if err := os.WriteFile("../README.md", []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite README.md's settings reference")

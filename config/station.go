@@ -26,7 +26,7 @@ type Station struct {
 // Scanner configures engines and limits, for the station and for
 // avmilter's in-process mode.
 type Scanner struct {
-	Clamd          []string      `yaml:"clamd" doc:"clamd addresses: tcp:127.0.0.1:3310 or unix:/run/clamav/clamd.ctl"`
+	Clamd          []string      `yaml:"clamd" doc:"clamd address, tcp:127.0.0.1:3310 or unix:/run/clamav/clamd.ctl (one in this version)"`
 	EngineTimeout  time.Duration `yaml:"engine_timeout" doc:"how long one engine call on one part may take"`
 	MaxDepth       int           `yaml:"max_depth" doc:"deepest nesting of multiparts and attached messages walked; deeper is limit-exceeded"`
 	MaxParts       int           `yaml:"max_parts" doc:"most MIME parts walked in one message; more is limit-exceeded"`

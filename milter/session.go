@@ -202,8 +202,14 @@ func (s *session) replaceHeaders(m milter.Modifier, hs []policy.Header) error {
 		s.srv.log.Warn("MTA does not allow adding headers; X-Virus-Status not added")
 		return nil
 	}
+	// With the leading-space option the MTA takes the value as written
+	// after the colon, so it must bring its own space.
+	lead := ""
+	if m.Protocol()&milter.OptHeaderLeadingSpace != 0 {
+		lead = " "
+	}
 	for _, h := range hs {
-		if err := m.AddHeader(h.Name, h.Value); err != nil {
+		if err := m.AddHeader(h.Name, lead+h.Value); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,12 +87,39 @@ func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body *os.File, s
 	s.metrics.jobs.WithLabelValues(string(v.Status)).Inc()
 	s.metrics.duration.Observe(took.Seconds())
 	attrs = append(attrs, slog.String("status", string(v.Status)))
-	for _, f := range v.Findings {
-		attrs = append(attrs, slog.Group("finding", slog.String("path", f.Path), slog.String("file", f.FileName),
-			slog.String("kind", string(f.Kind)), slog.String("threat", f.Threat), slog.String("engine", f.Engine), slog.String("detail", f.Detail)))
+	if len(v.Findings) > 0 {
+		attrs = append(attrs, slog.Any("findings", describe(v.Findings)))
 	}
 	s.log.Info("job scanned", attrs...)
 	return v, nil
+}
+
+// describe writes findings compactly for the log: "2 eicar.com virus
+// Eicar-Test-Signature (clamd)"; the raw message's path is "message".
+func describe(fs []verdict.Finding) []string {
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		path := f.Path
+		if path == "" {
+			path = "message"
+		}
+		parts := []string{path}
+		if f.FileName != "" {
+			parts = append(parts, strconv.Quote(f.FileName))
+		}
+		parts = append(parts, string(f.Kind))
+		if f.Threat != "" {
+			parts = append(parts, f.Threat)
+		}
+		if f.Detail != "" {
+			parts = append(parts, strconv.Quote(f.Detail))
+		}
+		if f.Engine != "" {
+			parts = append(parts, "("+f.Engine+")")
+		}
+		out = append(out, strings.Join(parts, " "))
+	}
+	return out
 }
 
 func (s *Station) info(ctx context.Context) jobproto.Info {

@@ -1,0 +1,55 @@
+# avstation: the two commands README.md leads with are `make demo` and `make test`.
+GO       ?= go
+GOBIN    := $(shell $(GO) env GOPATH)/bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X github.com/avstation/avstation/version.Version=$(VERSION)
+
+.PHONY: all build deps demo test check unit integration fuzz bench vulncheck clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/avmilter ./cmd/avstation
+
+# Installs Postfix, clamd, swaks and staticcheck on Debian when missing (as root).
+deps:
+	scripts/install-deps.sh
+
+# The quickstart: a private Postfix, clamd, avstation and avmilter on
+# loopback; a clean and an EICAR posting; what happened to each.
+demo: deps
+	$(GO) run ./test/demo
+
+# Every test, after installing what the tests need. CI runs exactly this.
+test: deps check
+	$(GO) test -race -count=1 ./...
+
+check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GOBIN)/staticcheck ./...
+
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test)
+
+integration: deps
+	$(GO) test -count=1 -v ./test/...
+
+# Short runs of every fuzz target (seeds alone run in `make test`).
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test ./scanner/ -run '^$$' -fuzz FuzzScan -fuzztime $(FUZZTIME)
+	$(GO) test ./scanner/clamd/ -run '^$$' -fuzz FuzzParseScanReply -fuzztime $(FUZZTIME)
+	$(GO) test ./scanner/clamd/ -run '^$$' -fuzz FuzzParseVersion -fuzztime $(FUZZTIME)
+	$(GO) test ./jobproto/ -run '^$$' -fuzz FuzzParseAuthorization -fuzztime $(FUZZTIME)
+	$(GO) test ./jobproto/ -run '^$$' -fuzz FuzzParseSecrets -fuzztime $(FUZZTIME)
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Needs the vulnerability database on the internet; says so where there is none.
+vulncheck:
+	@$(GO) run golang.org/x/vuln/cmd/govulncheck@latest ./... || echo "vulncheck: govulncheck or its database could not be reached from this machine"
+
+clean:
+	rm -rf bin .demo

@@ -1,0 +1,224 @@
+package harness
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Binaries are the daemons built for a test run or the demo.
+type Binaries struct{ Milter, Station string }
+
+// BuildDaemons builds avmilter and avstation from the module at root into
+// dir. Tests call it once from TestMain.
+func BuildDaemons(root, dir string) (Binaries, error) {
+	build := exec.Command("go", "build", "-o", dir, "./cmd/avmilter", "./cmd/avstation")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return Binaries{}, fmt.Errorf("building the daemons: %v\n%s", err, out)
+	}
+	return Binaries{Milter: filepath.Join(dir, "avmilter"), Station: filepath.Join(dir, "avstation")}, nil
+}
+
+// Daemon is one of our daemons running as a child process, its output in
+// LogFile. It is stopped by SIGTERM at the end of the test.
+type Daemon struct {
+	t           testing.TB
+	name        string
+	args        []string
+	cmd         *exec.Cmd
+	LogFile     string
+	Spool       string
+	Addr        string // what it listens on (host:port)
+	MetricsAddr string
+}
+
+// WriteSecret writes a secret file of mode 0600 and returns its path.
+func WriteSecret(t testing.TB, word string) string {
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte("# shared with the stations\ndefault "+word+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// StartStation starts avstation on addr ("" for a free port) with clamd.
+func StartStation(t testing.TB, binary, addr, clamdAddr, secretFile string) *Daemon {
+	t.Helper()
+	if addr == "" {
+		addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	}
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`listen: %s
+secret_file: %s
+spool_dir: %s
+scanner:
+  clamd: [%q]
+log:
+  level: debug
+`, addr, secretFile, filepath.Join(dir, "spool"), clamdAddr)
+	d := &Daemon{t: t, name: "avstation", Addr: addr, Spool: filepath.Join(dir, "spool")}
+	d.start(binary, writeConfig(t, dir, cfg))
+	WaitTCP(t, addr, 10*time.Second)
+	return d
+}
+
+// MilterOptions are the avmilter settings a test varies.
+type MilterOptions struct {
+	Station string // station URL; "" scans in-process
+	Secret  string // secret file
+	Clamd   string // for in-process scanning
+	ScanAll bool
+	Policy  string // YAML lines under policy:, indented by two spaces
+	Metrics bool   // serve /metrics on MetricsAddr
+	Lists   string // YAML lines under lists:; default *@lists.example.org
+}
+
+// StartMilter starts avmilter on a free port.
+func StartMilter(t testing.TB, binary string, o MilterOptions) *Daemon {
+	t.Helper()
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: inet:%s\nspool_dir: %s\nmemory_buffer: 1KiB\nscan_all: %v\n", addr, filepath.Join(dir, "spool"), o.ScanAll)
+	lists := o.Lists
+	if lists == "" {
+		lists = `  - match: "*@lists.example.org"` + "\n"
+	}
+	b.WriteString("lists:\n" + lists)
+	if o.Station != "" {
+		fmt.Fprintf(&b, "stations: [%q]\nsecret_file: %s\nscan_timeout: 20s\n", o.Station, o.Secret)
+	} else {
+		fmt.Fprintf(&b, "scanner:\n  clamd: [%q]\n", o.Clamd)
+	}
+	if o.Policy != "" {
+		b.WriteString("policy:\n" + o.Policy)
+	}
+	d := &Daemon{t: t, name: "avmilter", Addr: addr, Spool: filepath.Join(dir, "spool")}
+	if o.Metrics {
+		d.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+		fmt.Fprintf(&b, "metrics_listen: %s\n", d.MetricsAddr)
+	}
+	b.WriteString("log:\n  level: debug\n")
+	d.start(binary, writeConfig(t, dir, b.String()))
+	WaitTCP(t, addr, 10*time.Second)
+	return d
+}
+
+func writeConfig(t testing.TB, dir, text string) string {
+	p := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (d *Daemon) start(binary, config string) {
+	d.t.Helper()
+	if d.LogFile == "" {
+		d.LogFile = filepath.Join(filepath.Dir(config), d.name+".log")
+	}
+	logf, err := os.OpenFile(d.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer logf.Close()
+	d.args = []string{"-config", config}
+	d.cmd = exec.Command(binary, d.args...)
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatalf("starting %s: %v", d.name, err)
+	}
+	cmd := d.cmd
+	d.t.Cleanup(func() { stopCmd(cmd) })
+}
+
+// Stop ends the daemon with SIGTERM and waits for it.
+func (d *Daemon) Stop() { stopCmd(d.cmd) }
+
+// Restart starts the daemon again with the same config and address.
+func (d *Daemon) Restart() {
+	d.t.Helper()
+	binary := d.cmd.Path
+	d.start(binary, d.args[1])
+	WaitTCP(d.t, d.Addr, 10*time.Second)
+}
+
+func stopCmd(cmd *exec.Cmd) {
+	if cmd.Process == nil || cmd.ProcessState != nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Log returns the daemon's log so far.
+func (d *Daemon) Log() string {
+	b, _ := os.ReadFile(d.LogFile)
+	return string(b)
+}
+
+// WaitLog waits until the log has a line containing every one of subs.
+func (d *Daemon) WaitLog(t testing.TB, timeout time.Duration, subs ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		sc := bufio.NewScanner(strings.NewReader(d.Log()))
+		for sc.Scan() {
+			line := sc.Text()
+			all := true
+			for _, s := range subs {
+				all = all && strings.Contains(line, s)
+			}
+			if all {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s log has no line with %q:\n%s", d.name, subs, d.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// SpoolEmpty fails the test when the daemon left files in its spool.
+func (d *Daemon) SpoolEmpty(t testing.TB) {
+	t.Helper()
+	left, err := os.ReadDir(d.Spool)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("%s left files in its spool %s: %v", d.name, d.Spool, left)
+	}
+}
+
+// Metrics returns the text of the daemon's /metrics.
+func (d *Daemon) Metrics(t testing.TB, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		b.WriteString(sc.Text() + "\n")
+	}
+	return b.String()
+}
