@@ -84,7 +84,13 @@ func load(path string, v any) (*checker, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		return nil, &Problems{File: path, List: decodeProblems(err)}
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, &Problems{File: path, List: decodeProblems(err)}
+		}
+		// Unknown keys and wrong types: yaml decoded everything else, so
+		// validation goes on and every problem is listed at once.
+		c.problems = decodeProblems(err)
 	}
 	return c, nil
 }

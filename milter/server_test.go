@@ -96,7 +96,14 @@ type result struct {
 // transact drives one message through the milter as Postfix would.
 func transact(t *testing.T, addr string, rcpts []string, headers [][2]string, body string) result {
 	t.Helper()
-	c := milter.NewClient("tcp", addr, milter.WithReadTimeout(30*time.Second))
+	return transactTimeout(t, addr, rcpts, headers, body, 30*time.Second)
+}
+
+// transactTimeout is transact with the MTA's read timeout for each reply,
+// as Postfix's milter_content_timeout.
+func transactTimeout(t *testing.T, addr string, rcpts []string, headers [][2]string, body string, timeout time.Duration) result {
+	t.Helper()
+	c := milter.NewClient("tcp", addr, milter.WithReadTimeout(timeout))
 	macros := milter.NewMacroBag()
 	s, err := c.Session(macros)
 	if err != nil {
@@ -252,6 +259,46 @@ func TestListMailDecisions(t *testing.T) {
 			if !bytes.HasPrefix(fs.body, []byte("From: sender@example.com\r\nSubject: hello\r\n")) ||
 				!bytes.HasSuffix(fs.body, []byte("\r\n\r\nline one\r\nline two\r\n")) {
 				t.Errorf("scanner saw %q", fs.body)
+			}
+		})
+	}
+}
+
+// TestProgressKeepsTheMTAWaiting: a scan three times longer than the MTA's
+// timeout succeeds because progress packets reset the MTA's timer.
+func TestProgressKeepsTheMTAWaiting(t *testing.T) {
+	clean := &verdict.Verdict{Scanner: "s"}
+	clean.Settle()
+	for _, tt := range []struct {
+		name     string
+		interval time.Duration
+		ok       bool
+	}{
+		{"with progress", 30 * time.Millisecond, true},
+		{"progress too rare", 10 * time.Second, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := &fakeScanner{v: clean, delay: 600 * time.Millisecond}
+			addr, _, _, _ := startMilter(t, func(c *config.Milter) { c.ProgressInterval = tt.interval }, fs)
+			c := milter.NewClient("tcp", addr, milter.WithReadTimeout(200*time.Millisecond))
+			s, err := c.Session(milter.NewMacroBag())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			s.Conn("client.example", milter.FamilyInet, 4321, "192.0.2.1")
+			s.Helo("client.example")
+			s.Mail("a@example.com", "")
+			s.Rcpt("dev@lists.example.org", "")
+			s.DataStart()
+			s.HeaderField("Subject", " x", nil)
+			s.HeaderEnd()
+			_, act, err := s.BodyReadFrom(strings.NewReader("body\r\n"))
+			if tt.ok && (err != nil || act == nil || act.Type != milter.ActionAccept) {
+				t.Errorf("got %v, %v; want Accept", act, err)
+			}
+			if !tt.ok && err == nil {
+				t.Errorf("got %v; want the MTA to time out", act)
 			}
 		})
 	}
