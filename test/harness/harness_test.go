@@ -235,8 +235,10 @@ func TestPostfixRelaysToSink(t *testing.T) {
 		t.Fatalf("sink has %d messages, want 2", n)
 	}
 	for _, pf := range pfs {
-		if !strings.Contains(pf.Log(), "status=sent") {
-			t.Fatalf("no status=sent in log:\n%s", pf.LogTail(30))
+		line := pf.WaitLog(t, "status=sent", 5*time.Second)
+		if !strings.Contains(line, "relay=127.0.0.1["+sink.Addr[len("127.0.0.1:"):]) &&
+			!strings.Contains(line, "relay=127.0.0.1[127.0.0.1]:"+sink.Addr[len("127.0.0.1:"):]) {
+			t.Fatalf("delivery not to the sink: %s", line)
 		}
 	}
 
@@ -268,7 +270,10 @@ func TestPostfixMasterCF(t *testing.T) {
 	}
 	for _, line := range strings.Split(cf, "\n") {
 		f := strings.Fields(line)
-		if len(f) >= 8 && !strings.HasPrefix(f[0], "#") && f[4] != "n" {
+		if line == "" || line[0] == ' ' || line[0] == '\t' || line[0] == '#' {
+			continue
+		}
+		if len(f) >= 8 && f[4] != "n" {
 			t.Errorf("chroot not n: %q", line)
 		}
 	}
@@ -311,4 +316,33 @@ func leftovers() []string {
 		}
 	}
 	return out
+}
+
+func TestPostfixMilterDefaultAction(t *testing.T) {
+	sink := StartSink(t)
+	// Nothing listens on the milter port: Postfix applies
+	// milter_default_action.
+	milter := fmt.Sprintf("inet:127.0.0.1:%d", FreePort(t))
+	tests := []struct {
+		action   string
+		wantCode int
+	}{
+		{"", 451}, // default tempfail
+		{"accept", 250},
+		{"reject", 554}, // refused in the greeting
+	}
+	for _, tt := range tests {
+		t.Run("action="+tt.action, func(t *testing.T) {
+			pf := StartPostfix(t, PostfixOptions{Milter: milter, RelayTo: sink.Addr, MilterDefaultAction: tt.action, ContentTimeout: 5 * time.Second})
+			subject := "milter " + tt.action
+			res := Send(t, pf.SMTPAddr, "s@example.com", []string{"r@example.net"}, BuildMessage("s@example.com", "r@example.net", subject, "x"))
+			if res.Code != tt.wantCode {
+				t.Fatalf("Send = %+v, want code %d\n%s", res, tt.wantCode, pf.LogTail(20))
+			}
+			t.Logf("reply: %d %s (err %v)", res.Code, res.Text, res.Err)
+			if tt.wantCode == 250 {
+				sink.WaitFor(t, func(d Delivered) bool { return bytes.Contains(d.Data, []byte("Subject: "+subject+"\r\n")) }, 10*time.Second)
+			}
+		})
+	}
 }

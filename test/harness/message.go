@@ -62,7 +62,12 @@ func BuildMessage(from, to, subject, body string, attachments ...Attachment) []b
 				}
 			}
 			hdr("Content-Type", ct)
-			hdr("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": a.Name}))
+			disp := mime.FormatMediaType("attachment", map[string]string{"filename": a.Name})
+			if disp == "" {
+				// A name FormatMediaType cannot encode (e.g. control characters).
+				disp = "attachment"
+			}
+			hdr("Content-Disposition", disp)
 		} else {
 			hdr("Content-Type", ct)
 			hdr("Content-Disposition", "attachment")

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,8 +47,8 @@ type Postfix struct {
 	Dir       string // holds all of the above
 	MasterPID int
 
-	postfix string
-	stopped bool
+	postfix  string
+	stopOnce sync.Once
 }
 
 const (
@@ -135,15 +136,35 @@ func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 		t.Fatalf("harness: postfix: %v", err)
 	}
 
+	// Postfix re-reads a config file until it is at least two seconds old
+	// (util/dict.c dict_load_file_xt guards against reading a file while it
+	// is written), which makes a start take 2 s. Date the files back.
+	past := time.Now().Add(-time.Minute)
+	for _, f := range []string{"main.cf", "master.cf"} {
+		if err := os.Chtimes(filepath.Join(p.ConfigDir, f), past, past); err != nil {
+			t.Fatalf("harness: postfix: %v", err)
+		}
+	}
+
+	becomeSubreaper()
 	ctx, cancel := context.WithTimeout(context.Background(), postfixStartTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-c", p.ConfigDir, "start")
 	cmd.Env = postfixEnv()
-	out, err := cmd.CombinedOutput()
+	// Output goes to a file, not a pipe: the daemonized master inherits
+	// the descriptors, and waiting for a pipe's EOF costs seconds.
+	outPath := filepath.Join(filepath.Dir(p.LogFile), "postfix-start.out")
+	outFile, err := os.Create(outPath)
+	if err != nil {
+		t.Fatalf("harness: postfix: %v", err)
+	}
+	cmd.Stdout, cmd.Stderr = outFile, outFile
+	err = cmd.Run()
+	outFile.Close()
 	// Stop whatever did start, even if `postfix start` says it failed.
 	t.Cleanup(p.Stop)
 	if err != nil {
-		t.Fatalf("harness: postfix -c %s start: %v\n%s--- %s (tail)\n%s", p.ConfigDir, err, out, p.LogFile, p.LogTail(40))
+		t.Fatalf("harness: postfix -c %s start: %v\n%s\n--- %s (tail)\n%s", p.ConfigDir, err, tailFile(outPath, 20), p.LogFile, p.LogTail(40))
 	}
 	pid, err := readPIDFile(filepath.Join(p.QueueDir, "pid", "master.pid"))
 	if err != nil {
@@ -273,7 +294,7 @@ func postfixMainCF(p *Postfix, o PostfixOptions, relayHost, relayPort string) st
 		"non_smtpd_milters":      "",
 		"milter_protocol":        "6",
 		"milter_default_action":  action,
-		"milter_content_timeout": fmt.Sprintf("%ds", int(ct.Round(time.Second)/time.Second)),
+		"milter_content_timeout": fmt.Sprintf("%ds", max(1, int(ct.Round(time.Second)/time.Second))),
 		"milter_connect_timeout": "10s",
 		"milter_command_timeout": "30s",
 
@@ -370,7 +391,7 @@ func postfixMasterCF(smtpAddr string) (string, error) {
 	return b.String(), nil
 }
 
-// waitBanner waits for the 220 greeting on SMTPAddr.
+// waitBanner waits for the SMTP greeting on SMTPAddr.
 func (p *Postfix) waitBanner(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
@@ -399,7 +420,9 @@ func readBanner(addr string) error {
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(line, "220") {
+	// Any reply means smtpd is up: a milter may refuse at connect time
+	// (milter_default_action=reject gives a 5xx greeting).
+	if len(line) < 4 || line[0] < '2' || line[0] > '5' || (line[3] != ' ' && line[3] != '-') {
 		return fmt.Errorf("banner %q", strings.TrimSpace(line))
 	}
 	_, _ = c.Write([]byte("QUIT\r\n"))
@@ -411,11 +434,9 @@ func readBanner(addr string) error {
 // instance that outlived it. Only processes whose environment names this
 // instance's config directory are touched. Stop may be called more than
 // once.
-func (p *Postfix) Stop() {
-	if p.stopped {
-		return
-	}
-	p.stopped = true
+func (p *Postfix) Stop() { p.stopOnce.Do(p.stop) }
+
+func (p *Postfix) stop() {
 	pid := p.MasterPID
 	if pid == 0 {
 		// `postfix start` may have failed after the master came up.
@@ -440,6 +461,47 @@ func (p *Postfix) Stop() {
 		_ = syscall.Kill(leftover, syscall.SIGKILL)
 		waitGone(leftover, 2*time.Second)
 	}
+	if pid > 0 {
+		reapGroup(pid, 2*time.Second)
+	}
+}
+
+var subreaperOnce sync.Once
+
+// becomeSubreaper makes this process the reaper of orphaned descendants
+// (prctl PR_SET_CHILD_SUBREAPER). The Postfix master daemonizes, so without
+// it the master and the daemons it leaves behind are reparented to PID 1,
+// and on machines whose PID 1 is slow to reap they linger as zombies. With
+// it they become our children and Stop reaps them by process group.
+func becomeSubreaper() {
+	subreaperOnce.Do(func() {
+		const prSetChildSubreaper = 36
+		_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0)
+	})
+}
+
+// reapGroup collects exited children in process group pgid (the master
+// called setsid, so its PID is its daemons' group). It waits only on that
+// group, never on children that os/exec is waiting for.
+func reapGroup(pgid int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(-pgid, &ws, syscall.WNOHANG, nil)
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case err != nil: // ECHILD: none of ours left in the group
+			return
+		case got > 0:
+			continue
+		}
+		// Children of the group exist but have not exited yet.
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Running reports whether the instance's master process is alive.
@@ -457,4 +519,25 @@ func (p *Postfix) Log() string {
 		return ""
 	}
 	return string(b)
+}
+
+// WaitLog waits until the instance's log contains substr and returns the
+// first line that does; it fails the test after timeout. Postfix logs a
+// delivery ("status=sent") just after the next hop has answered, so a test
+// that has seen a message arrive may still have to wait for the line.
+func (p *Postfix) WaitLog(t testing.TB, substr string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, line := range strings.Split(p.Log(), "\n") {
+			if strings.Contains(line, substr) {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("harness: postfix log has no %q after %v\n--- %s (tail)\n%s", substr, timeout, p.LogFile, p.LogTail(30))
+			return ""
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
