@@ -58,6 +58,7 @@ func StartClamdWith(t testing.TB, databases ...string) *Clamd {
 	t.Helper()
 	bin := lookBin(t, "clamd", "clamav-daemon")
 	dir := t.TempDir()
+	recordStarted(dir)
 	port := FreePort(t)
 	c := &Clamd{
 		TCPAddr: fmt.Sprintf("127.0.0.1:%d", port),

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -198,4 +199,25 @@ func readPIDFile(path string) (int, error) {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
 	return pid, nil
+}
+
+// started lists the directories of the clamd and Postfix instances this
+// process started, so that a check for leftovers looks at its own only
+// (other test packages run at the same time).
+var started struct {
+	sync.Mutex
+	dirs []string
+}
+
+func recordStarted(dir string) {
+	started.Lock()
+	started.dirs = append(started.dirs, dir)
+	started.Unlock()
+}
+
+// StartedDirs returns the directories of every instance started so far.
+func StartedDirs() []string {
+	started.Lock()
+	defer started.Unlock()
+	return append([]string(nil), started.dirs...)
 }

@@ -294,8 +294,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// leftovers lists clamd processes and Postfix instances started from this
-// package's temporary directories.
+// leftovers lists clamd processes and Postfix instances that this test
+// binary started and that still run.
 func leftovers() []string {
 	var out []string
 	ents, _ := os.ReadDir("/proc")
@@ -306,12 +306,14 @@ func leftovers() []string {
 		}
 		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
 		cl := strings.ReplaceAll(string(cmdline), "\x00", " ")
-		if strings.Contains(string(env), "MAIL_CONFIG="+os.TempDir()) ||
-			(strings.Contains(cl, "clamd") && strings.Contains(cl, os.TempDir())) {
-			var pid int
-			fmt.Sscan(e.Name(), &pid)
-			if procAlive(pid) {
-				out = append(out, e.Name()+": "+cl)
+		for _, dir := range StartedDirs() {
+			if strings.Contains(string(env), "MAIL_CONFIG="+dir+"/") || strings.Contains(cl, dir+"/") {
+				var pid int
+				fmt.Sscan(e.Name(), &pid)
+				if procAlive(pid) {
+					out = append(out, e.Name()+": "+cl)
+				}
+				break
 			}
 		}
 	}

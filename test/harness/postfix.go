@@ -83,6 +83,7 @@ func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 		t.Fatalf("harness: postfix: %v", err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(base) })
+	recordStarted(base)
 	p := &Postfix{
 		Dir:       base,
 		ConfigDir: filepath.Join(base, "etc"),
