@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -124,21 +125,48 @@ func (c *Client) Scan(ctx context.Context, meta Meta, body io.ReaderAt, size int
 	}
 	digest := hex.EncodeToString(hash.Sum(nil))
 
-	var errs stationErrors
-	for _, station := range c.Stations {
-		v, err := c.scanAt(ctx, station, meta.JobID, metaHdr, body, size, digest)
-		if err == nil {
-			return v, nil
+	// A busy station (503) is full, not broken: when every station failed
+	// and one of them was busy, wait a little and go round again until ctx
+	// ends, rather than tempfail mail that a moment later would be scanned.
+	for attempt := 0; ; attempt++ {
+		var errs stationErrors
+		busy := false
+		for _, station := range c.Stations {
+			v, err := c.scanAt(ctx, station, meta.JobID, metaHdr, body, size, digest)
+			if err == nil {
+				return v, nil
+			}
+			var se *StationError
+			if errors.As(err, &se) && se.Status == http.StatusServiceUnavailable {
+				busy = true
+			}
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
 		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
+		var err error = errs
+		if len(errs) == 1 {
+			err = errs[0]
+		}
+		if !busy || ctx.Err() != nil {
+			return nil, err
+		}
+		select {
+		case <-time.After(busyBackoff(attempt)):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (gave up waiting: %w)", err, ctx.Err())
 		}
 	}
-	if len(errs) == 1 {
-		return nil, errs[0]
-	}
-	return nil, errs
+}
+
+// busyBackoff is the pause before going round all stations again when they
+// were busy: 20 ms doubling to 500 ms, with jitter so that waiting milters
+// do not come back all at once.
+func busyBackoff(attempt int) time.Duration {
+	d := 20 * time.Millisecond << min(attempt, 5)
+	d = min(d, 500*time.Millisecond)
+	return d/2 + time.Duration(mrand.Int64N(int64(d/2)+1))
 }
 
 func (c *Client) scanAt(ctx context.Context, station, jobID, metaHdr string, body io.ReaderAt, size int64, digest string) (*verdict.Verdict, error) {

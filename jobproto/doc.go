@@ -67,8 +67,11 @@
 // is a (signed) 401 and the file is removed unscanned.
 //
 // Statuses: 200 verdict; 400 bad meta or unreadable body; 401 invalid job
-// signature; 413 body over the station's limit; 500 the scan failed;
-// 503 (with Retry-After: 1) the station is at its concurrent-scan limit or
-// cannot spool. The client moves on to the next station on anything but a
-// verified verdict.
+// signature; 413 body over the station's limit; 500 the scan failed or the
+// station cannot spool; 503 (with Retry-After: 1) the station is at its
+// concurrent-scan limit. The client moves on to the next station on anything
+// but a verified verdict; when every station failed and one was busy, it
+// waits (20 ms doubling to 500 ms, jittered) and goes round again until its
+// context ends, so a burst larger than the stations' capacity waits instead
+// of being tempfailed.
 package jobproto

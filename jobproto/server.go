@@ -151,6 +151,8 @@ func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
 	}
 	// Bound concurrent scans; when full, say so at once so that the
 	// milter tries the next station rather than wait in a queue here.
+	// 503 means busy and nothing else: the client waits and retries on it
+	// (station faults, such as a spool that cannot be written, are 500).
 	select {
 	case h.sem <- struct{}{}:
 		defer func() { <-h.sem }()
@@ -163,8 +165,7 @@ func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
 	f, err := os.CreateTemp(h.spoolDir, "avs-job-*.eml") // mode 0600
 	if err != nil {
 		h.log.Error("spool job", "job_id", meta.JobID, "err", err)
-		w.Header().Set("Retry-After", "1")
-		h.replyError(w, r, req, http.StatusServiceUnavailable, "station cannot spool the message")
+		h.replyError(w, r, req, http.StatusInternalServerError, "station cannot spool the message")
 		return
 	}
 	// Whatever happens next, nothing of the message stays on disk.
@@ -179,7 +180,6 @@ func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
 			h.invalid(r, ReasonDigestMismatch, req.key.ID)
 		} else if status >= 500 {
 			h.log.Error("spool job", "job_id", meta.JobID, "err", err)
-			w.Header().Set("Retry-After", "1")
 		}
 		h.replyError(w, r, req, status, err.Error())
 		return
@@ -209,7 +209,7 @@ func (h *handler) spool(w http.ResponseWriter, r *http.Request, f *os.File, dige
 			return 0, http.StatusRequestEntityTooLarge, fmt.Errorf("message is over the station's limit of %d bytes", h.maxBody)
 		}
 		if _, ok := errors.AsType[*os.PathError](err); ok {
-			return 0, http.StatusServiceUnavailable, errors.New("station cannot spool the message")
+			return 0, http.StatusInternalServerError, errors.New("station cannot spool the message")
 		}
 		return 0, http.StatusBadRequest, fmt.Errorf("reading message: %v", err)
 	}
@@ -217,7 +217,7 @@ func (h *handler) spool(w http.ResponseWriter, r *http.Request, f *os.File, dige
 		return 0, http.StatusUnauthorized, errors.New(ReasonDigestMismatch)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, http.StatusServiceUnavailable, errors.New("station cannot spool the message")
+		return 0, http.StatusInternalServerError, errors.New("station cannot spool the message")
 	}
 	return n, 0, nil
 }

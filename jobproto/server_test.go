@@ -339,10 +339,48 @@ func TestSpoolWriteFailure(t *testing.T) {
 	c := newClient(t, ring(t, keyA), st.srv.URL)
 	_, err := scan(c)
 	se, ok := errors.AsType[*StationError](err)
-	if !ok || se.Status != http.StatusServiceUnavailable {
+	if !ok || se.Status != http.StatusInternalServerError {
 		t.Fatalf("error %#v", err)
 	}
 	if strings.Contains(err.Error(), "missing") {
 		t.Errorf("error %q shows the spool path", err)
+	}
+}
+
+// TestBusyStationWaits: with every station full, the client waits and tries
+// again within its deadline instead of failing the job at once.
+func TestBusyStationWaits(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var first sync.Once
+	st := newStation(t, "A", func(s *Server) {
+		s.MaxConcurrent = 1
+		s.Scan = func(ctx context.Context, meta Meta, body *os.File, size int64) (*verdict.Verdict, error) {
+			if meta.JobID == "first" {
+				first.Do(func() { close(started) })
+				<-release
+			}
+			return &verdict.Verdict{Status: verdict.Clean, Scanner: "A"}, nil
+		}
+	})
+	c := newClient(t, ring(t, keyA), st.srv.URL)
+	go c.Scan(context.Background(), Meta{JobID: "first"}, bytes.NewReader(message), int64(len(message)))
+	<-started
+
+	// Deadline shorter than the first job: the second gives up, saying why.
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	_, err := c.Scan(ctx, Meta{JobID: "impatient"}, bytes.NewReader(message), int64(len(message)))
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "gave up waiting") {
+		t.Fatalf("busy station with a short deadline: %v", err)
+	}
+
+	// Released while the third waits: it gets its verdict.
+	time.AfterFunc(100*time.Millisecond, func() { close(release) })
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, err := c.Scan(ctx, Meta{JobID: "patient"}, bytes.NewReader(message), int64(len(message)))
+	if err != nil || v.Status != verdict.Clean {
+		t.Fatalf("got %+v, %v; want a verdict once the station had room", v, err)
 	}
 }
