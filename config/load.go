@@ -66,6 +66,21 @@ func (c *checker) err() error {
 	return &Problems{File: c.file, List: c.problems}
 }
 
+// checkable is a daemon's config: it checks itself into a checker.
+type checkable interface{ check(*checker) }
+
+// loadChecked decodes the file at path into cfg, which holds the defaults,
+// and checks it. The error, when not nil, is a *Problems listing
+// everything wrong.
+func loadChecked(path string, cfg checkable) error {
+	c, err := load(path, cfg)
+	if err != nil {
+		return err
+	}
+	cfg.check(c)
+	return c.err()
+}
+
 // load decodes the YAML file at path into v strictly and maps each key path
 // to its line for later messages. v must already hold the defaults.
 func load(path string, v any) (*checker, error) {

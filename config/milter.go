@@ -69,12 +69,7 @@ func DefaultMilter() Milter {
 // nil, is a *Problems listing everything wrong.
 func LoadMilter(path string) (*Milter, error) {
 	cfg := DefaultMilter()
-	c, err := load(path, &cfg)
-	if err != nil {
-		return nil, err
-	}
-	cfg.check(c)
-	if err := c.err(); err != nil {
+	if err := loadChecked(path, &cfg); err != nil {
 		return nil, err
 	}
 	return &cfg, nil

@@ -105,12 +105,7 @@ func DefaultStation() Station {
 // LoadStation reads and checks avstation's config file.
 func LoadStation(path string) (*Station, error) {
 	cfg := DefaultStation()
-	c, err := load(path, &cfg)
-	if err != nil {
-		return nil, err
-	}
-	cfg.check(c)
-	if err := c.err(); err != nil {
+	if err := loadChecked(path, &cfg); err != nil {
 		return nil, err
 	}
 	return &cfg, nil

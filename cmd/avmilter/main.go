@@ -10,7 +10,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,14 +33,8 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
-	}
-	fs := flag.NewFlagSet("avmilter "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", defaultConfig, "configuration file")
-	if err := fs.Parse(args); err != nil {
+	cmd, path, ok := daemon.Args("avmilter", defaultConfig, args, stderr)
+	if !ok {
 		return 2
 	}
 	switch cmd {
@@ -49,14 +42,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "avmilter %s\n", version.Version)
 		return 0
 	case "check-config":
-		if _, err := load(*path); err != nil {
+		if _, err := load(path); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "%s: ok\n", *path)
+		fmt.Fprintf(stdout, "%s: ok\n", path)
 		return 0
 	case "run":
-		cfg, err := load(*path)
+		cfg, err := load(path)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1

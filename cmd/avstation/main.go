@@ -7,7 +7,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,14 +28,8 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
-	}
-	fs := flag.NewFlagSet("avstation "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", defaultConfig, "configuration file")
-	if err := fs.Parse(args); err != nil {
+	cmd, path, ok := daemon.Args("avstation", defaultConfig, args, stderr)
+	if !ok {
 		return 2
 	}
 	switch cmd {
@@ -44,14 +37,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "avstation %s\n", version.Version)
 		return 0
 	case "check-config":
-		if _, _, err := load(*path); err != nil {
+		if _, _, err := load(path); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "%s: ok\n", *path)
+		fmt.Fprintf(stdout, "%s: ok\n", path)
 		return 0
 	case "run":
-		cfg, keys, err := load(*path)
+		cfg, keys, err := load(path)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1

@@ -1,0 +1,23 @@
+package daemon
+
+import (
+	"flag"
+	"io"
+)
+
+// Args reads a daemon's command line, "[COMMAND] [-config FILE]": the
+// command (run when none is given) and the config file. ok is false when
+// the flags are wrong; the flag package has said why on stderr.
+func Args(name, defaultConfig string, args []string, stderr io.Writer) (cmd, config string, ok bool) {
+	cmd = "run"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet(name+" "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", defaultConfig, "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return cmd, "", false
+	}
+	return cmd, *path, true
+}
