@@ -3,6 +3,7 @@ package jobproto
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -26,27 +27,34 @@ const maxResponse = 16 << 20
 // ErrAuth is wrapped by the error of a station that refused our signature.
 var ErrAuth = errors.New("station rejected our signature (check secret_file)")
 
-// defaultHTTP is the HTTP client of a Client without one. The caller's
-// context bounds a job; these bound the steps whose hang would hide a dead
-// station from the failover.
-var defaultHTTP = &http.Client{
-	Transport: &http.Transport{
-		// No proxy from the environment: mail content should not take a
-		// detour an admin did not configure for it.
-		Proxy: nil,
-		// A station that drops SYNs must not eat the job's whole timeout
-		// before the next station is tried.
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout: 10 * time.Second,
-		// Scanning a large archive can take minutes; the caller's
-		// context is the real bound.
-		ResponseHeaderTimeout: 10 * time.Minute,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConnsPerHost:   16,
-		ForceAttemptHTTP2:     true,
-	},
-	// A redirect would resend the job to a target it was not signed for.
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+// defaultHTTP is the HTTP client of a Client without one.
+var defaultHTTP = NewHTTPClient(nil)
+
+// NewHTTPClient is the HTTP client for talking to stations, with tlsConfig
+// for https stations (nil: the system's roots). The caller's context bounds
+// a job; these bound the steps whose hang would hide a dead station from
+// the failover.
+func NewHTTPClient(tlsConfig *tls.Config) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			// No proxy from the environment: mail content should not take
+			// a detour an admin did not configure for it.
+			Proxy: nil,
+			// A station that drops SYNs must not eat the job's whole
+			// timeout before the next station is tried.
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:     tlsConfig,
+			TLSHandshakeTimeout: 10 * time.Second,
+			// Scanning a large archive can take minutes; the caller's
+			// context is the real bound.
+			ResponseHeaderTimeout: 10 * time.Minute,
+			IdleConnTimeout:       90 * time.Second,
+			MaxIdleConnsPerHost:   16,
+			ForceAttemptHTTP2:     true,
+		},
+		// A redirect would resend the job to a target it was not signed for.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 // Client is the milter side of the job protocol.

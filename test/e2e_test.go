@@ -226,6 +226,22 @@ func TestEndToEnd(t *testing.T) {
 		own.SpoolEmpty(t)
 	})
 
+	t.Run("over TLS with the station's CA", func(t *testing.T) {
+		cert, key := harness.SelfSignedCert(t)
+		own := harness.StartStation(t, bin.Station, "", clamd.Addr, secret, "tls_cert: "+cert, "tls_key: "+key)
+		url := "https://" + own.Addr
+		c := newChain(t, sink, harness.StartMilter(t, bin.Milter, harness.MilterOptions{Station: url, Secret: secret, Extra: "station_ca_file: " + cert + "\n"}))
+		wantCode(t, c.send(t, listRcp, "clean posting over TLS"), 250)
+		c.delivered(t, "clean posting over TLS")
+		wantCode(t, c.send(t, listRcp, "eicar over TLS", eicarAttachment()), 550, "'Eicar")
+		// Without the CA the milter does not trust the station: tempfail.
+		untrusting := newChain(t, sink, harness.StartMilter(t, bin.Milter, harness.MilterOptions{Station: url, Secret: secret}))
+		wantCode(t, untrusting.send(t, listRcp, "posting to an untrusted station"), 451, "4.7.1")
+		untrusting.milter.WaitLog(t, 5*time.Second, "outcome=station-failure", "certificate")
+		own.Stop()
+		own.SpoolEmpty(t)
+	})
+
 	t.Run("in-process mode gives the same verdicts", func(t *testing.T) {
 		c := newChain(t, sink, harness.StartMilter(t, bin.Milter, harness.MilterOptions{Clamd: clamd.Addr}))
 		wantCode(t, c.send(t, listRcp, "clean posting in-process"), 250)

@@ -9,6 +9,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -90,7 +92,11 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("secret_file: %w", err)
 		}
-		sc = &jobproto.Client{Stations: cfg.Stations, Keys: keys}
+		hc, err := stationHTTP(cfg.StationCA)
+		if err != nil {
+			return err
+		}
+		sc = &jobproto.Client{Stations: cfg.Stations, Keys: keys, HTTP: hc}
 	} else {
 		local, err := daemon.Scanner(cfg.Scanner, cfg.SpoolDir)
 		if err != nil {
@@ -131,4 +137,21 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+// stationHTTP is the HTTP client for the stations, trusting the CAs in
+// caFile when it is set.
+func stationHTTP(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return jobproto.NewHTTPClient(nil), nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("station_ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("station_ca_file %s: no PEM certificate in it", caFile)
+	}
+	return jobproto.NewHTTPClient(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}), nil
 }

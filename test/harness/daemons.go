@@ -50,7 +50,8 @@ func WriteSecret(t testing.TB, word string) string {
 }
 
 // StartStation starts avstation on addr ("" for a free port) with clamd.
-func StartStation(t testing.TB, binary, addr, clamdAddr, secretFile string) *Daemon {
+// Extra lines of YAML are appended to its config.
+func StartStation(t testing.TB, binary, addr, clamdAddr, secretFile string, extra ...string) *Daemon {
 	t.Helper()
 	if addr == "" {
 		addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
@@ -63,7 +64,7 @@ scanner:
   clamd: [%q]
 log:
   level: debug
-`, addr, secretFile, filepath.Join(dir, "spool"), clamdAddr)
+`, addr, secretFile, filepath.Join(dir, "spool"), clamdAddr) + strings.Join(extra, "\n")
 	d := &Daemon{t: t, name: "avstation", Addr: addr, Spool: filepath.Join(dir, "spool")}
 	d.start(binary, writeConfig(t, dir, cfg))
 	WaitTCP(t, addr, 10*time.Second)
@@ -79,6 +80,7 @@ type MilterOptions struct {
 	Policy  string // YAML lines under policy:, indented by two spaces
 	Metrics bool   // serve /metrics on MetricsAddr
 	Lists   string // YAML lines under lists:; default *@lists.example.org
+	Extra   string // more YAML lines, at the top level
 }
 
 // StartMilter starts avmilter on a free port.
@@ -106,7 +108,7 @@ func StartMilter(t testing.TB, binary string, o MilterOptions) *Daemon {
 		d.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 		fmt.Fprintf(&b, "metrics_listen: %s\n", d.MetricsAddr)
 	}
-	b.WriteString("log:\n  level: debug\n")
+	b.WriteString("log:\n  level: debug\n" + o.Extra)
 	d.start(binary, writeConfig(t, dir, b.String()))
 	WaitTCP(t, addr, 10*time.Second)
 	return d
