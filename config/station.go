@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/avstation/avstation/scanner"
@@ -32,6 +33,8 @@ type Scanner struct {
 	MaxParts       int           `yaml:"max_parts" doc:"most MIME parts walked in one message; more is limit-exceeded"`
 	MaxHeaderBytes ByteSize      `yaml:"max_header_bytes" doc:"largest header block of one part; larger is limit-exceeded"`
 	PartMemory     ByteSize      `yaml:"part_memory" doc:"bytes of one decoded part held in memory before it spills to disk"`
+	Mode           string        `yaml:"mode" doc:"what the engines see: all (the raw message, every part and archive member), attachments (attachments and their members only) or message (the raw message only)"`
+	CacheEntries   int           `yaml:"cache_entries" doc:"verdicts remembered by message SHA-256 and signature version, so that retries and cross-posts are not scanned twice; 0: off"`
 }
 
 // DefaultScanner mirrors scanner.DefaultOptions.
@@ -44,6 +47,8 @@ func DefaultScanner() Scanner {
 		MaxParts:       d.MaxParts,
 		MaxHeaderBytes: ByteSize(d.MaxHeaderBytes),
 		PartMemory:     ByteSize(d.PartMemory),
+		Mode:           string(d.Mode),
+		CacheEntries:   d.CacheEntries,
 	}
 }
 
@@ -57,6 +62,8 @@ func (s Scanner) Options(name, spoolDir string) scanner.Options {
 		MaxHeaderBytes: int64(s.MaxHeaderBytes),
 		PartMemory:     int64(s.PartMemory),
 		SpoolDir:       spoolDir,
+		Mode:           scanner.Mode(s.Mode),
+		CacheEntries:   s.CacheEntries,
 	}
 }
 
@@ -86,6 +93,12 @@ func (s Scanner) check(c *checker, prefix string) {
 	}
 	if s.PartMemory < 0 {
 		c.addf(prefix+".part_memory", "must not be negative")
+	}
+	if !slices.Contains(scanner.Modes, scanner.Mode(s.Mode)) {
+		c.addf(prefix+".mode", "%q is not a scan mode; use all, attachments or message", s.Mode)
+	}
+	if s.CacheEntries < 0 {
+		c.addf(prefix+".cache_entries", "must not be negative (0 turns the cache off)")
 	}
 }
 

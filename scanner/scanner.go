@@ -7,9 +7,12 @@ package scanner
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,7 +58,26 @@ type Options struct {
 	// spills to a 0600 file in SpoolDir.
 	PartMemory int64
 	SpoolDir   string
+	// Mode says what the engines see (IceWarp's scan modes).
+	Mode Mode
+	// CacheEntries bounds the verdict cache; 0 turns it off.
+	CacheEntries int
 }
+
+// Mode is what the engines are asked about.
+type Mode string
+
+const (
+	// ModeAll: the raw message, every decoded part and every archive member.
+	ModeAll Mode = "all"
+	// ModeAttachments: attachments and their archive members only.
+	ModeAttachments Mode = "attachments"
+	// ModeMessage: the raw message only (the engine parses it itself).
+	ModeMessage Mode = "message"
+)
+
+// Modes lists the modes, for config checks.
+var Modes = []Mode{ModeAll, ModeAttachments, ModeMessage}
 
 // DefaultOptions are the limits a list server needs; each is documented in
 // the README with its reason.
@@ -66,6 +88,8 @@ func DefaultOptions() Options {
 		MaxParts:       1000,
 		MaxHeaderBytes: 256 << 10,
 		PartMemory:     4 << 20,
+		Mode:           ModeAll,
+		CacheEntries:   10000,
 	}
 }
 
@@ -74,6 +98,8 @@ func DefaultOptions() Options {
 type Scanner struct {
 	opt     Options
 	engines []Engine
+
+	cache *cache
 
 	mu        sync.Mutex
 	versions  []verdict.Engine
@@ -98,7 +124,10 @@ func New(opt Options, engines ...Engine) *Scanner {
 	if opt.PartMemory <= 0 {
 		opt.PartMemory = d.PartMemory
 	}
-	return &Scanner{opt: opt, engines: engines}
+	if opt.Mode == "" {
+		opt.Mode = d.Mode
+	}
+	return &Scanner{opt: opt, engines: engines, cache: newCache(opt.CacheEntries)}
 }
 
 // Scan scans the size bytes of the raw message in r (headers and body, CRLF).
@@ -106,11 +135,21 @@ func New(opt Options, engines ...Engine) *Scanner {
 // a cancelled ctx only, when there is no verdict to give.
 func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict.Verdict, error) {
 	start := time.Now()
-	v := &verdict.Verdict{Scanner: s.opt.Name}
 	if len(s.engines) == 0 {
+		v := &verdict.Verdict{Scanner: s.opt.Name}
 		v.Add(verdict.Finding{Kind: verdict.KindScanError, Detail: "no engine configured"})
 		return v, nil
 	}
+	versions := s.Versions(ctx)
+	key, err := s.cacheKey(r, size, versions)
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := s.cache.get(key); ok {
+		v.Cached, v.Duration = true, time.Since(start)
+		return v, nil
+	}
+	v := &verdict.Verdict{Scanner: s.opt.Name}
 	w := &walker{opt: s.opt, verdict: v, visit: func(p *leaf) error {
 		return s.scanPart(ctx, v, p)
 	}}
@@ -120,16 +159,43 @@ func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 	// The whole raw message goes to every engine too: clamd parses mail
 	// itself and may see what a MIME walk disagrees about. Parts go first so
 	// that the finding a reject names is the one with a file name.
-	raw := &leaf{path: "", contentType: "message/rfc822"}
-	for _, e := range s.engines {
-		if err := s.scanWith(ctx, v, e, raw, io.NewSectionReader(r, 0, size)); err != nil {
-			return nil, err
+	if s.opt.Mode != ModeAttachments {
+		raw := &leaf{path: "", contentType: "message/rfc822"}
+		for _, e := range s.engines {
+			if err := s.scanWith(ctx, v, e, raw, io.NewSectionReader(r, 0, size)); err != nil {
+				return nil, err
+			}
 		}
 	}
-	v.Engines = s.Versions(ctx)
+	v.Engines = versions
 	v.Settle()
 	v.Duration = time.Since(start)
+	if key != "" {
+		s.cache.put(key, v)
+	}
 	return v, nil
+}
+
+// cacheKey is the message's SHA-256 with the mode and every engine's
+// signature version; "" (do not cache) when an engine could not say its
+// version, since then a database update could not be told apart.
+func (s *Scanner) cacheKey(r io.ReaderAt, size int64, versions []verdict.Engine) (string, error) {
+	if s.cache == nil {
+		return "", nil
+	}
+	var b strings.Builder
+	b.WriteString(string(s.opt.Mode))
+	for _, e := range versions {
+		if e.SignatureVersion == "" && e.Version == "" {
+			return "", nil
+		}
+		fmt.Fprintf(&b, "|%s %s %s %d", e.Name, e.Version, e.SignatureVersion, e.SignatureTime.Unix())
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
+		return "", fmt.Errorf("reading message: %w", err)
+	}
+	return b.String() + "|" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // scanPart holds one decoded part in a spool buffer, so that each engine
@@ -151,6 +217,9 @@ func (s *Scanner) scanPart(ctx context.Context, v *verdict.Verdict, p *leaf) err
 		}
 		v.Add(verdict.Finding{Path: p.path, FileName: p.fileName, ContentType: p.contentType,
 			Kind: verdict.KindUnscannable, Detail: detail})
+	}
+	if s.opt.Mode == ModeMessage || (s.opt.Mode == ModeAttachments && !p.attachment) {
+		return nil // listed in the manifest, not sent to the engines
 	}
 	for _, e := range s.engines {
 		if err := s.scanWith(ctx, v, e, p, buf.Reader()); err != nil {

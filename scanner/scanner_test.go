@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/avstation/avstation/verdict"
 )
@@ -195,4 +196,81 @@ func TestLargePartSpillsAndIsRemoved(t *testing.T) {
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Errorf("spool files left: %v", left)
 	}
+}
+
+func TestScanModes(t *testing.T) {
+	msg := multipart("Content-Type: text/plain\n\nEVIL in the text", attachment("a.pdf", "clean pdf"))
+	tests := []struct {
+		mode    Mode
+		streams []string // what the engine saw, in order
+		status  verdict.Status
+	}{
+		{ModeAll, []string{"EVIL in the text", "clean pdf", "raw"}, verdict.Infected},
+		{ModeAttachments, []string{"clean pdf"}, verdict.Clean},
+		{ModeMessage, []string{"raw"}, verdict.Infected},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.mode), func(t *testing.T) {
+			e := &fakeEngine{}
+			v := scan(t, Options{Mode: tt.mode}, e, msg)
+			var saw []string
+			for _, s := range e.streams {
+				if strings.HasPrefix(s, "From: ") {
+					s = "raw"
+				}
+				saw = append(saw, s)
+			}
+			if strings.Join(saw, "|") != strings.Join(tt.streams, "|") || v.Status != tt.status {
+				t.Errorf("engine saw %q, status %q; want %q, %q", saw, v.Status, tt.streams, tt.status)
+			}
+			if len(v.Manifest) != 2 {
+				t.Errorf("manifest %+v, want both parts whatever the mode", v.Manifest)
+			}
+		})
+	}
+}
+
+func TestVerdictCache(t *testing.T) {
+	e := &versionedEngine{fakeEngine: &fakeEngine{}, sig: "1"}
+	s := New(Options{Name: "test", CacheEntries: 100}, e)
+	raw := []byte(crlf(multipart(attachment("x.exe", "EVIL"))))
+	scanOnce := func() *verdict.Verdict {
+		v, err := s.Scan(context.Background(), bytes.NewReader(raw), int64(len(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	first := scanOnce()
+	n := len(e.streams)
+	second := scanOnce()
+	if first.Cached || !second.Cached || len(e.streams) != n || second.Status != verdict.Infected {
+		t.Errorf("second scan: cached %v, engine calls %d→%d, status %q", second.Cached, n, len(e.streams), second.Status)
+	}
+	if hits, misses := s.CacheStats(); hits != 1 || misses != 1 {
+		t.Errorf("hits %d misses %d", hits, misses)
+	}
+	// A new signature version means scanning again.
+	e.sig = "2"
+	s.versionAt = time.Time{}
+	if third := scanOnce(); third.Cached || len(e.streams) == n {
+		t.Errorf("scan after a signature update was served from the cache")
+	}
+	// Engine errors are not cached.
+	e.err = errors.New("down")
+	raw = []byte(crlf(multipart(attachment("y.exe", "other"))))
+	scanOnce()
+	e.err = nil
+	if v := scanOnce(); v.Cached || v.Status != verdict.Clean {
+		t.Errorf("after an engine error: cached %v status %q", v.Cached, v.Status)
+	}
+}
+
+type versionedEngine struct {
+	*fakeEngine
+	sig string
+}
+
+func (e *versionedEngine) Version(ctx context.Context) (verdict.Engine, error) {
+	return verdict.Engine{Name: "fake", Version: "1.0", SignatureVersion: e.sig}, nil
 }

@@ -22,6 +22,10 @@ type leaf struct {
 	contentType string
 	encoding    string
 	body        io.Reader // decoded content
+	// attachment: a file rather than the text of the message — a
+	// Content-Disposition of attachment, a file name, or a type that is
+	// not text (what ModeAttachments scans).
+	attachment bool
 }
 
 // walker descends a message's MIME tree (RFC 2045/2046) and calls visit for
@@ -129,7 +133,7 @@ func (w *walker) attachedMessage(h textproto.Header, body io.Reader, path string
 	if err != nil {
 		w.anomaly(path, name, "message/rfc822", "attached message header: "+err.Error())
 		// Scan the rest as an opaque part so nothing escapes the engines.
-		return w.visit(&leaf{path: path, fileName: name, contentType: "message/rfc822", encoding: enc, body: br})
+		return w.visit(&leaf{path: path, fileName: name, contentType: "message/rfc822", encoding: enc, body: br, attachment: true})
 	}
 	if err := w.entity(inner, br, path, join(path, 1), depth+1); err != nil {
 		return err
@@ -145,7 +149,9 @@ func (w *walker) leaf(h textproto.Header, body io.Reader, path, ctype string, pa
 	if name == "" {
 		name = decodeWord(params["name"])
 	}
-	return w.visit(&leaf{path: path, fileName: name, contentType: ctype, encoding: enc, body: dec})
+	disp, _, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
+	attachment := name != "" || strings.EqualFold(disp, "attachment") || !strings.HasPrefix(ctype, "text/")
+	return w.visit(&leaf{path: path, fileName: name, contentType: ctype, encoding: enc, body: dec, attachment: attachment})
 }
 
 func (w *walker) anomaly(path, name, ctype, detail string) {

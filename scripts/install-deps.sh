@@ -20,10 +20,12 @@ declare -A pkg_of=(
 	[swaks]=swaks
 	[clamd]=clamav-daemon
 	[clamdscan]=clamdscan
+	[7z]=p7zip-full
+	[zip]=zip
 )
 
 missing=()
-for cmd in postfix smtp-sink swaks clamd clamdscan; do
+for cmd in postfix smtp-sink swaks clamd clamdscan 7z zip; do
 	if have "$cmd"; then
 		echo "present: $cmd (${pkg_of[$cmd]})"
 	else
@@ -36,7 +38,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 		echo "install-deps: missing ${missing[*]}: run this script as root" >&2
 		exit 1
 	fi
-	echo "installing: postfix swaks clamav-daemon clamdscan (missing: ${missing[*]})"
+	echo "installing: postfix swaks clamav-daemon clamdscan p7zip-full zip (missing: ${missing[*]})"
 	# Answer Postfix's questions up front so the install is non-interactive.
 	debconf-set-selections <<'DEBCONF'
 postfix postfix/main_mailer_type select Local only
@@ -63,7 +65,7 @@ DEBCONF
 
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		postfix swaks clamav-daemon clamdscan >/dev/null
+		postfix swaks clamav-daemon clamdscan p7zip-full zip >/dev/null
 	restore_policy
 	trap - EXIT
 	for cmd in "${missing[@]}"; do

@@ -36,6 +36,16 @@ type Station struct {
 // served on /metrics.
 func New(cfg *config.Station, sc *scanner.Scanner, keys *jobproto.KeyRing, log *slog.Logger, reg *prometheus.Registry) *Station {
 	host, _ := os.Hostname()
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "avstation_cache_hits_total",
+			Help: "Jobs answered from the verdict cache (same message, same signature versions).",
+		}, func() float64 { h, _ := sc.CacheStats(); return float64(h) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "avstation_cache_misses_total",
+			Help: "Jobs not found in the verdict cache and scanned.",
+		}, func() float64 { _, m := sc.CacheStats(); return float64(m) }),
+	)
 	return &Station{cfg: cfg, scanner: sc, keys: keys, log: log, reg: reg, host: host, metrics: newMetrics(reg)}
 }
 
@@ -86,7 +96,7 @@ func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body *os.File, s
 	}
 	s.metrics.jobs.WithLabelValues(string(v.Status)).Inc()
 	s.metrics.duration.Observe(took.Seconds())
-	attrs = append(attrs, slog.String("status", string(v.Status)))
+	attrs = append(attrs, slog.String("status", string(v.Status)), slog.Bool("cached", v.Cached))
 	if len(v.Findings) > 0 {
 		attrs = append(attrs, slog.Any("findings", describe(v.Findings)))
 	}

@@ -98,6 +98,9 @@ type Verdict struct {
 	// Scanner names who scanned: "avstation 0.1.0 on host".
 	Scanner  string        `json:"scanner,omitempty"`
 	Duration time.Duration `json:"duration_ns,omitempty"`
+	// Cached says the verdict was given before for the same message and
+	// the same signature versions, and not scanned again.
+	Cached bool `json:"cached,omitempty"`
 }
 
 // Add records a finding and raises the status when the finding is worse.

@@ -35,7 +35,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	cmd, path, ok := daemon.Args("avmilter", defaultConfig, args, stderr)
+	cmd, path, _, ok := daemon.Args("avmilter", defaultConfig, args, stderr)
 	if !ok {
 		return 2
 	}

@@ -3,10 +3,13 @@
 //
 //	avstation [-config FILE]                 run the station
 //	avstation check-config [-config FILE]    print every config problem, exit 1 if any
+//	avstation scan [-config FILE] FILE...    scan message files, print one JSON verdict per line
 //	avstation version                        print the version
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,7 +20,9 @@ import (
 	"github.com/avstation/avstation/config"
 	"github.com/avstation/avstation/internal/daemon"
 	"github.com/avstation/avstation/jobproto"
+	"github.com/avstation/avstation/scanner"
 	"github.com/avstation/avstation/station"
+	"github.com/avstation/avstation/verdict"
 	"github.com/avstation/avstation/version"
 )
 
@@ -28,7 +33,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	cmd, path, ok := daemon.Args("avstation", defaultConfig, args, stderr)
+	cmd, path, rest, ok := daemon.Args("avstation", defaultConfig, args, stderr)
 	if !ok {
 		return 2
 	}
@@ -43,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", path)
 		return 0
+	case "scan":
+		return scanFiles(path, rest, stdout, stderr)
 	case "run":
 		cfg, keys, err := load(path)
 		if err != nil {
@@ -56,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	fmt.Fprintf(stderr, "avstation: unknown command %q; use run, check-config or version\n", cmd)
+	fmt.Fprintf(stderr, "avstation: unknown command %q; use run, check-config, scan or version\n", cmd)
 	return 2
 }
 
@@ -96,4 +103,61 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 		listen = func() error { return hs.ListenAndServeTLS(cfg.TLSCert, cfg.TLSKey) }
 	}
 	return daemon.Serve(ctx, log, hs, listen)
+}
+
+// scanFiles scans each file as a raw message with the configured engines
+// and prints one JSON verdict a line. Exit status: 0 every file clean, 1 any
+// not clean, 2 a usage, config or file error.
+func scanFiles(path string, files []string, stdout, stderr io.Writer) int {
+	if len(files) == 0 {
+		fmt.Fprintln(stderr, "avstation scan: name at least one message file")
+		return 2
+	}
+	cfg, err := config.LoadStation(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	opts := cfg.Scanner
+	opts.CacheEntries = 0
+	sc, err := daemon.Scanner(opts, os.TempDir())
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	ctx, stop := daemon.Signals()
+	defer stop()
+	code := 0
+	enc := json.NewEncoder(stdout)
+	for _, name := range files {
+		v, err := scanFile(ctx, sc, name)
+		if err != nil {
+			fmt.Fprintf(stderr, "avstation scan: %v\n", err)
+			return 2
+		}
+		enc.Encode(struct {
+			File string `json:"file"`
+			*verdict.Verdict
+		}{name, v})
+		if v.Status != verdict.Clean {
+			code = 1
+		}
+	}
+	return code
+}
+
+func scanFile(ctx context.Context, sc *scanner.Scanner, name string) (*verdict.Verdict, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", name)
+	}
+	return sc.Scan(ctx, f, fi.Size())
 }

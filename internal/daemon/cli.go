@@ -5,10 +5,11 @@ import (
 	"io"
 )
 
-// Args reads a daemon's command line, "[COMMAND] [-config FILE]": the
-// command (run when none is given) and the config file. ok is false when
-// the flags are wrong; the flag package has said why on stderr.
-func Args(name, defaultConfig string, args []string, stderr io.Writer) (cmd, config string, ok bool) {
+// Args reads a daemon's command line, "[COMMAND] [-config FILE] [ARG...]":
+// the command (run when none is given), the config file and the arguments
+// after the flags. ok is false when the flags are wrong; the flag package
+// has said why on stderr.
+func Args(name, defaultConfig string, args []string, stderr io.Writer) (cmd, config string, rest []string, ok bool) {
 	cmd = "run"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
@@ -17,7 +18,7 @@ func Args(name, defaultConfig string, args []string, stderr io.Writer) (cmd, con
 	fs.SetOutput(stderr)
 	path := fs.String("config", defaultConfig, "configuration file")
 	if err := fs.Parse(args); err != nil {
-		return cmd, "", false
+		return cmd, "", nil, false
 	}
-	return cmd, *path, true
+	return cmd, *path, fs.Args(), true
 }
