@@ -229,6 +229,21 @@ func statusValue(o Outcome, f verdict.Finding) string {
 	}
 }
 
+// displayName names where a finding is as the sender knows it: the
+// attachment's file name, and inside an archive the member's path in it
+// ("invoice.zip/doc.exe" for the path "2/invoice.zip/doc.exe").
+func displayName(f verdict.Finding) string {
+	segs := strings.Split(f.Path, "/")
+	i := 0
+	for i < len(segs) && segs[i] != "" && strings.Trim(segs[i], "0123456789") == "" {
+		i++
+	}
+	if i < len(segs) && i > 0 {
+		return strings.Join(segs[i:], "/")
+	}
+	return f.FileName
+}
+
 // threatName gives "???" when the engine named nothing, as LISTSERV logs it.
 func threatName(t string) string {
 	if t == "" {
@@ -239,8 +254,8 @@ func threatName(t string) string {
 
 func rejectText(lists []string, o Outcome, f verdict.Finding) string {
 	where := "the message body"
-	if f.FileName != "" {
-		where = "attachment '" + safe(f.FileName, 120) + "'"
+	if name := displayName(f); name != "" {
+		where = "attachment '" + safe(name, 120) + "'"
 	}
 	var why string
 	switch o {

@@ -55,6 +55,11 @@ func TestDecide(t *testing.T) {
 			OutcomeInfected, Accept, "", []Header{{"X-Virus-Status", "Infected (Trojan:Win32/Phonzy.A!ml)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
 		{"infected tag without name says ???", with(func(c *Config) { c.OnInfected = Tag }), Input{Verdict: infected("", "")},
 			OutcomeInfected, Accept, "", []Header{{"X-Virus-Status", "Infected (???)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
+		{"archive member named by its path in the attachment", def, Input{Lists: []string{"dev"}, Verdict: func() *verdict.Verdict {
+			v := &verdict.Verdict{}
+			v.Add(verdict.Finding{Path: "2/invoice.zip/inner.7z/doc.exe", FileName: "doc.exe", Kind: verdict.KindVirus, Threat: "T"})
+			return v
+		}()}, OutcomeInfected, RejectMsg, "'T' virus in attachment 'invoice.zip/inner.7z/doc.exe'", nil},
 		{"threat with CRLF is made safe", def, Input{Verdict: infected("Bad\r\nName", "a\x00b")},
 			OutcomeInfected, RejectMsg, "'Bad??Name' virus in attachment 'a?b'", nil},
 		{"station failure tempfails", def, Input{ScanError: errors.New("connection refused")},
