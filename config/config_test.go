@@ -189,3 +189,21 @@ func TestReadmeReference(t *testing.T) {
 }
 
 var update = flag.Bool("update", false, "rewrite README.md's settings reference")
+
+func TestExternalScannerProblems(t *testing.T) {
+	_, err := LoadStation(write(t, `secret_file: /s
+scanner:
+  clamd: []
+  external:
+    - name: fake
+      path: bin/scan
+      args: [--all]
+      infected_codes: [1]
+      clean_codes: [1]
+`))
+	for _, w := range []string{"line 6: scanner.external[0].path: \"bin/scan\" is not absolute", "line 7: scanner.external[0].args: no argument contains {file}", "line 8: scanner.external[0].infected_codes: 1 is also in clean_codes"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("problems do not mention %q:\n%v", w, err)
+		}
+	}
+}

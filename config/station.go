@@ -5,9 +5,11 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/avstation/avstation/scanner"
+	"github.com/avstation/avstation/scanner/external"
 )
 
 // Station is avstation's whole configuration.
@@ -27,52 +29,77 @@ type Station struct {
 // Scanner configures engines and limits, for the station and for
 // avmilter's in-process mode.
 type Scanner struct {
-	Clamd          []string      `yaml:"clamd" doc:"clamd address, tcp:127.0.0.1:3310 or unix:/run/clamav/clamd.ctl (one in this version)"`
-	EngineTimeout  time.Duration `yaml:"engine_timeout" doc:"how long one engine call on one part may take"`
-	MaxDepth       int           `yaml:"max_depth" doc:"deepest nesting of multiparts and attached messages walked; deeper is limit-exceeded"`
-	MaxParts       int           `yaml:"max_parts" doc:"most MIME parts walked in one message; more is limit-exceeded"`
-	MaxHeaderBytes ByteSize      `yaml:"max_header_bytes" doc:"largest header block of one part; larger is limit-exceeded"`
-	PartMemory     ByteSize      `yaml:"part_memory" doc:"bytes of one decoded part held in memory before it spills to disk"`
-	Mode           string        `yaml:"mode" doc:"what the engines see: all (the raw message, every part and archive member), attachments (attachments and their members only) or message (the raw message only)"`
-	CacheEntries   int           `yaml:"cache_entries" doc:"verdicts remembered by message SHA-256 and signature version, so that retries and cross-posts are not scanned twice; 0: off"`
+	Clamd           []string          `yaml:"clamd" doc:"clamd addresses (tcp:127.0.0.1:3310, unix:/run/clamav/clamd.ctl): one pool, a scan goes to a healthy one and moves on when one fails"`
+	External        []external.Config `yaml:"external" doc:"command-line scanners, each one more engine asked about every part and member (see below)"`
+	EngineTimeout   time.Duration     `yaml:"engine_timeout" doc:"how long one engine call on one part may take"`
+	MaxDepth        int               `yaml:"max_depth" doc:"deepest nesting of multiparts and attached messages walked; deeper is limit-exceeded"`
+	MaxParts        int               `yaml:"max_parts" doc:"most MIME parts walked in one message; more is limit-exceeded"`
+	MaxHeaderBytes  ByteSize          `yaml:"max_header_bytes" doc:"largest header block of one part; larger is limit-exceeded"`
+	PartMemory      ByteSize          `yaml:"part_memory" doc:"bytes of one decoded part held in memory before it spills to disk"`
+	MaxArchiveDepth int               `yaml:"max_archive_depth" doc:"deepest nesting of archives in archives opened (a zip in a zip is 2); deeper is limit-exceeded"`
+	MaxMembers      int               `yaml:"max_members" doc:"most members of one archive; more is limit-exceeded"`
+	MaxRatio        float64           `yaml:"max_ratio" doc:"largest expansion of one archive member (expanded bytes per compressed byte, checked past 1MiB); more is limit-exceeded: decompression bombs stop early"`
+	MaxMemberSize   ByteSize          `yaml:"max_member_size" doc:"largest expanded archive member; larger is limit-exceeded"`
+	MaxExpanded     ByteSize          `yaml:"max_expanded_bytes" doc:"most bytes all archives of one message expand to together; more is limit-exceeded"`
+	Mode            string            `yaml:"mode" doc:"what the engines see: all (the raw message, every part and archive member), attachments (attachments and their members only) or message (the raw message only)"`
+	CacheEntries    int               `yaml:"cache_entries" doc:"verdicts remembered by message SHA-256 and signature version, so that retries and cross-posts are not scanned twice; 0: off"`
 }
 
 // DefaultScanner mirrors scanner.DefaultOptions.
 func DefaultScanner() Scanner {
 	d := scanner.DefaultOptions()
 	return Scanner{
-		Clamd:          []string{"unix:/run/clamav/clamd.ctl"},
-		EngineTimeout:  d.EngineTimeout,
-		MaxDepth:       d.MaxDepth,
-		MaxParts:       d.MaxParts,
-		MaxHeaderBytes: ByteSize(d.MaxHeaderBytes),
-		PartMemory:     ByteSize(d.PartMemory),
-		Mode:           string(d.Mode),
-		CacheEntries:   d.CacheEntries,
+		Clamd:           []string{"unix:/run/clamav/clamd.ctl"},
+		EngineTimeout:   d.EngineTimeout,
+		MaxDepth:        d.MaxDepth,
+		MaxParts:        d.MaxParts,
+		MaxHeaderBytes:  ByteSize(d.MaxHeaderBytes),
+		PartMemory:      ByteSize(d.PartMemory),
+		MaxArchiveDepth: d.MaxArchiveDepth,
+		MaxMembers:      d.MaxMembers,
+		MaxRatio:        d.MaxRatio,
+		MaxMemberSize:   ByteSize(d.MaxMemberSize),
+		MaxExpanded:     ByteSize(d.MaxExpanded),
+		Mode:            string(d.Mode),
+		CacheEntries:    d.CacheEntries,
 	}
 }
 
 // Options turns the settings into the scanner's options.
 func (s Scanner) Options(name, spoolDir string) scanner.Options {
 	return scanner.Options{
-		Name:           name,
-		EngineTimeout:  s.EngineTimeout,
-		MaxDepth:       s.MaxDepth,
-		MaxParts:       s.MaxParts,
-		MaxHeaderBytes: int64(s.MaxHeaderBytes),
-		PartMemory:     int64(s.PartMemory),
-		SpoolDir:       spoolDir,
-		Mode:           scanner.Mode(s.Mode),
-		CacheEntries:   s.CacheEntries,
+		Name:            name,
+		EngineTimeout:   s.EngineTimeout,
+		MaxDepth:        s.MaxDepth,
+		MaxParts:        s.MaxParts,
+		MaxHeaderBytes:  int64(s.MaxHeaderBytes),
+		PartMemory:      int64(s.PartMemory),
+		SpoolDir:        spoolDir,
+		MaxArchiveDepth: s.MaxArchiveDepth,
+		MaxMembers:      s.MaxMembers,
+		MaxRatio:        s.MaxRatio,
+		MaxMemberSize:   int64(s.MaxMemberSize),
+		MaxExpanded:     int64(s.MaxExpanded),
+		Mode:            scanner.Mode(s.Mode),
+		CacheEntries:    s.CacheEntries,
 	}
 }
 
 func (s Scanner) check(c *checker, prefix string) {
-	if len(s.Clamd) == 0 {
-		c.addf(prefix+".clamd", "no engine: add a clamd address (unix:/run/clamav/clamd.ctl or tcp:127.0.0.1:3310)")
+	if len(s.Clamd) == 0 && len(s.External) == 0 {
+		c.addf(prefix+".clamd", "no engine: add a clamd address (unix:/run/clamav/clamd.ctl or tcp:127.0.0.1:3310) or an external scanner")
 	}
-	if len(s.Clamd) > 1 {
-		c.addf(prefix+".clamd", "only one clamd address is used in this version; list one (a clamd pool with failover is planned)")
+	names := map[string]bool{"clamd": len(s.Clamd) > 0}
+	for i, e := range s.External {
+		key := fmt.Sprintf("%s.external[%d]", prefix, i)
+		for _, p := range e.Check() {
+			field, msg, _ := strings.Cut(p, ": ")
+			c.addf(key+"."+field, "%s", msg)
+		}
+		if names[e.Name] {
+			c.addf(key+".name", "%q is used by another engine; give each its own name", e.Name)
+		}
+		names[e.Name] = true
 	}
 	for i, a := range s.Clamd {
 		if err := checkClamdAddr(a); err != nil {
@@ -93,6 +120,18 @@ func (s Scanner) check(c *checker, prefix string) {
 	}
 	if s.PartMemory < 0 {
 		c.addf(prefix+".part_memory", "must not be negative")
+	}
+	for _, l := range []struct {
+		key string
+		n   int64
+	}{{"max_archive_depth", int64(s.MaxArchiveDepth)}, {"max_members", int64(s.MaxMembers)},
+		{"max_member_size", int64(s.MaxMemberSize)}, {"max_expanded_bytes", int64(s.MaxExpanded)}} {
+		if l.n < 1 {
+			c.addf(prefix+"."+l.key, "must be at least 1")
+		}
+	}
+	if s.MaxRatio < 2 {
+		c.addf(prefix+".max_ratio", "must be at least 2 (plain text compresses about 5:1)")
 	}
 	if !slices.Contains(scanner.Modes, scanner.Mode(s.Mode)) {
 		c.addf(prefix+".mode", "%q is not a scan mode; use all, attachments or message", s.Mode)

@@ -10,11 +10,17 @@ import (
 	"github.com/avstation/avstation/verdict"
 )
 
-// clamdEngine asks one clamd over INSTREAM.
-type clamdEngine struct{ c *clamd.Client }
+// Clamder is a clamd client or a pool of them.
+type Clamder interface {
+	Scan(ctx context.Context, r io.Reader) (clamd.Result, error)
+	Version(ctx context.Context) (clamd.Version, error)
+}
 
-// Clamd makes an engine of a clamd client.
-func Clamd(c *clamd.Client) Engine { return clamdEngine{c} }
+// clamdEngine asks clamd over INSTREAM.
+type clamdEngine struct{ c Clamder }
+
+// Clamd makes an engine of a clamd client or pool.
+func Clamd(c Clamder) Engine { return clamdEngine{c} }
 
 func (e clamdEngine) Name() string { return "clamd" }
 

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/avstation/avstation/spool"
+	"github.com/avstation/avstation/scanner/archive"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -58,6 +58,14 @@ type Options struct {
 	// spills to a 0600 file in SpoolDir.
 	PartMemory int64
 	SpoolDir   string
+	// MaxArchiveDepth bounds archives within archives (a zip in a zip is 2).
+	MaxArchiveDepth int
+	// MaxMembers, MaxRatio and MaxMemberSize bound each archive; MaxExpanded
+	// bounds what all archives of one message expand to together.
+	MaxMembers    int
+	MaxRatio      float64
+	MaxMemberSize int64
+	MaxExpanded   int64
 	// Mode says what the engines see (IceWarp's scan modes).
 	Mode Mode
 	// CacheEntries bounds the verdict cache; 0 turns it off.
@@ -83,13 +91,18 @@ var Modes = []Mode{ModeAll, ModeAttachments, ModeMessage}
 // the README with its reason.
 func DefaultOptions() Options {
 	return Options{
-		EngineTimeout:  60 * time.Second,
-		MaxDepth:       20,
-		MaxParts:       1000,
-		MaxHeaderBytes: 256 << 10,
-		PartMemory:     4 << 20,
-		Mode:           ModeAll,
-		CacheEntries:   10000,
+		EngineTimeout:   60 * time.Second,
+		MaxDepth:        20,
+		MaxParts:        1000,
+		MaxHeaderBytes:  256 << 10,
+		PartMemory:      4 << 20,
+		MaxArchiveDepth: 8,
+		MaxMembers:      1000,
+		MaxRatio:        100,
+		MaxMemberSize:   256 << 20,
+		MaxExpanded:     512 << 20,
+		Mode:            ModeAll,
+		CacheEntries:    10000,
 	}
 }
 
@@ -127,6 +140,21 @@ func New(opt Options, engines ...Engine) *Scanner {
 	if opt.Mode == "" {
 		opt.Mode = d.Mode
 	}
+	if opt.MaxArchiveDepth <= 0 {
+		opt.MaxArchiveDepth = d.MaxArchiveDepth
+	}
+	if opt.MaxMembers <= 0 {
+		opt.MaxMembers = d.MaxMembers
+	}
+	if opt.MaxRatio <= 0 {
+		opt.MaxRatio = d.MaxRatio
+	}
+	if opt.MaxMemberSize <= 0 {
+		opt.MaxMemberSize = d.MaxMemberSize
+	}
+	if opt.MaxExpanded <= 0 {
+		opt.MaxExpanded = d.MaxExpanded
+	}
 	return &Scanner{opt: opt, engines: engines, cache: newCache(opt.CacheEntries)}
 }
 
@@ -150,8 +178,9 @@ func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 		return v, nil
 	}
 	v := &verdict.Verdict{Scanner: s.opt.Name}
+	st := &scanState{v: v, budget: archive.NewBudget(s.opt.MaxExpanded)}
 	w := &walker{opt: s.opt, verdict: v, visit: func(p *leaf) error {
-		return s.scanPart(ctx, v, p)
+		return s.scanPart(ctx, st, p)
 	}}
 	if err := w.walk(io.NewSectionReader(r, 0, size)); err != nil {
 		return nil, err
@@ -160,7 +189,7 @@ func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 	// itself and may see what a MIME walk disagrees about. Parts go first so
 	// that the finding a reject names is the one with a file name.
 	if s.opt.Mode != ModeAttachments {
-		raw := &leaf{path: "", contentType: "message/rfc822"}
+		raw := item{contentType: "message/rfc822"}
 		for _, e := range s.engines {
 			if err := s.scanWith(ctx, v, e, raw, io.NewSectionReader(r, 0, size)); err != nil {
 				return nil, err
@@ -196,76 +225,6 @@ func (s *Scanner) cacheKey(r io.ReaderAt, size int64, versions []verdict.Engine)
 		return "", fmt.Errorf("reading message: %w", err)
 	}
 	return b.String() + "|" + hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// scanPart holds one decoded part in a spool buffer, so that each engine
-// reads it in full, and scans it.
-func (s *Scanner) scanPart(ctx context.Context, v *verdict.Verdict, p *leaf) error {
-	buf := spool.New(s.opt.SpoolDir, s.opt.PartMemory)
-	defer buf.Close()
-	_, err := io.Copy(spoolWriter{buf}, p.body)
-	v.Manifest = append(v.Manifest, verdict.Part{Path: p.path, FileName: p.fileName, ContentType: p.contentType, Size: buf.Size()})
-	if err != nil {
-		var spoolErr *spoolError
-		if errors.As(err, &spoolErr) || ctx.Err() != nil {
-			return err
-		}
-		// A decoding error: scan what was decoded and say the rest is unreadable.
-		detail := "decoding " + p.encoding + ": " + err.Error()
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			detail = "truncated: the part ends without its closing boundary"
-		}
-		v.Add(verdict.Finding{Path: p.path, FileName: p.fileName, ContentType: p.contentType,
-			Kind: verdict.KindUnscannable, Detail: detail})
-	}
-	if s.opt.Mode == ModeMessage || (s.opt.Mode == ModeAttachments && !p.attachment) {
-		return nil // listed in the manifest, not sent to the engines
-	}
-	for _, e := range s.engines {
-		if err := s.scanWith(ctx, v, e, p, buf.Reader()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// spoolWriter marks errors of the spool (disk full) apart from decoding
-// errors of the part: the first fail the scan, the second are findings.
-type spoolWriter struct{ buf *spool.Buffer }
-
-func (w spoolWriter) Write(p []byte) (int, error) {
-	n, err := w.buf.Write(p)
-	if err != nil {
-		err = &spoolError{err}
-	}
-	return n, err
-}
-
-type spoolError struct{ err error }
-
-func (e *spoolError) Error() string { return e.err.Error() }
-func (e *spoolError) Unwrap() error { return e.err }
-
-// scanWith asks one engine about one stream and records what it says.
-func (s *Scanner) scanWith(ctx context.Context, v *verdict.Verdict, e Engine, p *leaf, r io.Reader) error {
-	ectx, cancel := context.WithTimeout(ctx, s.opt.EngineTimeout)
-	defer cancel()
-	d, err := e.Scan(ectx, r)
-	f := verdict.Finding{Path: p.path, FileName: p.fileName, ContentType: p.contentType, Engine: e.Name()}
-	switch {
-	case ctx.Err() != nil:
-		return fmt.Errorf("scan cancelled: %w", ctx.Err())
-	case errors.Is(err, ErrTooLarge):
-		f.Kind, f.Detail = verdict.KindLimitExceeded, e.Name()+": "+err.Error()
-	case err != nil:
-		f.Kind, f.Detail = verdict.KindScanError, err.Error()
-	case d.Found:
-		f.Kind, f.Threat = verdict.KindVirus, d.Threat
-	default:
-		return nil
-	}
-	v.Add(f)
-	return nil
 }
 
 // versionTTL is how long engine versions are reused: asking costs a round

@@ -17,6 +17,7 @@ import (
 	"github.com/avstation/avstation/config"
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/scanner"
+	"github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/verdict"
 	"github.com/avstation/avstation/version"
 )
@@ -34,7 +35,7 @@ type Station struct {
 
 // New builds a station around a scanner. reg receives its metrics and is
 // served on /metrics.
-func New(cfg *config.Station, sc *scanner.Scanner, keys *jobproto.KeyRing, log *slog.Logger, reg *prometheus.Registry) *Station {
+func New(cfg *config.Station, sc *scanner.Scanner, pool *clamd.Pool, keys *jobproto.KeyRing, log *slog.Logger, reg *prometheus.Registry) *Station {
 	host, _ := os.Hostname()
 	reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -46,6 +47,9 @@ func New(cfg *config.Station, sc *scanner.Scanner, keys *jobproto.KeyRing, log *
 			Help: "Jobs not found in the verdict cache and scanned.",
 		}, func() float64 { _, m := sc.CacheStats(); return float64(m) }),
 	)
+	if pool != nil {
+		reg.MustRegister(clamdCollector{pool})
+	}
 	return &Station{cfg: cfg, scanner: sc, keys: keys, log: log, reg: reg, host: host, metrics: newMetrics(reg)}
 }
 
@@ -134,6 +138,24 @@ func describe(fs []verdict.Finding) []string {
 
 func (s *Station) info(ctx context.Context) jobproto.Info {
 	return jobproto.Info{Station: s.host, Version: version.Version, Engines: s.scanner.Versions(ctx)}
+}
+
+// clamdCollector reports each clamd of the pool as up or down.
+type clamdCollector struct{ pool *clamd.Pool }
+
+var clamdUpDesc = prometheus.NewDesc("avstation_clamd_up",
+	"1 when the clamd at addr answers, 0 when it is marked down (a failed scan or PING).", []string{"addr"}, nil)
+
+func (c clamdCollector) Describe(ch chan<- *prometheus.Desc) { ch <- clamdUpDesc }
+
+func (c clamdCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, m := range c.pool.Status() {
+		up := 0.0
+		if m.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(clamdUpDesc, prometheus.GaugeValue, up, m.Addr)
+	}
 }
 
 type metrics struct {

@@ -40,7 +40,7 @@ func newStation(t *testing.T) (*httptest.Server, *bytes.Buffer, *jobproto.KeyRin
 	}
 	logs := &bytes.Buffer{}
 	sc := scanner.New(scanner.Options{Name: "avstation test on here"}, evilEngine{})
-	st := New(&cfg, sc, keys, slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewRegistry())
+	st := New(&cfg, sc, nil, keys, slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewRegistry())
 	srv := httptest.NewServer(st.Handler())
 	t.Cleanup(srv.Close)
 	return srv, logs, keys

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"archive/zip"
 	"bytes"
 	"fmt"
 	"os"
@@ -153,6 +154,14 @@ func TestEndToEnd(t *testing.T) {
 		c.waitNotDelivered(t, "eicar posting")
 	})
 
+	t.Run("EICAR in a zip in a zip is rejected naming the member", func(t *testing.T) {
+		c := newChain(t, sink, harness.StartMilter(t, bin.Milter, harness.MilterOptions{Station: stationURL, Secret: secret}))
+		inner := zipOf(t, "eicar.com", harness.EICAR())
+		outer := zipOf(t, "docs.zip", inner)
+		r := c.send(t, listRcp, "eicar in nested zips", harness.Attachment{Name: "invoice.zip", ContentType: "application/zip", Data: outer})
+		wantCode(t, r, 550, "'Eicar", "attachment 'invoice.zip/docs.zip/eicar.com'")
+	})
+
 	t.Run("non-list mail passes untouched unless scan_all", func(t *testing.T) {
 		c := newChain(t, sink, harness.StartMilter(t, bin.Milter, harness.MilterOptions{Station: stationURL, Secret: secret}))
 		wantCode(t, c.send(t, nonList, "eicar to a person", eicarAttachment()), 250)
@@ -272,4 +281,19 @@ func grep(text, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func zipOf(t *testing.T, name string, data []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w := zip.NewWriter(&b)
+	f, err := w.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(data)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

@@ -86,6 +86,8 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 	if err := daemon.SpoolDir(cfg.SpoolDir); err != nil {
 		return err
 	}
+	ctx, stop := daemon.Signals()
+	defer stop()
 	var sc milter.Scanner
 	if len(cfg.Stations) > 0 {
 		keys, err := jobproto.LoadSecretFile(cfg.SecretFile)
@@ -98,7 +100,7 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 		}
 		sc = &jobproto.Client{Stations: cfg.Stations, Keys: keys, HTTP: hc}
 	} else {
-		local, err := daemon.Scanner(cfg.Scanner, cfg.SpoolDir)
+		local, _, err := daemon.Scanner(ctx, cfg.Scanner, cfg.SpoolDir, log)
 		if err != nil {
 			return err
 		}
@@ -110,8 +112,6 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := daemon.Signals()
-	defer stop()
 	if cfg.MetricsListen != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

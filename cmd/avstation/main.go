@@ -83,19 +83,19 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 	if err := daemon.SpoolDir(cfg.SpoolDir); err != nil {
 		return err
 	}
-	sc, err := daemon.Scanner(cfg.Scanner, cfg.SpoolDir)
+	ctx, stop := daemon.Signals()
+	defer stop()
+	sc, pool, err := daemon.Scanner(ctx, cfg.Scanner, cfg.SpoolDir, log)
 	if err != nil {
 		return err
 	}
-	st := station.New(cfg, sc, keys, log, daemon.Registry("avstation"))
+	st := station.New(cfg, sc, pool, keys, log, daemon.Registry("avstation"))
 	hs := &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           st.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	ctx, stop := daemon.Signals()
-	defer stop()
 	log.Info("avstation listening", slog.String("listen", cfg.Listen), slog.Bool("tls", cfg.TLSCert != ""),
 		slog.Any("clamd", cfg.Scanner.Clamd), slog.Any("keys", keys))
 	listen := hs.ListenAndServe
@@ -120,13 +120,13 @@ func scanFiles(path string, files []string, stdout, stderr io.Writer) int {
 	}
 	opts := cfg.Scanner
 	opts.CacheEntries = 0
-	sc, err := daemon.Scanner(opts, os.TempDir())
+	ctx, stop := daemon.Signals()
+	defer stop()
+	sc, _, err := daemon.Scanner(ctx, opts, os.TempDir(), cfg.Log.Logger(stderr))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	ctx, stop := daemon.Signals()
-	defer stop()
 	code := 0
 	enc := json.NewEncoder(stdout)
 	for _, name := range files {

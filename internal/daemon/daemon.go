@@ -20,6 +20,7 @@ import (
 	"github.com/avstation/avstation/config"
 	"github.com/avstation/avstation/scanner"
 	"github.com/avstation/avstation/scanner/clamd"
+	"github.com/avstation/avstation/scanner/external"
 	"github.com/avstation/avstation/version"
 )
 
@@ -38,18 +39,28 @@ func SpoolDir(dir string) error {
 	return nil
 }
 
-// Scanner builds the scanner with the configured engines.
-func Scanner(cfg config.Scanner, spoolDir string) (*scanner.Scanner, error) {
+// Scanner builds the scanner with the configured engines. The clamd
+// addresses form one pool, whose health loop runs until ctx ends; pool is
+// nil when no clamd is configured.
+func Scanner(ctx context.Context, cfg config.Scanner, spoolDir string, log *slog.Logger) (sc *scanner.Scanner, pool *clamd.Pool, err error) {
 	host, _ := os.Hostname()
 	var engines []scanner.Engine
-	for _, addr := range cfg.Clamd {
-		c, err := clamd.New(addr)
+	if len(cfg.Clamd) > 0 {
+		pool, err = clamd.NewPool(cfg.Clamd, clamd.WithLogger(log))
 		if err != nil {
-			return nil, fmt.Errorf("scanner.clamd: %w", err)
+			return nil, nil, fmt.Errorf("scanner.clamd: %w", err)
 		}
-		engines = append(engines, scanner.Clamd(c))
+		go pool.Start(ctx)
+		engines = append(engines, scanner.Clamd(pool))
 	}
-	return scanner.New(cfg.Options(version.Scanner(host), spoolDir), engines...), nil
+	for _, ec := range cfg.External {
+		e, err := external.New(ec)
+		if err != nil {
+			return nil, nil, fmt.Errorf("scanner.external %s: %w", ec.Name, err)
+		}
+		engines = append(engines, e)
+	}
+	return scanner.New(cfg.Options(version.Scanner(host), spoolDir), engines...), pool, nil
 }
 
 // Registry is a metrics registry with the Go and process collectors and a

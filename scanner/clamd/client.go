@@ -127,6 +127,21 @@ func (c *Client) Version(ctx context.Context) (Version, error) {
 	return v, nil
 }
 
+// VersionCommands asks clamd for its versions and the commands it takes
+// (VERSIONCOMMANDS, clamd(8)). A clamd older than 0.95 answers it as VERSION:
+// the command list is then nil.
+func (c *Client) VersionCommands(ctx context.Context) (Version, []string, error) {
+	line, err := c.command(ctx, "VERSIONCOMMANDS")
+	if err != nil {
+		return Version{}, nil, c.wrap("VERSIONCOMMANDS", err)
+	}
+	v, cmds, err := ParseVersionCommands(line)
+	if err != nil {
+		return Version{}, nil, c.wrap("VERSIONCOMMANDS", err)
+	}
+	return v, cmds, nil
+}
+
 // Scan streams r to clamd with INSTREAM and returns its verdict. Found is
 // false with a nil error only when clamd answered OK for the whole stream.
 // When clamd refused the stream for its size the error is ErrSizeLimit; other

@@ -140,6 +140,27 @@ func ParseVersion(line string) (Version, error) {
 	return v, nil
 }
 
+// ParseVersionCommands parses clamd's reply to VERSIONCOMMANDS: the VERSION
+// reply, "| COMMANDS:" and the commands separated by spaces, as in
+// "ClamAV 1.4.6| COMMANDS: SCAN QUIT RELOAD PING ... INSTREAM". A reply
+// without the list, as an old clamd gives, is a VERSION reply with nil
+// commands. Anything else is a *ReplyError.
+func ParseVersionCommands(line string) (Version, []string, error) {
+	line = trimTerminator(line)
+	if strings.ContainsFunc(line, isControl) {
+		return Version{}, nil, &ReplyError{Reply: line}
+	}
+	ver, list, ok := strings.Cut(line, "| COMMANDS:")
+	v, err := ParseVersion(ver)
+	if err != nil {
+		return Version{}, nil, &ReplyError{Reply: line}
+	}
+	if !ok {
+		return v, nil, nil
+	}
+	return v, strings.Fields(list), nil
+}
+
 // maxReply bounds a reply line; real ones are well under 1 KiB.
 const maxReply = 8 << 10
 

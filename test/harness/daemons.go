@@ -224,3 +224,21 @@ func (d *Daemon) Metrics(t testing.TB, addr string) string {
 	}
 	return b.String()
 }
+
+// PeakRSS is the daemon's peak resident memory so far (VmHWM), in bytes.
+func (d *Daemon) PeakRSS() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err != nil {
+				return 0, fmt.Errorf("VmHWM %q: %w", v, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", d.cmd.Process.Pid)
+}

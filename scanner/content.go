@@ -1,0 +1,193 @@
+package scanner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/avstation/avstation/scanner/archive"
+	"github.com/avstation/avstation/spool"
+	"github.com/avstation/avstation/verdict"
+)
+
+// item is one thing examined: a decoded MIME part or an archive member.
+type item struct {
+	path        string // "2", "2/invoice.zip/inner.7z/doc.exe"
+	fileName    string
+	contentType string
+	depth       int  // archive nesting below the MIME part
+	scan        bool // sent to the engines (the scan mode decides)
+}
+
+// scanState is what the items of one message share.
+type scanState struct {
+	v      *verdict.Verdict
+	budget *archive.Budget // expanded bytes of all its archives
+}
+
+// scanPart holds one decoded MIME part in a spool buffer, so that it can
+// be opened as an archive and read by each engine, and examines it.
+func (s *Scanner) scanPart(ctx context.Context, st *scanState, p *leaf) error {
+	buf := spool.New(s.opt.SpoolDir, s.opt.PartMemory)
+	defer buf.Close()
+	_, err := io.Copy(spoolWriter{buf}, p.body)
+	it := item{path: p.path, fileName: p.fileName, contentType: p.contentType,
+		scan: s.opt.Mode == ModeAll || (s.opt.Mode == ModeAttachments && p.attachment)}
+	if err != nil {
+		var spoolErr *spoolError
+		if errors.As(err, &spoolErr) || ctx.Err() != nil {
+			return err
+		}
+		// A decoding error: scan what was decoded and say the rest is unreadable.
+		detail := "decoding " + p.encoding + ": " + err.Error()
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			detail = "truncated: the part ends without its closing boundary"
+		}
+		st.v.Add(verdict.Finding{Path: p.path, FileName: p.fileName, ContentType: p.contentType,
+			Kind: verdict.KindUnscannable, Detail: detail})
+	}
+	return s.examine(ctx, st, it, buf)
+}
+
+// examine looks at one item's content: encrypted documents, archive
+// members (each examined in turn, deeper first, so that a finding names
+// the innermost file), then the engines on the content itself. Every item
+// is listed in the manifest.
+func (s *Scanner) examine(ctx context.Context, st *scanState, it item, buf *spool.Buffer) error {
+	entry := verdict.Part{Path: it.path, FileName: it.fileName, ContentType: it.contentType, Size: buf.Size()}
+	if kind, enc := archive.EncryptedDocument(buf, buf.Size()); enc {
+		entry.Encrypted = true
+		st.v.Add(verdict.Finding{Path: it.path, FileName: it.fileName, ContentType: it.contentType,
+			Kind: verdict.KindEncrypted, Detail: "encrypted " + kind + " document"})
+	}
+	st.v.Manifest = append(st.v.Manifest, entry)
+	if s.opt.Mode != ModeMessage {
+		if err := s.openArchive(ctx, st, it, buf); err != nil {
+			return err
+		}
+	}
+	if !it.scan {
+		return nil
+	}
+	for _, e := range s.engines {
+		if err := s.scanWith(ctx, st.v, e, it, buf.Reader()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openArchive walks the members of an archive item, if it is one.
+func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *spool.Buffer) error {
+	head := make([]byte, 512)
+	n, _ := buf.ReadAt(head, 0)
+	format, ok := archive.Detect(head[:n], it.fileName)
+	if !ok {
+		return nil
+	}
+	// Members live under the archive's own name: 2/invoice.zip/doc.exe.
+	container := it.path
+	if it.depth == 0 {
+		name := it.fileName
+		if name == "" {
+			name = "(" + string(format) + ")"
+		}
+		container = it.path + "/" + strings.ReplaceAll(name, "/", "_")
+	}
+	if it.depth+1 > s.opt.MaxArchiveDepth {
+		st.v.Add(verdict.Finding{Path: container, FileName: it.fileName, Kind: verdict.KindLimitExceeded,
+			Detail: fmt.Sprintf("max_archive_depth %d", s.opt.MaxArchiveDepth)})
+		return nil
+	}
+	lim := archive.Limits{MaxMembers: s.opt.MaxMembers, MaxRatio: s.opt.MaxRatio, MaxMemberSize: s.opt.MaxMemberSize}
+	problems, err := archive.Walk(ctx, format, buf, buf.Size(), lim, st.budget, func(m archive.Member, content io.Reader) error {
+		child := item{path: container + "/" + m.Name, fileName: path.Base(strings.ReplaceAll(m.Name, `\`, "/")),
+			depth: it.depth + 1, scan: it.scan}
+		if m.Encrypted {
+			// Walk reports it as a problem; the manifest lists it.
+			st.v.Manifest = append(st.v.Manifest, verdict.Part{Path: child.path, FileName: child.fileName, Size: m.Size, Encrypted: true})
+			return nil
+		}
+		mbuf := spool.New(s.opt.SpoolDir, s.opt.PartMemory)
+		defer mbuf.Close()
+		if _, err := io.Copy(spoolWriter{mbuf}, content); err != nil {
+			var limit *archive.ErrLimit
+			var spoolErr *spoolError
+			switch {
+			case errors.As(err, &limit), errors.As(err, &spoolErr), ctx.Err() != nil:
+				return err // Walk records a limit; the others end the scan
+			}
+			st.v.Add(verdict.Finding{Path: child.path, FileName: child.fileName, Kind: verdict.KindUnscannable,
+				Detail: fmt.Sprintf("%s member: %v", format, err)})
+			return nil
+		}
+		return s.examine(ctx, st, child, mbuf)
+	})
+	for _, p := range problems {
+		where := container
+		if p.Member != "" {
+			where = container + "/" + p.Member
+		}
+		st.v.Add(verdict.Finding{Path: where, FileName: it.fileName, Kind: problemKind(p.Kind), Detail: p.Detail})
+	}
+	var spoolErr *spoolError
+	if errors.As(err, &spoolErr) || ctx.Err() != nil {
+		return err
+	}
+	if err != nil { // an error of a deeper item's engines or walk
+		return err
+	}
+	return nil
+}
+
+func problemKind(k archive.ProblemKind) verdict.Kind {
+	switch k {
+	case archive.Encrypted:
+		return verdict.KindEncrypted
+	case archive.LimitExceeded:
+		return verdict.KindLimitExceeded
+	}
+	return verdict.KindUnscannable
+}
+
+// spoolWriter marks errors of the spool (disk full) apart from decoding
+// errors of the part: the first fail the scan, the second are findings.
+type spoolWriter struct{ buf *spool.Buffer }
+
+func (w spoolWriter) Write(p []byte) (int, error) {
+	n, err := w.buf.Write(p)
+	if err != nil {
+		err = &spoolError{err}
+	}
+	return n, err
+}
+
+type spoolError struct{ err error }
+
+func (e *spoolError) Error() string { return e.err.Error() }
+func (e *spoolError) Unwrap() error { return e.err }
+
+// scanWith asks one engine about one stream and records what it says.
+func (s *Scanner) scanWith(ctx context.Context, v *verdict.Verdict, e Engine, it item, r io.Reader) error {
+	ectx, cancel := context.WithTimeout(ctx, s.opt.EngineTimeout)
+	defer cancel()
+	d, err := e.Scan(ectx, r)
+	f := verdict.Finding{Path: it.path, FileName: it.fileName, ContentType: it.contentType, Engine: e.Name()}
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("scan cancelled: %w", ctx.Err())
+	case errors.Is(err, ErrTooLarge):
+		f.Kind, f.Detail = verdict.KindLimitExceeded, e.Name()+": "+err.Error()
+	case err != nil:
+		f.Kind, f.Detail = verdict.KindScanError, err.Error()
+	case d.Found:
+		f.Kind, f.Threat = verdict.KindVirus, d.Threat
+	default:
+		return nil
+	}
+	v.Add(f)
+	return nil
+}
