@@ -30,6 +30,7 @@ type Station struct {
 // avmilter's in-process mode.
 type Scanner struct {
 	Clamd           []string          `yaml:"clamd" doc:"clamd addresses (tcp:127.0.0.1:3310, unix:/run/clamav/clamd.ctl): one pool, a scan goes to a healthy one and moves on when one fails"`
+	ClamdStreamMax  ByteSize          `yaml:"clamd_stream_max" doc:"clamd's StreamMaxLength: larger content is limit-exceeded without being sent; 0: learned from clamd's refusals"`
 	External        []external.Config `yaml:"external" doc:"command-line scanners, each one more engine asked about every part and member (see below)"`
 	EngineTimeout   time.Duration     `yaml:"engine_timeout" doc:"how long one engine call on one part may take"`
 	MaxDepth        int               `yaml:"max_depth" doc:"deepest nesting of multiparts and attached messages walked; deeper is limit-exceeded"`
@@ -42,7 +43,7 @@ type Scanner struct {
 	MaxMemberSize   ByteSize          `yaml:"max_member_size" doc:"largest expanded archive member; larger is limit-exceeded"`
 	MaxExpanded     ByteSize          `yaml:"max_expanded_bytes" doc:"most bytes all archives of one message expand to together; more is limit-exceeded"`
 	Mode            string            `yaml:"mode" doc:"what the engines see: all (the raw message, every part and archive member), attachments (attachments and their members only) or message (the raw message only)"`
-	CacheEntries    int               `yaml:"cache_entries" doc:"verdicts remembered by message SHA-256 and signature version, so that retries and cross-posts are not scanned twice; 0: off"`
+	CacheEntries    int               `yaml:"cache_entries" doc:"verdicts remembered by message SHA-256, and engine answers by part SHA-256, each with the signature versions, so that retries and cross-posts are not scanned twice; 0: off"`
 }
 
 // DefaultScanner mirrors scanner.DefaultOptions.

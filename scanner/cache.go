@@ -8,14 +8,14 @@ import (
 	"github.com/avstation/avstation/verdict"
 )
 
-// cache remembers verdicts by the SHA-256 of the message and the signature
-// versions of the engines that gave them, so that an MTA's retry after a
-// tempfail or one posting sent to several lists is scanned once. A new
-// signature version makes every older entry unreachable (it is part of the
-// key), so a verdict is never reused across a database update: a false
-// positive cleared by an update clears at once. Least recently used entries
-// go first when it is full.
-type cache struct {
+// lru is a bounded map whose least recently used entries go first. The
+// scanner keeps two: whole verdicts by the SHA-256 of the message, and each
+// engine's answer by the SHA-256 of a part or member. Both keys hold the
+// engines' signature versions, so nothing is reused across a database
+// update (a false positive cleared by an update clears at once). The part
+// cache is what makes an MTA's retry cheap: the retried message has a new
+// Received header and so a new hash, but the same attachments.
+type lru[V any] struct {
 	mu      sync.Mutex
 	max     int
 	entries map[string]*list.Element
@@ -24,61 +24,70 @@ type cache struct {
 	hits, misses atomic.Int64
 }
 
-type cacheEntry struct {
+type lruEntry[V any] struct {
 	key string
-	v   verdict.Verdict
+	v   V
 }
 
-func newCache(max int) *cache {
+func newLRU[V any](max int) *lru[V] {
 	if max <= 0 {
 		return nil
 	}
-	return &cache{max: max, entries: map[string]*list.Element{}, order: list.New()}
+	return &lru[V]{max: max, entries: map[string]*list.Element{}, order: list.New()}
 }
 
-// get returns a copy of the cached verdict for key.
-func (c *cache) get(key string) (*verdict.Verdict, bool) {
-	if c == nil {
-		return nil, false
+func (c *lru[V]) get(key string) (v V, ok bool) {
+	if c == nil || key == "" {
+		return v, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.entries[key]
 	if !ok {
 		c.misses.Add(1)
-		return nil, false
+		return v, false
 	}
 	c.hits.Add(1)
 	c.order.MoveToFront(el)
-	v := el.Value.(*cacheEntry).v
-	return &v, true
+	return el.Value.(*lruEntry[V]).v, true
 }
 
-// put keeps a copy of v. Verdicts with an engine error are not kept: the
-// next try should ask the engines again.
-func (c *cache) put(key string, v *verdict.Verdict) {
-	if c == nil || v.Status == verdict.Error || !verdict.Known(v.Status) {
+func (c *lru[V]) put(key string, v V) {
+	if c == nil || key == "" {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.entries[key]; ok {
-		el.Value.(*cacheEntry).v = *v
+		el.Value.(*lruEntry[V]).v = v
 		c.order.MoveToFront(el)
 		return
 	}
-	c.entries[key] = c.order.PushFront(&cacheEntry{key: key, v: *v})
+	c.entries[key] = c.order.PushFront(&lruEntry[V]{key: key, v: v})
 	for c.order.Len() > c.max {
 		old := c.order.Back()
 		c.order.Remove(old)
-		delete(c.entries, old.Value.(*cacheEntry).key)
+		delete(c.entries, old.Value.(*lruEntry[V]).key)
 	}
 }
 
-// CacheStats reports verdict cache hits and misses since start.
-func (s *Scanner) CacheStats() (hits, misses int64) {
-	if s.cache == nil {
+func (c *lru[V]) stats() (hits, misses int64) {
+	if c == nil {
 		return 0, 0
 	}
-	return s.cache.hits.Load(), s.cache.misses.Load()
+	return c.hits.Load(), c.misses.Load()
 }
+
+// putVerdict keeps a copy of v; verdicts with an engine error are not kept,
+// so that the next try asks the engines again.
+func (s *Scanner) putVerdict(key string, v *verdict.Verdict) {
+	if v.Status != verdict.Error && verdict.Known(v.Status) {
+		s.verdicts.put(key, *v)
+	}
+}
+
+// CacheStats reports hits and misses of the message verdict cache.
+func (s *Scanner) CacheStats() (hits, misses int64) { return s.verdicts.stats() }
+
+// PartCacheStats reports hits and misses of the per-part engine cache.
+func (s *Scanner) PartCacheStats() (hits, misses int64) { return s.parts.stats() }

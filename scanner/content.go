@@ -2,6 +2,8 @@ package scanner
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -24,8 +26,9 @@ type item struct {
 
 // scanState is what the items of one message share.
 type scanState struct {
-	v      *verdict.Verdict
-	budget *archive.Budget // expanded bytes of all its archives
+	v        *verdict.Verdict
+	budget   *archive.Budget // expanded bytes of all its archives
+	versions string          // engines' signature state, for the part cache; "" off
 }
 
 // scanPart holds one decoded MIME part in a spool buffer, so that it can
@@ -72,12 +75,38 @@ func (s *Scanner) examine(ctx context.Context, st *scanState, it item, buf *spoo
 	if !it.scan {
 		return nil
 	}
+	sum := ""
+	if s.parts != nil && st.versions != "" {
+		h := sha256.New()
+		if _, err := io.Copy(h, buf.Reader()); err != nil {
+			return &spoolError{err}
+		}
+		sum = st.versions + hex.EncodeToString(h.Sum(nil))
+	}
 	for _, e := range s.engines {
-		if err := s.scanWith(ctx, st.v, e, it, buf.Reader()); err != nil {
+		if err := s.scanCached(ctx, st.v, e, it, buf, sum); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// scanCached asks an engine about an item unless it answered for the same
+// bytes and signatures before. Only answers are kept, never errors.
+func (s *Scanner) scanCached(ctx context.Context, v *verdict.Verdict, e Engine, it item, buf *spool.Buffer, sum string) error {
+	key := ""
+	if sum != "" {
+		key = e.Name() + "|" + sum
+	}
+	if d, ok := s.parts.get(key); ok {
+		recordDetection(v, e, it, d)
+		return nil
+	}
+	d, ok, err := s.scanWith(ctx, v, e, it, buf.Reader())
+	if ok {
+		s.parts.put(key, d)
+	}
+	return err
 }
 
 // openArchive walks the members of an archive item, if it is one.
@@ -170,24 +199,31 @@ type spoolError struct{ err error }
 func (e *spoolError) Error() string { return e.err.Error() }
 func (e *spoolError) Unwrap() error { return e.err }
 
-// scanWith asks one engine about one stream and records what it says.
-func (s *Scanner) scanWith(ctx context.Context, v *verdict.Verdict, e Engine, it item, r io.Reader) error {
+// scanWith asks one engine about one stream and records what it says. ok
+// is true when the engine answered (found or not), as opposed to failing.
+func (s *Scanner) scanWith(ctx context.Context, v *verdict.Verdict, e Engine, it item, r io.Reader) (d Detection, ok bool, err error) {
 	ectx, cancel := context.WithTimeout(ctx, s.opt.EngineTimeout)
 	defer cancel()
-	d, err := e.Scan(ectx, r)
+	d, err = e.Scan(ectx, r)
 	f := verdict.Finding{Path: it.path, FileName: it.fileName, ContentType: it.contentType, Engine: e.Name()}
 	switch {
 	case ctx.Err() != nil:
-		return fmt.Errorf("scan cancelled: %w", ctx.Err())
+		return d, false, fmt.Errorf("scan cancelled: %w", ctx.Err())
 	case errors.Is(err, ErrTooLarge):
 		f.Kind, f.Detail = verdict.KindLimitExceeded, e.Name()+": "+err.Error()
 	case err != nil:
 		f.Kind, f.Detail = verdict.KindScanError, err.Error()
-	case d.Found:
-		f.Kind, f.Threat = verdict.KindVirus, d.Threat
 	default:
-		return nil
+		recordDetection(v, e, it, d)
+		return d, true, nil
 	}
 	v.Add(f)
-	return nil
+	return d, false, nil
+}
+
+func recordDetection(v *verdict.Verdict, e Engine, it item, d Detection) {
+	if d.Found {
+		v.Add(verdict.Finding{Path: it.path, FileName: it.fileName, ContentType: it.contentType,
+			Engine: e.Name(), Kind: verdict.KindVirus, Threat: d.Threat})
+	}
 }

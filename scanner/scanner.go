@@ -112,7 +112,8 @@ type Scanner struct {
 	opt     Options
 	engines []Engine
 
-	cache *cache
+	verdicts *lru[verdict.Verdict] // by message
+	parts    *lru[Detection]       // by engine and part
 
 	mu        sync.Mutex
 	versions  []verdict.Engine
@@ -155,7 +156,7 @@ func New(opt Options, engines ...Engine) *Scanner {
 	if opt.MaxExpanded <= 0 {
 		opt.MaxExpanded = d.MaxExpanded
 	}
-	return &Scanner{opt: opt, engines: engines, cache: newCache(opt.CacheEntries)}
+	return &Scanner{opt: opt, engines: engines, verdicts: newLRU[verdict.Verdict](opt.CacheEntries), parts: newLRU[Detection](opt.CacheEntries)}
 }
 
 // Scan scans the size bytes of the raw message in r (headers and body, CRLF).
@@ -173,12 +174,12 @@ func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 	if err != nil {
 		return nil, err
 	}
-	if v, ok := s.cache.get(key); ok {
+	if v, ok := s.verdicts.get(key); ok {
 		v.Cached, v.Duration = true, time.Since(start)
-		return v, nil
+		return &v, nil
 	}
 	v := &verdict.Verdict{Scanner: s.opt.Name}
-	st := &scanState{v: v, budget: archive.NewBudget(s.opt.MaxExpanded)}
+	st := &scanState{v: v, budget: archive.NewBudget(s.opt.MaxExpanded), versions: versionsKey(versions)}
 	w := &walker{opt: s.opt, verdict: v, visit: func(p *leaf) error {
 		return s.scanPart(ctx, st, p)
 	}}
@@ -191,7 +192,7 @@ func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 	if s.opt.Mode != ModeAttachments {
 		raw := item{contentType: "message/rfc822"}
 		for _, e := range s.engines {
-			if err := s.scanWith(ctx, v, e, raw, io.NewSectionReader(r, 0, size)); err != nil {
+			if _, _, err := s.scanWith(ctx, v, e, raw, io.NewSectionReader(r, 0, size)); err != nil {
 				return nil, err
 			}
 		}
@@ -199,9 +200,7 @@ func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 	v.Engines = versions
 	v.Settle()
 	v.Duration = time.Since(start)
-	if key != "" {
-		s.cache.put(key, v)
-	}
+	s.putVerdict(key, v)
 	return v, nil
 }
 
@@ -209,22 +208,27 @@ func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 // signature version; "" (do not cache) when an engine could not say its
 // version, since then a database update could not be told apart.
 func (s *Scanner) cacheKey(r io.ReaderAt, size int64, versions []verdict.Engine) (string, error) {
-	if s.cache == nil {
+	vk := versionsKey(versions)
+	if s.verdicts == nil || vk == "" {
 		return "", nil
-	}
-	var b strings.Builder
-	b.WriteString(string(s.opt.Mode))
-	for _, e := range versions {
-		if e.SignatureVersion == "" && e.Version == "" {
-			return "", nil
-		}
-		fmt.Fprintf(&b, "|%s %s %s %d", e.Name, e.Version, e.SignatureVersion, e.SignatureTime.Unix())
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
 		return "", fmt.Errorf("reading message: %w", err)
 	}
-	return b.String() + "|" + hex.EncodeToString(h.Sum(nil)), nil
+	return string(s.opt.Mode) + "|" + vk + "|" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// versionsKey names the engines' signature state; "" when one is unknown.
+func versionsKey(versions []verdict.Engine) string {
+	var b strings.Builder
+	for _, e := range versions {
+		if e.SignatureVersion == "" && e.Version == "" {
+			return ""
+		}
+		fmt.Fprintf(&b, "%s %s %s %d|", e.Name, e.Version, e.SignatureVersion, e.SignatureTime.Unix())
+	}
+	return b.String()
 }
 
 // versionTTL is how long engine versions are reused: asking costs a round

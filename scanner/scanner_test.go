@@ -274,3 +274,34 @@ type versionedEngine struct {
 func (e *versionedEngine) Version(ctx context.Context) (verdict.Engine, error) {
 	return verdict.Engine{Name: "fake", Version: "1.0", SignatureVersion: e.sig}, nil
 }
+
+// TestPartCache: an MTA's retry carries a new Received header, so the
+// message hash changes, but its attachment is not sent to the engine again.
+func TestPartCache(t *testing.T) {
+	e := &versionedEngine{fakeEngine: &fakeEngine{}, sig: "1"}
+	s := New(Options{Name: "test", CacheEntries: 100}, e)
+	msg := crlf(multipart(attachment("x.exe", "EVIL payload")))
+	for i, received := range []string{"Received: from a\r\n", "Received: from b\r\n"} {
+		raw := []byte(received + msg)
+		v, err := s.Scan(context.Background(), bytes.NewReader(raw), int64(len(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, _ := v.First(verdict.Infected)
+		if v.Status != verdict.Infected || f.FileName != "x.exe" || v.Cached {
+			t.Fatalf("try %d: %+v", i, v)
+		}
+	}
+	parts := 0
+	for _, s := range e.streams {
+		if s == "EVIL payload" {
+			parts++
+		}
+	}
+	if parts != 1 {
+		t.Errorf("the attachment went to the engine %d times, want 1", parts)
+	}
+	if hits, _ := s.PartCacheStats(); hits != 1 {
+		t.Errorf("part cache hits %d, want 1", hits)
+	}
+}

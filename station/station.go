@@ -46,6 +46,10 @@ func New(cfg *config.Station, sc *scanner.Scanner, pool *clamd.Pool, keys *jobpr
 			Name: "avstation_cache_misses_total",
 			Help: "Jobs not found in the verdict cache and scanned.",
 		}, func() float64 { _, m := sc.CacheStats(); return float64(m) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "avstation_part_cache_hits_total",
+			Help: "Engine calls saved because the same part or member was scanned before with the same signatures.",
+		}, func() float64 { h, _ := sc.PartCacheStats(); return float64(h) }),
 	)
 	if pool != nil {
 		reg.MustRegister(clamdCollector{pool})

@@ -70,4 +70,3 @@ func FuzzEncryptedDocument(f *testing.F) {
 		EncryptedDocument(bytes.NewReader(data), int64(len(data)))
 	})
 }
-
