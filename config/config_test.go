@@ -34,7 +34,7 @@ func TestLoadMilterProblems(t *testing.T) {
 			"  - match: nodomain",
 			"stations: [ftp://x]",
 			"policy:",
-			"  on_infected: accept",
+			"  actions: {infected: {action: accept}}",
 			"scan_timeout: -1s",
 		}, "\n"), []string{
 			"line 1: listen: \"tcp:1.2.3.4\": unknown socket type \"tcp\"",
@@ -42,7 +42,7 @@ func TestLoadMilterProblems(t *testing.T) {
 			"line 4: stations[0]: \"ftp://x\" is not a station URL",
 			"secret_file: stations are set but secret_file is not",
 			"line 7: scan_timeout: must be positive",
-			"line 6: policy.on_infected: \"accept\" is not an action",
+			"line 6: policy.actions.infected.action: \"accept\" is not an action",
 		}},
 		{"nothing to scan", "listen: inet:127.0.0.1:1\n", []string{"lists: no list patterns and scan_all is off"}},
 		{"bad size", "lists: [{match: a@b}]\nmemory_buffer: 10 parsecs\n", []string{"line 2: \"10 parsecs\" is not a size"}},
@@ -71,14 +71,14 @@ func TestLoadMilterProblems(t *testing.T) {
 }
 
 func TestLoadMilterDefaultsAndValues(t *testing.T) {
-	cfg, err := LoadMilter(write(t, "lists: [{match: \"*@lists.example.org\"}]\nmemory_buffer: 2MiB\nscan_timeout: 30s\npolicy:\n  on_infected: tag\n"))
+	cfg, err := LoadMilter(write(t, "lists: [{match: \"*@lists.example.org\"}]\nmemory_buffer: 2MiB\nscan_timeout: 30s\npolicy:\n  actions:\n    infected: {action: tag}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MemoryBuffer != 2<<20 || cfg.ScanTimeout != 30*time.Second || cfg.Policy.OnInfected != "tag" {
+	if cfg.MemoryBuffer != 2<<20 || cfg.ScanTimeout != 30*time.Second || cfg.Policy.Actions.Infected.Action != "tag" {
 		t.Errorf("values not read: %+v", cfg)
 	}
-	if cfg.Policy.OnStationFailure != "tempfail" || !cfg.Policy.Headers || cfg.Listen != "inet:127.0.0.1:7357" {
+	if cfg.Policy.Actions.StationFailure.Action != "tempfail" || !cfg.Policy.Headers || cfg.Listen != "inet:127.0.0.1:7357" {
 		t.Errorf("defaults lost: %+v", cfg)
 	}
 }

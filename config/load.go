@@ -31,8 +31,23 @@ func (p *Problems) Error() string {
 // where the key stands in the file (mox's addErrorf, with lines).
 type checker struct {
 	file     string
+	root     yaml.Node // the document, for settings that overlay others
 	lines    map[string]int
 	problems []string
+}
+
+// node finds the mapping value at a top-level key, nil when absent.
+func (c *checker) node(key string) *yaml.Node {
+	if len(c.root.Content) == 0 || c.root.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	m := c.root.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // addf records a problem with the key at path ("policy.on_infected").
@@ -89,12 +104,11 @@ func load(path string, v any) (*checker, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	c := &checker{file: path, lines: map[string]int{}}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	if err := yaml.Unmarshal(data, &c.root); err != nil {
 		return nil, &Problems{File: path, List: []string{yamlMessage(err)}}
 	}
-	if len(root.Content) > 0 {
-		indexLines(root.Content[0], "", c.lines)
+	if len(c.root.Content) > 0 {
+		indexLines(c.root.Content[0], "", c.lines)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+
+	"go.yaml.in/yaml/v3"
 	"maps"
 	"net/url"
 	"path/filepath"
@@ -31,9 +33,44 @@ type Milter struct {
 
 	Scanner Scanner       `yaml:"scanner" doc:"engines and limits for in-process scanning (used when stations is empty)"`
 	Policy  policy.Config `yaml:"policy" doc:"what to do with each outcome"`
+	// ListPolicies override the policy for one list each: any policy
+	// setting, the rest taken from policy.
+	ListPolicies map[string]policy.Config `yaml:"list_policies" doc:"per list name, any policy setting that differs from policy (see below)"`
+
+	BypassFile string     `yaml:"bypass_file" doc:"file of senders, client IPs and ranges, and authenticated users whose mail is not scanned; reloaded on SIGHUP; empty: none"`
+	Quarantine Quarantine `yaml:"quarantine" doc:"where quarantined messages go"`
+	Notify     Notify     `yaml:"notify" doc:"notifications"`
+
+	// Policies is the global policy and each list's, built by LoadMilter.
+	Policies *policy.Set `yaml:"-"`
 
 	MetricsListen string `yaml:"metrics_listen" doc:"address for /metrics and /healthz (host:port); empty: off"`
 	Log           Log    `yaml:"log" doc:"logging"`
+}
+
+// Quarantine says where quarantined messages go: a directory (the message
+// and a JSON record) or an address.
+type Quarantine struct {
+	Dir      string `yaml:"dir" doc:"directory for quarantined messages (files 0600)"`
+	Address  string `yaml:"address" doc:"address quarantined messages are sent to instead, as attachments"`
+	SMTP     string `yaml:"smtp" doc:"host:port of the MTA that takes quarantine mail and notifications (its own submission, not scanned)"`
+	Contents string `yaml:"contents" doc:"message (the whole message) or attachments (only the offending parts)"`
+}
+
+// Notify configures who is told about a message that was not delivered as
+// sent.
+type Notify struct {
+	From      string              `yaml:"from" doc:"From address of notifications (the envelope sender is empty, <>)"`
+	Admin     []string            `yaml:"admin" doc:"administrator addresses"`
+	Owner     string              `yaml:"owner" doc:"list owner address, %%List%% replaced by the list name (owner-%%List%%@lists.example.org)"`
+	Templates map[string]Template `yaml:"templates" doc:"subject and body per recipient kind (admin, owner, recipient, sender); placeholders %%VirusName%% %%FileName%% %%List%% %%Sender%% %%Recipients%% %%QueueID%% %%JobID%% %%Date%% %%Outcome%%"`
+	Bypass    map[string][]string `yaml:"bypass" doc:"per recipient kind, addresses never notified (*@example.org)"`
+}
+
+// Template is a notification's subject and body.
+type Template struct {
+	Subject string `yaml:"subject" doc:"subject line"`
+	Body    string `yaml:"body" doc:"text"`
 }
 
 // ListPattern makes recipients list-bound: an exact address
@@ -112,11 +149,75 @@ func (m *Milter) check(c *checker) {
 	if len(m.Stations) == 0 {
 		m.Scanner.check(c, "scanner")
 	}
-	probs := m.Policy.Check()
-	for _, key := range slices.Sorted(maps.Keys(probs)) {
-		c.addf("policy."+key, "%s", probs[key])
+	checkPolicy(c, "policy", &m.Policy)
+	m.Policies = &policy.Set{Global: m.Policy, Lists: map[string]*policy.Config{}}
+	if node := c.node("list_policies"); node != nil && node.Kind == yaml.MappingNode {
+		// Each list starts from the global policy and takes what it sets:
+		// decoding a node over a filled struct changes only the keys present
+		// (unknown keys were refused when the whole file was decoded).
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			name := node.Content[i].Value
+			lp := m.Policy
+			if err := node.Content[i+1].Decode(&lp); err != nil {
+				c.addf("list_policies."+name, "%v", err)
+				continue
+			}
+			checkPolicy(c, "list_policies."+name, &lp)
+			m.Policies.Lists[name] = &lp
+		}
 	}
+	m.Policies.Global = m.Policy
+	m.checkSideEffects(c)
 	m.Log.check(c)
+}
+
+func checkPolicy(c *checker, prefix string, p *policy.Config) {
+	probs := p.Check()
+	for _, key := range slices.Sorted(maps.Keys(probs)) {
+		c.addf(prefix+"."+key, "%s", probs[key])
+	}
+}
+
+// checkSideEffects checks that what the policies ask for is configured.
+func (m *Milter) checkSideEffects(c *checker) {
+	rules := []policy.Config{m.Policy}
+	for _, lp := range m.Policies.Lists {
+		rules = append(rules, *lp)
+	}
+	var quarantine, notify bool
+	for _, p := range rules {
+		for _, o := range policy.Outcomes {
+			r := p.Rule(o)
+			quarantine = quarantine || r.Quarantine
+			notify = notify || len(r.Notify) > 0
+		}
+	}
+	q := m.Quarantine
+	if quarantine && q.Dir == "" && q.Address == "" {
+		c.addf("quarantine", "a rule quarantines but neither quarantine.dir nor quarantine.address is set")
+	}
+	if q.Dir != "" && !filepath.IsAbs(q.Dir) {
+		c.addf("quarantine.dir", "must be an absolute directory path")
+	}
+	if q.Address != "" && !strings.Contains(q.Address, "@") {
+		c.addf("quarantine.address", "%q is not an address", q.Address)
+	}
+	switch q.Contents {
+	case "", "message", "attachments":
+	default:
+		c.addf("quarantine.contents", "%q: use message or attachments", q.Contents)
+	}
+	if (notify || q.Address != "") && m.Quarantine.SMTP == "" {
+		c.addf("quarantine.smtp", "notifications or quarantine to an address need an MTA to submit to (e.g. 127.0.0.1:25)")
+	}
+	if notify && m.Notify.From == "" {
+		c.addf("notify.from", "notifications need a From address (e.g. postmaster@example.org)")
+	}
+	for kind := range m.Notify.Templates {
+		if !slices.Contains([]string{"admin", "owner", "recipient", "sender"}, kind) {
+			c.addf("notify.templates."+kind, "%q is not a recipient kind; use admin, owner, recipient or sender", kind)
+		}
+	}
 }
 
 // checkPattern accepts "local@domain" and "*@domain".

@@ -1,66 +1,9 @@
 package config
 
-import (
-	"fmt"
-	"strconv"
-	"strings"
+import "github.com/avstation/avstation/bytesize"
 
-	"go.yaml.in/yaml/v3"
-)
-
-// ByteSize is a size in bytes, written in the config as a number or with a
-// unit: 512KiB, 10MiB, 1GiB (powers of 1024) or KB, MB, GB (powers of 1000).
-type ByteSize int64
-
-var sizeUnits = []struct {
-	suffix string
-	mult   int64
-}{
-	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
-	{"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000},
-	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30},
-	{"B", 1},
-}
+// ByteSize is a size in bytes written with a unit: 512KiB, 10MiB.
+type ByteSize = bytesize.Size
 
 // ParseByteSize parses "10MiB", "64K", "1000".
-func ParseByteSize(s string) (ByteSize, error) {
-	s = strings.TrimSpace(s)
-	mult := int64(1)
-	for _, u := range sizeUnits {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size (write it like 512KiB, 10MiB or 1048576)", s)
-	}
-	return ByteSize(n * mult), nil
-}
-
-// UnmarshalYAML accepts a plain number or a number with a unit.
-func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
-	v, err := ParseByteSize(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*b = v
-	return nil
-}
-
-// String writes the size with the largest exact binary unit.
-func (b ByteSize) String() string {
-	switch {
-	case b != 0 && b%(1<<30) == 0:
-		return fmt.Sprintf("%dGiB", b>>30)
-	case b != 0 && b%(1<<20) == 0:
-		return fmt.Sprintf("%dMiB", b>>20)
-	case b != 0 && b%(1<<10) == 0:
-		return fmt.Sprintf("%dKiB", b>>10)
-	}
-	return strconv.FormatInt(int64(b), 10)
-}
-
-// MarshalYAML writes the size as String does.
-func (b ByteSize) MarshalYAML() (any, error) { return b.String(), nil }
+func ParseByteSize(s string) (ByteSize, error) { return bytesize.Parse(s) }

@@ -11,6 +11,7 @@ import (
 type metrics struct {
 	messages     *prometheus.CounterVec
 	notListBound prometheus.Counter
+	bypassed     *prometheus.CounterVec
 	duration     prometheus.Histogram
 }
 
@@ -18,12 +19,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "avmilter_messages_total",
-			Help: "List-bound messages scanned, by outcome (clean, infected, encrypted, limit-exceeded, unscannable, station-failure) and action (accept, reject, tempfail, discard).",
+			Help: "List-bound messages decided, by outcome (clean, infected, encrypted, banned-name, limit-exceeded, unscannable, oversize, station-failure) and what the MTA was told (accept, reject, tempfail, discard).",
 		}, []string{"outcome", "action"}),
 		notListBound: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "avmilter_not_list_bound_total",
 			Help: "Messages accepted at end of envelope because no recipient is a list (not scanned, by configuration).",
 		}),
+		bypassed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "avmilter_bypassed_total",
+			Help: "List-bound messages not scanned by configuration, by reason (bypass-file, outgoing, notice).",
+		}, []string{"reason"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "avmilter_scan_duration_seconds",
 			Help:    "Time from end of message to decision, including the station round trip.",
@@ -32,15 +37,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	// Pre-set every label pair so that rates exist before the first event.
 	for _, o := range policy.Outcomes {
-		for _, a := range []policy.Verb{policy.Accept, policy.RejectMsg, policy.TempfailMsg, policy.DiscardMsg} {
+		for _, a := range policy.Verbs {
 			m.messages.WithLabelValues(string(o), string(a))
 		}
 	}
-	reg.MustRegister(m.messages, m.notListBound, m.duration)
+	for _, r := range []string{"bypass-file", "outgoing", "notice"} {
+		m.bypassed.WithLabelValues(r)
+	}
+	reg.MustRegister(m.messages, m.notListBound, m.bypassed, m.duration)
 	return m
 }
 
-func (m *metrics) observe(d policy.Decision, took time.Duration) {
-	m.messages.WithLabelValues(string(d.Outcome), string(d.Verb)).Inc()
+func (m *metrics) observe(o policy.Outcome, v policy.Verb, took time.Duration) {
+	m.messages.WithLabelValues(string(o), string(v)).Inc()
 	m.duration.Observe(took.Seconds())
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/d--j/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/avstation/avstation/bypass"
 	"github.com/avstation/avstation/config"
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/policy"
@@ -52,12 +53,17 @@ type Server struct {
 	hostname string
 	mode     string // "station" or "in-process", for the log
 	ms       *milter.Server
+	bypass   *bypass.Holder // nil: no bypass file
 }
 
-// New builds a server. reg receives the milter's metrics.
-func New(cfg *config.Milter, sc Scanner, log *slog.Logger, reg prometheus.Registerer) *Server {
+// New builds a server. reg receives the milter's metrics; bp holds the
+// bypass list (nil for none).
+func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, reg prometheus.Registerer) *Server {
 	host, _ := os.Hostname()
-	s := &Server{cfg: cfg, lists: NewLists(cfg.Lists), scanner: sc, log: log, metrics: newMetrics(reg), hostname: host, mode: "in-process"}
+	if cfg.Policies == nil { // a config not made by LoadMilter
+		cfg.Policies = &policy.Set{Global: cfg.Policy}
+	}
+	s := &Server{cfg: cfg, lists: NewLists(cfg.Lists), scanner: sc, bypass: bp, log: log, metrics: newMetrics(reg), hostname: host, mode: "in-process"}
 	if len(cfg.Stations) > 0 {
 		s.mode = "station"
 	}
@@ -69,6 +75,7 @@ func New(cfg *config.Milter, sc Scanner, log *slog.Logger, reg prometheus.Regist
 		}),
 		milter.WithNegotiationCallback(negotiate),
 		milter.WithMacroRequest(milter.StageEOM, []milter.MacroName{milter.MacroQueueId}),
+		milter.WithMacroRequest(milter.StageMail, []milter.MacroName{milter.MacroAuthAuthen}),
 		// A silent MTA for this long is gone; scans have their own timeout.
 		milter.WithReadTimeout(10*time.Minute),
 		milter.WithWriteTimeout(30*time.Second),
@@ -149,12 +156,12 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error { return s.ms.Shutdown(ctx) }
 
 // record writes the one log line of a decision and counts it.
-func (s *Server) record(meta jobproto.Meta, d policy.Decision, v *verdict.Verdict, scanErr, applyErr error, took time.Duration, size int64) {
+func (s *Server) record(meta jobproto.Meta, d policy.Decision, v *verdict.Verdict, scanErr error, a applied, took time.Duration, size int64) {
 	attrs := []any{
 		slog.String("queue_id", meta.QueueID),
 		slog.String("job_id", meta.JobID),
 		slog.String("outcome", string(d.Outcome)),
-		slog.String("action", string(d.Verb)),
+		slog.String("action", string(a.verb)),
 		slog.Any("lists", meta.Lists),
 		slog.String("from", meta.Sender),
 		slog.Int("rcpts", len(meta.Recipients)),
@@ -167,8 +174,20 @@ func (s *Server) record(meta jobproto.Meta, d policy.Decision, v *verdict.Verdic
 	if d.FileName != "" {
 		attrs = append(attrs, slog.String("file", d.FileName))
 	}
-	if d.Reply != nil {
+	if d.DryRun {
+		attrs = append(attrs, slog.Bool("dry_run", true), slog.String("would", string(d.Verb)))
+	}
+	if d.Reply != nil && a.verb != policy.AcceptMsg && a.verb != policy.DiscardMsg {
 		attrs = append(attrs, slog.String("reply", d.Reply.String()))
+	}
+	for _, r := range a.stripped {
+		attrs = append(attrs, slog.String("stripped", r.Path+" "+r.FileName))
+	}
+	if a.quarantined != "" {
+		attrs = append(attrs, slog.String("quarantine", a.quarantined))
+	}
+	if len(a.notified) > 0 {
+		attrs = append(attrs, slog.Any("notified", a.notified))
 	}
 	if v != nil && v.Scanner != "" {
 		attrs = append(attrs, slog.String("scanner", v.Scanner))
@@ -178,12 +197,16 @@ func (s *Server) record(meta jobproto.Meta, d policy.Decision, v *verdict.Verdic
 		attrs = append(attrs, slog.String("err", scanErr.Error()))
 		level = slog.LevelWarn
 	}
-	if applyErr != nil {
-		attrs = append(attrs, slog.String("apply_err", applyErr.Error()))
+	if len(a.problems) > 0 {
+		attrs = append(attrs, slog.Any("problems", a.problems))
+		level = slog.LevelWarn
+	}
+	if a.err != nil {
+		attrs = append(attrs, slog.String("apply_err", a.err.Error()))
 		level = slog.LevelError
 	}
 	s.log.Log(context.Background(), level, "message scanned", attrs...)
-	s.metrics.observe(d, took)
+	s.metrics.observe(d.Outcome, a.verb, took)
 }
 
 func threatOrUnknown(t string) string {

@@ -61,7 +61,7 @@ func startMilter(t *testing.T, mutate func(*config.Milter), sc Scanner) (addr st
 	}
 	logs = &bytes.Buffer{}
 	reg = prometheus.NewRegistry()
-	srv := New(&cfg, sc, slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil)), reg)
+	srv := New(&cfg, sc, nil, slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil)), reg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -217,12 +217,12 @@ func TestListMailDecisions(t *testing.T) {
 				t.Errorf("got %v", r.act)
 			}
 		}, "outcome=infected action=reject lists=[dev] from=sender@example.com rcpts=2"},
-		{"infected discarded", func(c *config.Milter) { c.Policy.OnInfected = "discard" }, &fakeScanner{v: infectedVerdict()}, subject, func(t *testing.T, r result) {
+		{"infected discarded", func(c *config.Milter) { c.Policy.Actions.Infected.Action = "discard" }, &fakeScanner{v: infectedVerdict()}, subject, func(t *testing.T, r result) {
 			if r.act.Type != milter.ActionDiscard {
 				t.Errorf("got %v", r.act)
 			}
 		}, "outcome=infected action=discard"},
-		{"infected tagged", func(c *config.Milter) { c.Policy.OnInfected = "tag" }, &fakeScanner{v: infectedVerdict()}, subject, func(t *testing.T, r result) {
+		{"infected tagged", func(c *config.Milter) { c.Policy.Actions.Infected.Action = "tag" }, &fakeScanner{v: infectedVerdict()}, subject, func(t *testing.T, r result) {
 			wantAccept(t, r)
 			wantHeader(t, r, "X-Virus-Status", "Infected (Eicar-Test-Signature)")
 		}, "threat=Eicar-Test-Signature file=eicar.com"},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/textproto"
 	"strings"
 	"time"
@@ -22,9 +23,11 @@ import (
 type session struct {
 	srv    *Server
 	client string // SMTP client IP
+	local  bool   // the client is this host (loopback)
 
 	// per message, reset at MAIL FROM and on abort
 	sender     string
+	authUser   string
 	recipients []string
 	lists      []string
 	body       *spool.Buffer
@@ -38,6 +41,9 @@ func (s *session) NewConnection(milter.Modifier) error { return nil }
 
 func (s *session) Connect(host, family string, port uint16, addr string, m milter.Modifier) (*milter.Response, error) {
 	s.client = addr
+	if ip, err := netip.ParseAddr(addr); err == nil {
+		s.local = ip.Unmap().IsLoopback()
+	}
 	return milter.RespContinue, nil
 }
 
@@ -48,6 +54,7 @@ func (s *session) Helo(string, milter.Modifier) (*milter.Response, error) {
 func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
 	s.reset()
 	s.sender = from
+	s.authUser = m.Get(milter.MacroAuthAuthen)
 	return milter.RespContinue, nil
 }
 
@@ -66,6 +73,12 @@ func (s *session) Data(m milter.Modifier) (*milter.Response, error) {
 		s.srv.metrics.notListBound.Inc()
 		return milter.RespAccept, nil
 	}
+	if reason, detail := s.bypassed(); reason != "" {
+		s.srv.metrics.bypassed.WithLabelValues(reason).Inc()
+		s.srv.log.Info("message not scanned", slog.String("reason", reason), slog.String("entry", detail),
+			slog.Any("lists", s.lists), slog.String("from", s.sender), slog.String("client", s.client))
+		return milter.RespAccept, nil
+	}
 	s.body = spool.New(s.srv.cfg.SpoolDir, int64(s.srv.cfg.MemoryBuffer))
 	return milter.RespContinue, nil
 }
@@ -73,6 +86,12 @@ func (s *session) Data(m milter.Modifier) (*milter.Response, error) {
 // Header rebuilds the header block as received. With the leading-space
 // option negotiated the value is exactly what followed the colon.
 func (s *session) Header(name, value string, m milter.Modifier) (*milter.Response, error) {
+	// Our own quarantine reports and notifications, submitted from this
+	// host, are never scanned again (no loops).
+	if s.local && textproto.CanonicalMIMEHeaderKey(name) == noticeHeader {
+		s.srv.metrics.bypassed.WithLabelValues("notice").Inc()
+		return milter.RespAccept, nil
+	}
 	// ChangeHeader counts per canonical name, whatever the case as sent.
 	if canon := textproto.CanonicalMIMEHeaderKey(name); canon == "X-Virus-Status" || canon == "X-Virus-Scanned" {
 		s.ownHeaders[canon]++
@@ -121,11 +140,16 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 		Primary:    s.srv.hostname,
 	}
 	start := time.Now()
-	v, scanErr := s.scan(m, meta)
-	d := s.srv.cfg.Policy.Decide(policy.Input{Lists: s.lists, Verdict: v, ScanError: scanErr})
-	resp, applyErr := s.apply(m, d)
-	s.srv.record(meta, d, v, scanErr, applyErr, time.Since(start), s.body.Size())
-	return resp, applyErr
+	in := policy.Input{Lists: s.lists, Sender: s.sender, Recipients: s.recipients, Authenticated: s.authUser != ""}
+	if max := int64(s.srv.cfg.Policy.MaxScanSize); max > 0 && s.body.Size() > max {
+		in.Oversize = true
+	} else {
+		in.Verdict, in.ScanError = s.scan(m, meta)
+	}
+	d := s.srv.cfg.Policies.Decide(in)
+	done := s.apply(m, meta, d, in.Verdict)
+	s.srv.record(meta, d, in.Verdict, in.ScanError, done, time.Since(start), s.body.Size())
+	return done.resp, done.err
 }
 
 type scanResult struct {
@@ -164,25 +188,6 @@ func (s *session) scan(m milter.Modifier, meta jobproto.Meta) (*verdict.Verdict,
 			}
 		}
 	}
-}
-
-// apply tells the MTA what the decision says.
-func (s *session) apply(m milter.Modifier, d policy.Decision) (*milter.Response, error) {
-	switch d.Verb {
-	case policy.Accept:
-		if len(d.Headers) > 0 {
-			if err := s.replaceHeaders(m, d.Headers); err != nil {
-				return nil, fmt.Errorf("adding headers: %w", err)
-			}
-		}
-		return milter.RespAccept, nil
-	case policy.DiscardMsg:
-		return milter.RespDiscard, nil
-	case policy.RejectMsg, policy.TempfailMsg:
-		return milter.RejectWithCodeAndReason(uint16(d.Reply.Code), d.Reply.Enhanced+" "+d.Reply.Text)
-	}
-	// A verb this milter does not know: refuse to guess.
-	return milter.RespTempFail, nil
 }
 
 // replaceHeaders removes X-Virus-* headers that came with the message, so
@@ -234,7 +239,7 @@ func (s *session) reset() {
 			s.srv.log.Error("removing spooled message", slog.Any("err", err))
 		}
 	}
-	s.sender, s.recipients, s.lists, s.body, s.bodyErr = "", nil, nil, nil, nil
+	s.sender, s.authUser, s.recipients, s.lists, s.body, s.bodyErr = "", "", nil, nil, nil, nil
 	s.ownHeaders = map[string]int{}
 }
 

@@ -18,7 +18,9 @@ const (
 	Reject   Action = "reject"   // refuse with a 5xx reply
 	Tempfail Action = "tempfail" // refuse with a 4xx reply: the sender retries
 	Discard  Action = "discard"  // accept and drop
+	Strip    Action = "strip"    // accept with the offending attachments replaced by a note
 	Tag      Action = "tag"      // accept with X-Virus-Status naming the outcome
+	Accept   Action = "accept"   // accept as it is (still logged and counted)
 )
 
 // Outcome is what happened to a message, one name for every way a scan can
@@ -29,78 +31,31 @@ const (
 	OutcomeClean          Outcome = "clean"
 	OutcomeInfected       Outcome = "infected"
 	OutcomeEncrypted      Outcome = "encrypted"
+	OutcomeBannedName     Outcome = "banned-name"
 	OutcomeLimitExceeded  Outcome = "limit-exceeded"
 	OutcomeUnscannable    Outcome = "unscannable"
+	OutcomeOversize       Outcome = "oversize"        // over max_scan_size: not scanned
 	OutcomeStationFailure Outcome = "station-failure" // no verdict, or the engines failed
 )
 
 // Outcomes lists every outcome, for pre-setting metric labels.
-var Outcomes = []Outcome{OutcomeClean, OutcomeInfected, OutcomeEncrypted, OutcomeLimitExceeded, OutcomeUnscannable, OutcomeStationFailure}
-
-// Config is the policy part of avmilter's configuration.
-type Config struct {
-	OnInfected       Action `yaml:"on_infected" doc:"what to do with infected mail: reject (550 naming the list, threat and attachment), discard, or tag"`
-	OnEncrypted      Action `yaml:"on_encrypted" doc:"what to do when content could not be read because it is encrypted: tag, reject, tempfail or discard"`
-	OnLimitExceeded  Action `yaml:"on_limit_exceeded" doc:"what to do when a scan limit (depth, part count) stopped the scan: tag, reject, tempfail or discard"`
-	OnUnscannable    Action `yaml:"on_unscannable" doc:"what to do when the MIME structure is malformed (the raw message was still scanned): tag, reject, tempfail or discard"`
-	OnStationFailure Action `yaml:"on_station_failure" doc:"what to do when no verdict could be had (station down, timeout, engine error): tempfail (the sender retries, nothing is lost), tag (accept as Unscanned) or reject"`
-	Headers          bool   `yaml:"headers" doc:"add X-Virus-Status and X-Virus-Scanned to list mail that is accepted"`
-	// ScannedBy is the X-Virus-Scanned value; empty means the name the
-	// scanner gave ("avstation 0.1.0 on host").
-	ScannedBy string `yaml:"scanned_by" doc:"value of X-Virus-Scanned; empty: the scanner's own name and host"`
-}
-
-// Defaults are safe: infected mail is refused, failures are retried, and
-// nothing is accepted without a header that says what happened.
-func Defaults() Config {
-	return Config{
-		OnInfected:       Reject,
-		OnEncrypted:      Tag,
-		OnLimitExceeded:  Tag,
-		OnUnscannable:    Tag,
-		OnStationFailure: Tempfail,
-		Headers:          true,
-	}
-}
-
-// allowed lists the actions each setting takes.
-var allowed = map[string][]Action{
-	"on_infected":        {Reject, Discard, Tag},
-	"on_encrypted":       {Tag, Reject, Tempfail, Discard},
-	"on_limit_exceeded":  {Tag, Reject, Tempfail, Discard},
-	"on_unscannable":     {Tag, Reject, Tempfail, Discard},
-	"on_station_failure": {Tempfail, Tag, Reject},
-}
-
-// Check returns one problem per bad setting, keyed by its YAML name.
-func (c Config) Check() map[string]string {
-	probs := map[string]string{}
-	for key, a := range map[string]Action{
-		"on_infected": c.OnInfected, "on_encrypted": c.OnEncrypted,
-		"on_limit_exceeded": c.OnLimitExceeded, "on_unscannable": c.OnUnscannable,
-		"on_station_failure": c.OnStationFailure,
-	} {
-		ok := false
-		var names []string
-		for _, b := range allowed[key] {
-			ok = ok || a == b
-			names = append(names, string(b))
-		}
-		if !ok {
-			probs[key] = fmt.Sprintf("%q is not an action for this outcome; use one of: %s", a, strings.Join(names, ", "))
-		}
-	}
-	return probs
-}
+var Outcomes = []Outcome{OutcomeClean, OutcomeInfected, OutcomeEncrypted, OutcomeBannedName, OutcomeLimitExceeded,
+	OutcomeUnscannable, OutcomeOversize, OutcomeStationFailure}
 
 // Input is what the policy decides from.
 type Input struct {
-	Lists []string // list names the message is bound for (may be empty with scan_all)
-	// Verdict is the scan's answer; nil when there is none (see ScanError).
+	Lists         []string // list names the message is bound for (may be empty with scan_all)
+	Sender        string
+	Recipients    []string
+	Authenticated bool
+	// Verdict is the scan's answer; nil when there is none (see ScanError
+	// and Oversize).
 	Verdict *verdict.Verdict
 	// ScanError says why there is no verdict: station down, timeout, bad
 	// signature. It is used for the outcome only, never shown to the sender.
 	ScanError error
+	// Oversize: the message was over max_scan_size and not scanned.
+	Oversize bool
 }
 
 // Header is a header field to add to the message.
@@ -119,45 +74,51 @@ func (r Reply) String() string { return fmt.Sprintf("%d %s %s", r.Code, r.Enhanc
 type Verb string
 
 const (
-	Accept      Verb = "accept"
+	AcceptMsg   Verb = "accept"
 	RejectMsg   Verb = "reject"
 	TempfailMsg Verb = "tempfail"
 	DiscardMsg  Verb = "discard"
 )
 
+// Verbs lists the verbs, for metric labels.
+var Verbs = []Verb{AcceptMsg, RejectMsg, TempfailMsg, DiscardMsg}
+
+// StripPart is an attachment to replace by a note.
+type StripPart struct{ Path, FileName, Threat string }
+
 // Decision is the whole answer for one message. Detection has already
 // happened; this says what to do about it, and the milter does exactly that.
 type Decision struct {
 	Outcome Outcome
+	Action  Action // the configured action that led to Verb
 	Verb    Verb
-	Reply   *Reply   // for RejectMsg and TempfailMsg
-	Headers []Header // for Accept
-	// Threat and FileName are the first finding's, for the log line.
+	Reply   *Reply // for RejectMsg and TempfailMsg; with Strip, the reply if stripping fails
+	Headers []Header
+	// Strip lists the parts to replace before accepting.
+	Strip []StripPart
+	// Quarantine and Notify are the rule's side effects.
+	Quarantine bool
+	Notify     []string
+	// DryRun: the decision above is what would have been done; the milter
+	// logs it and accepts the message unchanged but for the headers.
+	DryRun bool
+	// Finding explains the outcome; Threat and FileName are its, for logs.
+	Finding          verdict.Finding
 	Threat, FileName string
 }
 
 // Decide maps the input to a decision.
-func (c Config) Decide(in Input) Decision {
-	outcome, f := outcomeOf(in)
-	d := Decision{Outcome: outcome, Threat: f.Threat, FileName: f.FileName}
-	var action Action
-	switch outcome {
-	case OutcomeClean:
-		d.Verb = Accept
+func (c *Config) Decide(in Input) Decision {
+	outcome, f, related := c.outcomeOf(in)
+	d := Decision{Outcome: outcome, Finding: f, Threat: f.Threat, FileName: displayName(f)}
+	if outcome == OutcomeClean {
+		d.Verb, d.Action = AcceptMsg, Accept
 		c.addHeaders(&d, in, "Clean")
 		return d
-	case OutcomeInfected:
-		action = c.OnInfected
-	case OutcomeEncrypted:
-		action = c.OnEncrypted
-	case OutcomeLimitExceeded:
-		action = c.OnLimitExceeded
-	case OutcomeUnscannable:
-		action = c.OnUnscannable
-	default:
-		action = c.OnStationFailure
 	}
-	switch action {
+	rule := c.Rule(outcome)
+	d.Action, d.Quarantine, d.Notify = rule.Action, rule.Quarantine, rule.Notify
+	switch rule.Action {
 	case Reject:
 		d.Verb = RejectMsg
 		d.Reply = &Reply{Code: 550, Enhanced: "5.7.1", Text: rejectText(in.Lists, outcome, f)}
@@ -166,40 +127,157 @@ func (c Config) Decide(in Input) Decision {
 		d.Reply = &Reply{Code: 451, Enhanced: "4.7.1", Text: tempfailText(outcome)}
 	case Discard:
 		d.Verb = DiscardMsg
+	case Strip:
+		parts, ok := strippable(related)
+		if !ok { // found in the message as a whole, in no part: nothing to strip
+			d.Action, d.Verb = Reject, RejectMsg
+			d.Reply = &Reply{Code: 550, Enhanced: "5.7.1", Text: rejectText(in.Lists, outcome, f)}
+			break
+		}
+		d.Verb, d.Strip = AcceptMsg, parts
+		d.Reply = &Reply{Code: 550, Enhanced: "5.7.1", Text: rejectText(in.Lists, outcome, f)}
+		c.addHeaders(&d, in, "Cleaned ("+statusValue(outcome, f)+" removed)")
+	case Accept:
+		d.Verb = AcceptMsg
 	default: // Tag, and any value Check would have refused: never drop silently.
-		d.Verb = Accept
+		d.Verb = AcceptMsg
 		c.addHeaders(&d, in, statusValue(outcome, f))
+	}
+	if c.DryRun {
+		d.DryRun = true
 	}
 	return d
 }
 
-// outcomeOf names what happened and picks the finding that explains it.
-// An unsettled or unknown status is a failure, never clean (fail closed).
-func outcomeOf(in Input) (Outcome, verdict.Finding) {
+// outcomeOf names what happened, picks the finding that explains it and
+// gathers the findings of the same kind (what strip removes). An
+// unsettled or unknown status is a failure, never clean (fail closed).
+func (c *Config) outcomeOf(in Input) (Outcome, verdict.Finding, []verdict.Finding) {
 	v := in.Verdict
-	if v == nil || in.ScanError != nil || !verdict.Known(v.Status) {
-		return OutcomeStationFailure, verdict.Finding{}
+	switch {
+	case in.Oversize:
+		return OutcomeOversize, verdict.Finding{Detail: "max_scan_size"}, nil
+	case v == nil || in.ScanError != nil || !verdict.Known(v.Status):
+		return OutcomeStationFailure, verdict.Finding{}, nil
+	case v.Status == verdict.Clean && len(v.Findings) > 0: // a "clean" verdict that found something
+		return OutcomeStationFailure, verdict.Finding{}, nil
+	case v.Status == verdict.Infected:
+		return OutcomeInfected, first(v.Findings, verdict.KindVirus), only(v.Findings, verdict.KindVirus)
+	case v.Status == verdict.Error:
+		f, _ := v.First(verdict.Error)
+		return OutcomeStationFailure, f, nil
 	}
-	f, _ := v.First(v.Status)
+	if banned := c.banned(v.Manifest, c.scopesOf(in)); len(banned) > 0 {
+		return OutcomeBannedName, banned[0], banned
+	}
 	switch v.Status {
 	case verdict.Clean:
-		if len(v.Findings) > 0 { // a "clean" verdict that found something is not clean
-			return OutcomeStationFailure, verdict.Finding{}
-		}
-		return OutcomeClean, f
-	case verdict.Infected:
-		return OutcomeInfected, f
+		return OutcomeClean, verdict.Finding{}, nil
 	case verdict.Encrypted:
-		return OutcomeEncrypted, f
+		return OutcomeEncrypted, first(v.Findings, verdict.KindEncrypted), only(v.Findings, verdict.KindEncrypted)
 	case verdict.LimitExceeded:
-		return OutcomeLimitExceeded, f
-	case verdict.Unscannable:
-		return OutcomeUnscannable, f
+		return OutcomeLimitExceeded, first(v.Findings, verdict.KindLimitExceeded), nil
 	}
-	return OutcomeStationFailure, f
+	return OutcomeUnscannable, first(v.Findings, verdict.KindUnscannable), nil
 }
 
-func (c Config) addHeaders(d *Decision, in Input, status string) {
+func first(fs []verdict.Finding, k verdict.Kind) verdict.Finding {
+	for _, f := range fs {
+		if f.Kind == k {
+			return f
+		}
+	}
+	return verdict.Finding{}
+}
+
+func only(fs []verdict.Finding, k verdict.Kind) []verdict.Finding {
+	var out []verdict.Finding
+	for _, f := range fs {
+		if f.Kind == k {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// strippable lists the parts to strip. A finding of the message as a whole
+// (path "") is covered when a part has the same threat; when none has,
+// the threat is somewhere no part boundary can cut, and ok is false.
+func strippable(fs []verdict.Finding) (parts []StripPart, ok bool) {
+	threats := map[string]bool{}
+	for _, f := range fs {
+		if f.Path != "" {
+			threats[f.Threat] = true
+			parts = append(parts, StripPart{Path: f.Path, FileName: displayName(f), Threat: f.Threat})
+		}
+	}
+	for _, f := range fs {
+		if f.Path == "" && !threats[f.Threat] {
+			return nil, false
+		}
+	}
+	return parts, len(parts) > 0
+}
+
+// Set is the global policy and each list's own.
+type Set struct {
+	Global Config
+	Lists  map[string]*Config // by list name
+}
+
+// Decide decides with the policy of each list the message is bound for and
+// keeps the most severe decision: a message is one SMTP transaction, so
+// the strictest list wins.
+func (s *Set) Decide(in Input) Decision {
+	var best *Decision
+	global := len(in.Lists) == 0
+	for _, l := range in.Lists {
+		c, ok := s.Lists[l]
+		if !ok {
+			global = true
+			continue
+		}
+		d := c.Decide(in)
+		if best == nil || severity(d) > severity(*best) {
+			best = &d
+		}
+	}
+	if global {
+		d := s.Global.Decide(in)
+		if best == nil || severity(d) > severity(*best) {
+			best = &d
+		}
+	}
+	return *best
+}
+
+// For returns the policy of a list (the global one when it has none).
+func (s *Set) For(list string) *Config {
+	if c, ok := s.Lists[list]; ok {
+		return c
+	}
+	return &s.Global
+}
+
+func severity(d Decision) int {
+	switch d.Verb {
+	case RejectMsg:
+		return 5
+	case TempfailMsg:
+		return 4
+	case DiscardMsg:
+		return 3
+	}
+	if len(d.Strip) > 0 {
+		return 2
+	}
+	if d.Outcome != OutcomeClean {
+		return 1
+	}
+	return 0
+}
+
+func (c *Config) addHeaders(d *Decision, in Input, status string) {
 	if !c.Headers {
 		return
 	}
@@ -220,6 +298,10 @@ func statusValue(o Outcome, f verdict.Finding) string {
 		return "Infected (" + safe(threatName(f.Threat), 100) + ")"
 	case OutcomeEncrypted:
 		return "Encrypted"
+	case OutcomeBannedName:
+		return "Banned (" + safe(displayName(f), 100) + ")"
+	case OutcomeOversize:
+		return "Unscanned (too large)"
 	case OutcomeLimitExceeded:
 		return "Unscanned (limit exceeded)"
 	case OutcomeUnscannable:
@@ -267,6 +349,10 @@ func rejectText(lists []string, o Outcome, f verdict.Finding) string {
 		}
 	case OutcomeEncrypted:
 		why = "it contains encrypted content that cannot be scanned in " + where
+	case OutcomeBannedName:
+		why = "attachments like '" + safe(displayName(f), 120) + "' are not accepted"
+	case OutcomeOversize:
+		why = "it is too large to be scanned for viruses"
 	case OutcomeLimitExceeded:
 		why = "it is too complex to scan (" + safe(f.Detail, 80) + ")"
 	case OutcomeUnscannable:

@@ -40,21 +40,21 @@ func TestDecide(t *testing.T) {
 		headers []Header
 	}{
 		{"clean gets headers", def, Input{Lists: []string{"staff"}, Verdict: cleanVerdict()},
-			OutcomeClean, Accept, "", []Header{{"X-Virus-Status", "Clean"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
+			OutcomeClean, AcceptMsg, "", []Header{{"X-Virus-Status", "Clean"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
 		{"clean without headers", with(func(c *Config) { c.Headers = false }), Input{Verdict: cleanVerdict()},
-			OutcomeClean, Accept, "", nil},
+			OutcomeClean, AcceptMsg, "", nil},
 		{"scanned_by overrides", with(func(c *Config) { c.ScannedBy = "our AV" }), Input{Verdict: cleanVerdict()},
-			OutcomeClean, Accept, "", []Header{{"X-Virus-Status", "Clean"}, {"X-Virus-Scanned", "our AV"}}},
+			OutcomeClean, AcceptMsg, "", []Header{{"X-Virus-Status", "Clean"}, {"X-Virus-Scanned", "our AV"}}},
 		{"infected rejects naming list, threat, file", def, Input{Lists: []string{"staff"}, Verdict: infected("Eicar-Test-Signature", "eicar.com")},
 			OutcomeInfected, RejectMsg, "550 5.7.1 Your posting to the staff list has been rejected because it contains the 'Eicar-Test-Signature' virus in attachment 'eicar.com'.", nil},
 		{"infected without a name or file", def, Input{Lists: []string{"a", "b"}, Verdict: infected("", "")},
 			OutcomeInfected, RejectMsg, "to the a, b lists has been rejected because it contains a virus in the message body", nil},
-		{"infected discard", with(func(c *Config) { c.OnInfected = Discard }), Input{Verdict: infected("X", "x.exe")},
+		{"infected discard", with(func(c *Config) { c.Actions.Infected.Action = Discard }), Input{Verdict: infected("X", "x.exe")},
 			OutcomeInfected, DiscardMsg, "", nil},
-		{"infected tag", with(func(c *Config) { c.OnInfected = Tag }), Input{Verdict: infected("Trojan:Win32/Phonzy.A!ml", "x.exe")},
-			OutcomeInfected, Accept, "", []Header{{"X-Virus-Status", "Infected (Trojan:Win32/Phonzy.A!ml)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
-		{"infected tag without name says ???", with(func(c *Config) { c.OnInfected = Tag }), Input{Verdict: infected("", "")},
-			OutcomeInfected, Accept, "", []Header{{"X-Virus-Status", "Infected (???)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
+		{"infected tag", with(func(c *Config) { c.Actions.Infected.Action = Tag }), Input{Verdict: infected("Trojan:Win32/Phonzy.A!ml", "x.exe")},
+			OutcomeInfected, AcceptMsg, "", []Header{{"X-Virus-Status", "Infected (Trojan:Win32/Phonzy.A!ml)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
+		{"infected tag without name says ???", with(func(c *Config) { c.Actions.Infected.Action = Tag }), Input{Verdict: infected("", "")},
+			OutcomeInfected, AcceptMsg, "", []Header{{"X-Virus-Status", "Infected (???)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
 		{"archive member named by its path in the attachment", def, Input{Lists: []string{"dev"}, Verdict: func() *verdict.Verdict {
 			v := &verdict.Verdict{}
 			v.Add(verdict.Finding{Path: "2/invoice.zip/inner.7z/doc.exe", FileName: "doc.exe", Kind: verdict.KindVirus, Threat: "T"})
@@ -64,9 +64,9 @@ func TestDecide(t *testing.T) {
 			OutcomeInfected, RejectMsg, "'Bad??Name' virus in attachment 'a?b'", nil},
 		{"station failure tempfails", def, Input{ScanError: errors.New("connection refused")},
 			OutcomeStationFailure, TempfailMsg, "451 4.7.1 Virus scanning is temporarily unavailable", nil},
-		{"station failure tag", with(func(c *Config) { c.OnStationFailure = Tag }), Input{ScanError: errors.New("timeout")},
-			OutcomeStationFailure, Accept, "", []Header{{"X-Virus-Status", "Unscanned (scan failed)"}}},
-		{"station failure reject", with(func(c *Config) { c.OnStationFailure = Reject }), Input{Lists: []string{"l"}, ScanError: errors.New("timeout")},
+		{"station failure tag", with(func(c *Config) { c.Actions.StationFailure.Action = Tag }), Input{ScanError: errors.New("timeout")},
+			OutcomeStationFailure, AcceptMsg, "", []Header{{"X-Virus-Status", "Unscanned (scan failed)"}}},
+		{"station failure reject", with(func(c *Config) { c.Actions.StationFailure.Action = Reject }), Input{Lists: []string{"l"}, ScanError: errors.New("timeout")},
 			OutcomeStationFailure, RejectMsg, "550 5.7.1 Your posting to the l list has been rejected because it could not be scanned", nil},
 		{"engine error is a station failure", def, Input{Verdict: withFinding(verdict.KindScanError, "clamd down")},
 			OutcomeStationFailure, TempfailMsg, "451", nil},
@@ -79,12 +79,12 @@ func TestDecide(t *testing.T) {
 		{"clean status with findings fails closed", def, Input{Verdict: &verdict.Verdict{Status: verdict.Clean, Findings: []verdict.Finding{{Kind: verdict.KindVirus}}}},
 			OutcomeStationFailure, TempfailMsg, "451", nil},
 		{"unscannable tags by default", def, Input{Verdict: withFinding(verdict.KindUnscannable, "missing final boundary")},
-			OutcomeUnscannable, Accept, "", []Header{{"X-Virus-Status", "Unscanned (unparseable)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
+			OutcomeUnscannable, AcceptMsg, "", []Header{{"X-Virus-Status", "Unscanned (unparseable)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
 		{"limit exceeded tags by default", def, Input{Verdict: withFinding(verdict.KindLimitExceeded, "max_depth 20")},
-			OutcomeLimitExceeded, Accept, "", []Header{{"X-Virus-Status", "Unscanned (limit exceeded)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
-		{"limit exceeded reject says which", with(func(c *Config) { c.OnLimitExceeded = Reject }), Input{Verdict: withFinding(verdict.KindLimitExceeded, "max_parts 1000")},
+			OutcomeLimitExceeded, AcceptMsg, "", []Header{{"X-Virus-Status", "Unscanned (limit exceeded)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
+		{"limit exceeded reject says which", with(func(c *Config) { c.Actions.LimitExceeded.Action = Reject }), Input{Verdict: withFinding(verdict.KindLimitExceeded, "max_parts 1000")},
 			OutcomeLimitExceeded, RejectMsg, "too complex to scan (max_parts 1000)", nil},
-		{"encrypted tempfail", with(func(c *Config) { c.OnEncrypted = Tempfail }), Input{Verdict: withFinding(verdict.KindEncrypted, "")},
+		{"encrypted tempfail", with(func(c *Config) { c.Actions.Encrypted.Action = Tempfail }), Input{Verdict: withFinding(verdict.KindEncrypted, "")},
 			OutcomeEncrypted, TempfailMsg, "451 4.7.1 Your message could not be scanned for viruses (encrypted)", nil},
 		{"infected outranks unscannable", def, Input{Verdict: func() *verdict.Verdict {
 			v := withFinding(verdict.KindUnscannable, "bad boundary")
@@ -112,14 +112,23 @@ func TestDecide(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	if p := Defaults().Check(); len(p) != 0 {
+	def := Defaults()
+	if p := def.Check(); len(p) != 0 {
 		t.Fatalf("defaults have problems: %v", p)
 	}
 	c := Defaults()
-	c.OnInfected = "accept"
-	c.OnStationFailure = Discard
+	c.Actions.Infected.Action = "accept"
+	c.Actions.StationFailure.Action = Discard
+	c.Actions.Infected.Notify = []string{"admin", "postmaster"}
+	c.Filters.Rules = []FilterRule{{Mask: "[", Action: "block"}, {Mask: "*.exe", Sender: "nobody", Action: "deny"}}
 	p := c.Check()
-	if len(p) != 2 || !strings.Contains(p["on_infected"], "reject, discard, tag") || p["on_station_failure"] == "" {
-		t.Errorf("problems = %v", p)
+	for _, key := range []string{"actions.infected.action", "actions.station-failure.action", "actions.infected.notify[1]",
+		"extension_filters.rules[0].mask", "extension_filters.rules[1].sender", "extension_filters.rules[1].action"} {
+		if p[key] == "" {
+			t.Errorf("no problem for %s: %v", key, p)
+		}
+	}
+	if len(p) != 6 {
+		t.Errorf("%d problems, want 6: %v", len(p), p)
 	}
 }

@@ -22,6 +22,7 @@ type item struct {
 	contentType string
 	depth       int  // archive nesting below the MIME part
 	scan        bool // sent to the engines (the scan mode decides)
+	decrypted   bool // an encrypted member opened with a password from the message
 }
 
 // scanState is what the items of one message share.
@@ -29,6 +30,9 @@ type scanState struct {
 	v        *verdict.Verdict
 	budget   *archive.Budget // expanded bytes of all its archives
 	versions string          // engines' signature state, for the part cache; "" off
+	// passwords are candidates found in the message's text, tried on
+	// encrypted archive members.
+	passwords []string
 }
 
 // scanPart holds one decoded MIME part in a spool buffer, so that it can
@@ -60,7 +64,8 @@ func (s *Scanner) scanPart(ctx context.Context, st *scanState, p *leaf) error {
 // the innermost file), then the engines on the content itself. Every item
 // is listed in the manifest.
 func (s *Scanner) examine(ctx context.Context, st *scanState, it item, buf *spool.Buffer) error {
-	entry := verdict.Part{Path: it.path, FileName: it.fileName, ContentType: it.contentType, Size: buf.Size()}
+	entry := verdict.Part{Path: it.path, FileName: it.fileName, ContentType: it.contentType, Size: buf.Size(),
+		Encrypted: it.decrypted, Decrypted: it.decrypted}
 	if kind, enc := archive.EncryptedDocument(buf, buf.Size()); enc {
 		entry.Encrypted = true
 		st.v.Add(verdict.Finding{Path: it.path, FileName: it.fileName, ContentType: it.contentType,
@@ -131,11 +136,11 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 			Detail: fmt.Sprintf("max_archive_depth %d", s.opt.MaxArchiveDepth)})
 		return nil
 	}
-	lim := archive.Limits{MaxMembers: s.opt.MaxMembers, MaxRatio: s.opt.MaxRatio, MaxMemberSize: s.opt.MaxMemberSize}
+	lim := archive.Limits{MaxMembers: s.opt.MaxMembers, MaxRatio: s.opt.MaxRatio, MaxMemberSize: s.opt.MaxMemberSize, Passwords: st.passwords}
 	problems, err := archive.Walk(ctx, format, buf, buf.Size(), lim, st.budget, func(m archive.Member, content io.Reader) error {
 		child := item{path: container + "/" + m.Name, fileName: path.Base(strings.ReplaceAll(m.Name, `\`, "/")),
 			depth: it.depth + 1, scan: it.scan}
-		if m.Encrypted {
+		if m.Encrypted && content == nil {
 			// Walk reports it as a problem; the manifest lists it.
 			st.v.Manifest = append(st.v.Manifest, verdict.Part{Path: child.path, FileName: child.fileName, Size: m.Size, Encrypted: true})
 			return nil
@@ -153,6 +158,7 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 				Detail: fmt.Sprintf("%s member: %v", format, err)})
 			return nil
 		}
+		child.decrypted = m.Password
 		return s.examine(ctx, st, child, mbuf)
 	})
 	for _, p := range problems {

@@ -66,6 +66,9 @@ type Options struct {
 	MaxRatio      float64
 	MaxMemberSize int64
 	MaxExpanded   int64
+	// TryPasswords tries words that follow "password" in the message's
+	// text on its encrypted archive members.
+	TryPasswords bool
 	// Mode says what the engines see (IceWarp's scan modes).
 	Mode Mode
 	// CacheEntries bounds the verdict cache; 0 turns it off.
@@ -102,6 +105,7 @@ func DefaultOptions() Options {
 		MaxMemberSize:   256 << 20,
 		MaxExpanded:     512 << 20,
 		Mode:            ModeAll,
+		TryPasswords:    true,
 		CacheEntries:    10000,
 	}
 }
@@ -180,6 +184,9 @@ func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 	}
 	v := &verdict.Verdict{Scanner: s.opt.Name}
 	st := &scanState{v: v, budget: archive.NewBudget(s.opt.MaxExpanded), versions: versionsKey(versions)}
+	if s.opt.TryPasswords && s.opt.Mode != ModeMessage {
+		st.passwords = passwordCandidates(io.NewSectionReader(r, 0, size), s.opt)
+	}
 	w := &walker{opt: s.opt, verdict: v, visit: func(p *leaf) error {
 		return s.scanPart(ctx, st, p)
 	}}

@@ -174,14 +174,14 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("discard accepts and drops", func(t *testing.T) {
-		c := newChain(t, sink, harness.StartMilter(t, bin.Milter, harness.MilterOptions{Station: stationURL, Secret: secret, Policy: "  on_infected: discard\n"}))
+		c := newChain(t, sink, harness.StartMilter(t, bin.Milter, harness.MilterOptions{Station: stationURL, Secret: secret, Policy: "  actions: {infected: {action: discard}}\n"}))
 		wantCode(t, c.send(t, listRcp, "eicar discarded", eicarAttachment()), 250)
 		c.milter.WaitLog(t, 5*time.Second, "outcome=infected", "action=discard")
 		c.waitNotDelivered(t, "eicar discarded")
 	})
 
 	t.Run("tag delivers with the threat in the header", func(t *testing.T) {
-		c := newChain(t, sink, harness.StartMilter(t, bin.Milter, harness.MilterOptions{Station: stationURL, Secret: secret, Policy: "  on_infected: tag\n"}))
+		c := newChain(t, sink, harness.StartMilter(t, bin.Milter, harness.MilterOptions{Station: stationURL, Secret: secret, Policy: "  actions: {infected: {action: tag}}\n"}))
 		wantCode(t, c.send(t, listRcp, "eicar tagged", eicarAttachment()), 250)
 		d := c.delivered(t, "eicar tagged")
 		if got := header(d, "X-Virus-Status"); len(got) != 1 || !strings.HasPrefix(got[0], "Infected (Eicar") {

@@ -78,6 +78,9 @@ type Part struct {
 	ContentType string `json:"content_type,omitempty"`
 	Size        int64  `json:"size"`
 	Encrypted   bool   `json:"encrypted,omitempty"`
+	// Decrypted: encrypted, and opened with a password found in the
+	// message's text, so its content was scanned.
+	Decrypted bool `json:"decrypted,omitempty"`
 }
 
 // Engine names an engine that took part in the scan and its signature state.

@@ -17,10 +17,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/avstation/avstation/bypass"
 	"github.com/avstation/avstation/config"
 	"github.com/avstation/avstation/internal/daemon"
 	"github.com/avstation/avstation/jobproto"
@@ -79,6 +82,11 @@ func load(path string) (*config.Milter, error) {
 			return nil, fmt.Errorf("%s: secret_file: %w", path, err)
 		}
 	}
+	if cfg.BypassFile != "" {
+		if _, err := bypass.Load(cfg.BypassFile); err != nil {
+			return nil, fmt.Errorf("%s: bypass_file: %w", path, err)
+		}
+	}
 	return cfg, nil
 }
 
@@ -106,8 +114,13 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 		}
 		sc = milter.LocalScanner{Scanner: local}
 	}
+	bp, err := bypass.NewHolder(cfg.BypassFile)
+	if err != nil {
+		return fmt.Errorf("bypass_file: %w", err)
+	}
+	go reloadOnHUP(ctx, bp, log)
 	reg := daemon.Registry("avmilter")
-	srv := milter.New(cfg, sc, log, reg)
+	srv := milter.New(cfg, sc, bp, log, reg)
 	ln, err := milter.Listen(cfg)
 	if err != nil {
 		return err
@@ -154,4 +167,24 @@ func stationHTTP(caFile string) (*http.Client, error) {
 		return nil, fmt.Errorf("station_ca_file %s: no PEM certificate in it", caFile)
 	}
 	return jobproto.NewHTTPClient(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}), nil
+}
+
+// reloadOnHUP reloads the bypass file on SIGHUP; a file with errors leaves
+// the old list in force and says why.
+func reloadOnHUP(ctx context.Context, bp *bypass.Holder, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := bp.Reload(); err != nil {
+				log.Error("bypass file not reloaded; the old list stays in force", slog.Any("err", err))
+				continue
+			}
+			log.Info("bypass file reloaded", slog.String("path", bp.Path()), slog.Int("entries", bp.List().Len()))
+		}
+	}
 }

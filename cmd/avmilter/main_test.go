@@ -26,7 +26,7 @@ func TestCheckConfig(t *testing.T) {
 		{"in-process", write("local.yaml", "lists: [{match: \"*@lists.example.org\"}]\n"), 0, "ok"},
 		{"with a station", write("station.yaml", "lists: [{match: a@b}]\nstations: [http://127.0.0.1:7358]\nsecret_file: "+secret+"\n"), 0, "ok"},
 		{"secret file missing", write("nosecret.yaml", "lists: [{match: a@b}]\nstations: [http://127.0.0.1:7358]\nsecret_file: "+dir+"/none\n"), 1, "secret_file"},
-		{"problems with lines", write("bad.yaml", "lists: [{match: a@b}]\npolicy:\n  on_infected: accept\nscna_all: true\n"), 1, "2 problem(s):\n  line 4: key \"scna_all\" is not a known setting (check its spelling and indentation; the README lists every setting)\n  line 3: policy.on_infected: \"accept\" is not an action for this outcome; use one of: reject, discard, tag"},
+		{"problems with lines", write("bad.yaml", "lists: [{match: a@b}]\npolicy:\n  actions: {infected: {action: accept}}\nscna_all: true\n"), 1, "2 problem(s):\n  line 4: key \"scna_all\" is not a known setting (check its spelling and indentation; the README lists every setting)\n  line 3: policy.actions.infected.action: \"accept\" is not an action for infected; use one of: reject, tempfail, discard, strip, tag"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

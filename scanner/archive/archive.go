@@ -145,6 +145,13 @@ type Limits struct {
 	MaxRatio float64
 	// MaxMemberSize bounds the expanded bytes of one member.
 	MaxMemberSize int64
+	// Passwords are candidate passwords, found in the message's text, to
+	// try on encrypted members, in order; empty and repeated ones are
+	// dropped and at most MaxPasswordTries are tried per archive. A
+	// member one of them opens is visited decrypted, with Member.Password
+	// set, and is no problem. Zip passwords are tried as their UTF-8
+	// bytes. The passwords never appear in a Problem or an error.
+	Passwords []string
 }
 
 // RatioFloor is how far a member expands before MaxRatio applies: a
@@ -224,8 +231,13 @@ type Member struct {
 	Name string
 	// Size is the declared expanded size, -1 when unknown.
 	Size int64
-	// Encrypted is a password-protected entry; its content is nil.
+	// Encrypted is a password-protected entry; its content is nil unless
+	// Password is set.
 	Encrypted bool
+	// Password is an encrypted entry opened with one of Limits.Passwords:
+	// its content is the decrypted, expanded data. Which password is not
+	// said: the caller can note "opened with a password from the message".
+	Password bool
 }
 
 // ProblemKind is what is wrong with an archive or a member.
@@ -272,6 +284,9 @@ func escapes(name string) bool {
 
 // readDetail describes a read error of the archive itself.
 func readDetail(f Format, err error) string {
+	if errors.Is(err, errWrongPassword) {
+		return fmt.Sprintf("%s: member opened with a password from the message fails its check: %v", f, err)
+	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return fmt.Sprintf("%s: truncated archive: %v", f, err)
 	}
@@ -286,9 +301,17 @@ func readDetail(f Format, err error) string {
 // error wrapping *ErrLimit past them. Walk does not recurse into archives
 // inside archives: the caller does, with the same Budget.
 //
-// Encrypted members: a Problem{Encrypted} naming the member and, where the
-// format says, the method; visit is still called with Member.Encrypted set
-// and a nil content so that the caller lists it.
+// Encrypted members: when one of lim.Passwords opens the member (see
+// Limits.Passwords; zip ZipCrypto and AES, 7z AES with or without
+// encrypted headers, rar), visit gets it decrypted with Member.Encrypted
+// and Member.Password set and no problem is recorded. The password is
+// verified before visit where the format allows it and always at the end
+// of the member; a wrong one found only at the end (after more than
+// probeSize bytes) makes the member Unscannable "wrong password (CRC
+// mismatch)" and what visit read was garbage. Otherwise: a
+// Problem{Encrypted} naming the member and, where the format says, the
+// method; visit is still called with Member.Encrypted set and a nil
+// content so that the caller lists it.
 //
 // Problems of the archive itself are returned, never skipped in silence:
 //   - corrupt or truncated data, unsupported methods, overlapping zip
@@ -329,7 +352,7 @@ func Walk(ctx context.Context, f Format, r io.ReaderAt, size int64, lim Limits, 
 	case SevenZip:
 		err = w.sevenZip(r, size)
 	case Rar:
-		err = w.rar(io.NewSectionReader(r, 0, size))
+		err = w.rar(r, size)
 	default:
 		w.problem("", Unscannable, fmt.Sprintf("unknown archive format %q", string(f)))
 	}

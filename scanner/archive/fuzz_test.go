@@ -10,7 +10,9 @@ import (
 
 // fuzzLimits keep a fuzz run fast: inputs are small, so anything that
 // expands far is a bomb.
-var fuzzLimits = Limits{MaxMembers: 64, MaxRatio: 100, MaxMemberSize: 1 << 20}
+// The passwords are the seeds' ("pw" for zip -P, "PW" for 7z -p), so that
+// mutations of encrypted seeds reach the decryption code.
+var fuzzLimits = Limits{MaxMembers: 64, MaxRatio: 100, MaxMemberSize: 1 << 20, Passwords: []string{"nope", "pw", "PW"}}
 
 // fuzzWalk walks data as f, reading every member, and checks what must
 // hold whatever the input.
@@ -22,8 +24,8 @@ func fuzzWalk(t *testing.T, f Format, data []byte) {
 	problems, err := Walk(ctx, f, bytes.NewReader(data), int64(len(data)), fuzzLimits, budget,
 		func(m Member, r io.Reader) error {
 			members++
-			if m.Encrypted != (r == nil) {
-				t.Fatalf("member %q: encrypted %v with content %v", m.Name, m.Encrypted, r != nil)
+			if (m.Encrypted && !m.Password) != (r == nil) || m.Password && !m.Encrypted {
+				t.Fatalf("member %q: encrypted %v, password %v, with content %v", m.Name, m.Encrypted, m.Password, r != nil)
 			}
 			if r != nil {
 				io.Copy(io.Discard, r)
@@ -54,6 +56,7 @@ func FuzzWalkZip(f *testing.F) {
 // FuzzWalk covers every format, chosen as the scanner does, by Detect.
 func FuzzWalk(f *testing.F) {
 	f.Add(rar4("a.txt", []byte("hello"), 0))
+	f.Add(rar4Encrypted("a.txt", []byte("hello"), "pw"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		format, ok := Detect(data[:min(len(data), HeadSize)], "x.tar")
 		if !ok {

@@ -38,6 +38,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		"7z-hdr":   tool(t, "x.7z", small[:1], "7z", "a", "-pPW", "-mhe=on", "x.7z", "a.txt"),
 		"rar":      rar4("a.txt", []byte("hello"), 0),
 		"rar-enc":  rar4("a.txt", []byte("hello"), 0x04),
+		"rar-pw":   rar4Encrypted("a.txt", []byte("hello"), "pw"),
 		"zip-in-7": tool(t, "x.7z", []file{{"x.zip", zips["zip"]}}, "7z", "a", "-m0=Copy", "x.7z", "x.zip"),
 	}
 	for k, v := range zips {

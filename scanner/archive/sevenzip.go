@@ -13,14 +13,13 @@ import (
 	"github.com/ulikunitz/xz/lzma"
 )
 
-// errEncrypted7z is what the AES coder gives here: the station has no
-// password, and deriving a key from none would cost up to 2^63 SHA-256
-// rounds (the archive sets the count).
+// errEncrypted7z is what the AES coder (decrypt_7z.go) gives when no
+// candidate password is being tried.
 var errEncrypted7z = errors.New("encrypted (7zAES)")
 
 // The 7z method ids (7-Zip's DOC/Methods.txt) whose decoders this package
 // replaces in sevenzip's process-wide registry, to bound their memory by
-// maxDictionary and to refuse decryption. Only this package uses sevenzip.
+// maxDictionary and to bound the cost of decryption. Only this package uses sevenzip.
 var (
 	method7zLZMA  = []byte{0x03, 0x01, 0x01}
 	method7zLZMA2 = []byte{0x21}
@@ -32,9 +31,7 @@ func init() {
 	sevenzip.RegisterDecompressor(method7zLZMA, lzmaDecoder)
 	sevenzip.RegisterDecompressor(method7zLZMA2, lzma2Decoder)
 	sevenzip.RegisterDecompressor(method7zPPMd, ppmdDecoder)
-	sevenzip.RegisterDecompressor(method7zAES, func([]byte, uint64, []io.ReadCloser) (io.ReadCloser, error) {
-		return nil, errEncrypted7z
-	})
+	sevenzip.RegisterDecompressor(method7zAES, aes7zDecoder)
 }
 
 // lzmaDecoder is sevenzip's LZMA coder with the dictionary bounded. The
@@ -103,18 +100,40 @@ type readCloser struct {
 
 // sevenZip walks a 7z archive through r directly: the header gives the
 // members, each is streamed (a solid block is decoded once, in order).
+// With candidate passwords, each gets its own sevenzip.Reader (sevenzip
+// takes the password per reader); a candidate that fails is not tried
+// again, as 7-Zip encrypts a whole archive with one password.
 func (w *walker) sevenZip(r io.ReaderAt, size int64) error {
 	c := &counter{}
-	zr, err := sevenzip.NewReader(countingReaderAt{r, c}, size)
+	ra := countingReaderAt{r, c}
+	pw := newCandidates(w.lim.Passwords)
+	var s *session7z
+	if pw != nil {
+		s = newSession7z(w.ctx, pw.list)
+		defer s.close()
+	}
+	zr, err := openSevenZip(ra, size, "")
+	headers := false // the headers were encrypted and a candidate opened them
+	if errors.Is(err, errEncrypted7z) && pw != nil {
+		zr, err = w.sevenZipHeaders(ra, size, pw, s)
+		headers = err == nil
+	}
 	if err != nil {
-		if errors.Is(err, errEncrypted7z) {
+		var pe *passwordError
+		switch {
+		case errors.As(err, &pe):
+			w.problem("", Unscannable, "7z: "+pe.detail)
+		case errors.Is(err, errEncrypted7z):
 			w.problem("", Encrypted, "7z: the archive's headers are encrypted: member names cannot be read")
-		} else {
+		case w.ctx.Err() != nil:
+			return w.ctx.Err()
+		default:
 			w.problem("", Unscannable, sevenZipDetail(err))
 		}
 		return nil
 	}
-	for _, f := range zr.File {
+	readers := map[int]*sevenzip.Reader{} // by candidate
+	for idx, f := range zr.File {
 		if err := w.next(); err != nil {
 			return err
 		}
@@ -126,24 +145,101 @@ func (w *walker) sevenZip(r io.ReaderAt, size int64) error {
 			m.Size = -1
 		}
 		w.checkName(f.Name, m.Name)
+		consumed := c.since()
 		rc, err := f.Open()
 		if err != nil {
 			if errors.Is(err, errEncrypted7z) {
-				if err := w.encrypted(m, "7zAES"); err != nil {
+				if _, _, err := w.encryptedMember(m, "7zAES", pw, true, consumed, func(i int, _ string) (io.ReadCloser, error) {
+					zri := readers[i]
+					if zri == nil {
+						var err error
+						if zri, err = openSevenZip(ra, size, s.token(i)); err != nil {
+							return nil, err
+						}
+						readers[i] = zri
+					}
+					if len(zri.File) != len(zr.File) {
+						return nil, errors.New("7z: headers differ")
+					}
+					rc, err := zri.File[idx].Open()
+					if err != nil {
+						return nil, err
+					}
+					return sevenZipVerify(rc, f), nil
+				}); err != nil {
 					return err
 				}
+				continue
+			}
+			var pe *passwordError
+			if errors.As(err, &pe) {
+				w.problem(m.Name, Unscannable, fmt.Sprintf("7z: member %s: %s", m.Name, pe.detail))
 				continue
 			}
 			w.problem(m.Name, Unscannable, sevenZipDetail(err))
 			continue
 		}
-		_, err = w.member(m, rc, c.since())
+		if headers {
+			// Opened through the reader of the password that decrypted
+			// the headers: 7-Zip encrypts the content with it too.
+			m.Encrypted, m.Password = true, true
+			_, err = w.member(m, passwordReader{sevenZipVerify(rc, f)}, consumed)
+		} else {
+			_, err = w.member(m, rc, consumed)
+		}
 		rc.Close()
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// errSevenZipPanic is a header sevenzip's parser panics on (a nil
+// dereference in readHeader, found by FuzzWalk): the archive is corrupt.
+var errSevenZipPanic = errors.New("malformed header")
+
+// openSevenZip is sevenzip.NewReaderWithPassword with its panics on
+// malformed headers turned into an error.
+func openSevenZip(ra io.ReaderAt, size int64, password string) (zr *sevenzip.Reader, err error) {
+	defer func() {
+		if recover() != nil {
+			zr, err = nil, errSevenZipPanic
+		}
+	}()
+	return sevenzip.NewReaderWithPassword(ra, size, password)
+}
+
+// sevenZipHeaders tries the candidates on an archive whose headers are
+// encrypted; sevenzip checks the decrypted headers' CRC. A failure is
+// errEncrypted7z as without passwords, or a *passwordError.
+func (w *walker) sevenZipHeaders(ra io.ReaderAt, size int64, pw *candidates, s *session7z) (*sevenzip.Reader, error) {
+	for _, i := range pw.order() {
+		zr, err := openSevenZip(ra, size, s.token(i))
+		if err == nil {
+			pw.first = i
+			return zr, nil
+		}
+		var pe *passwordError
+		if errors.As(err, &pe) {
+			return nil, pe
+		}
+		if err := w.ctx.Err(); err != nil {
+			return nil, err
+		}
+		pw.failed[i] = true
+	}
+	return nil, errEncrypted7z
+}
+
+// sevenZipVerify checks a decrypted member's CRC at its end: sevenzip
+// checks only the headers', and decrypting with a wrong password gives
+// garbage that a stored (Copy) member passes on without error.
+func sevenZipVerify(rc io.ReadCloser, f *sevenzip.File) io.ReadCloser {
+	if f.CRC32 == 0 && f.UncompressedSize > 0 { // no CRC recorded
+		return rc
+	}
+	return readCloser{&crcReader{r: rc, want: f.CRC32}, rc}
 }
 
 func sevenZipDetail(err error) string {

@@ -32,6 +32,7 @@ func (w *walker) zip(r io.ReaderAt, size int64) error {
 		files = files[:n+1] // next() reports the limit at n+1
 	}
 	w.zipOverlaps(files)
+	pw := newCandidates(w.lim.Passwords)
 	for _, f := range files {
 		if err := w.next(); err != nil {
 			return err
@@ -45,7 +46,15 @@ func (w *walker) zip(r io.ReaderAt, size int64) error {
 		}
 		w.checkName(f.Name, m.Name)
 		if method, ok := zipEncryption(f); ok {
-			if err := w.encrypted(m, method); err != nil {
+			cands := pw
+			if !zipDecryptable(f) {
+				cands = nil
+			}
+			// Each member may have its own password: a candidate wrong for
+			// one is tried again on the next.
+			if _, _, err := w.encryptedMember(m, method, cands, false, c.since(), func(_ int, password string) (io.ReadCloser, error) {
+				return zipOpenEncrypted(f, password)
+			}); err != nil {
 				return err
 			}
 			continue

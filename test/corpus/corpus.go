@@ -210,6 +210,21 @@ func Write(dir string) ([]Case, error) {
 		// writes RAR), so it holds clean bytes: only the flag is under test.
 		return withArchive("encrypted rar", "secret.rar", "application/vnd.rar", rar4Stored("minutes.txt", clean, true), nil)
 	})
+	pwText := part{"Content-Type: text/plain; charset=utf-8", "Hi, the invoice is attached.\r\nThe password is: infected\r\n"}
+	one("encrypted-zip-password-in-text.eml", verdict.Infected, "secret.zip/eicar.com", "Eicar", "a password-protected zip whose password is in the text: opened and scanned", func() ([]byte, error) {
+		z, err := toolArchive(map[string][]byte{"eicar.com": eicar}, "zip", "-q", "-P", "infected")
+		if err != nil {
+			return nil, err
+		}
+		return message("encrypted zip with password", true, pwText, attach("secret.zip", "application/zip", z)), nil
+	})
+	one("encrypted-7z-password-in-text.eml", verdict.Infected, "secret.7z/eicar.com", "Eicar", "a password-protected 7z whose password is in the text: opened and scanned", func() ([]byte, error) {
+		z, err := sevenZip(map[string][]byte{"eicar.com": eicar}, "infected", true)
+		if err != nil {
+			return nil, err
+		}
+		return message("encrypted 7z with password", true, pwText, attach("secret.7z", "application/x-7z-compressed", z)), nil
+	})
 	one("encrypted-docx.eml", verdict.Encrypted, "report.docx", "office", "an encrypted Office document (OLE container with EncryptionInfo)", func() ([]byte, error) {
 		return withArchive("encrypted docx", "report.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", encryptedOffice(), nil)
 	})

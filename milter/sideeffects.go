@@ -1,0 +1,126 @@
+package milter
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/avstation/avstation/bypass"
+	"github.com/avstation/avstation/jobproto"
+	"github.com/avstation/avstation/notify"
+	"github.com/avstation/avstation/policy"
+	"github.com/avstation/avstation/quarantine"
+	"github.com/avstation/avstation/spool"
+	"github.com/avstation/avstation/verdict"
+)
+
+// bypassed says why a list-bound message is not scanned: an entry of the
+// bypass file, or a local sender when apply_to_outgoing is off. "" when it
+// is scanned.
+func (s *session) bypassed() (reason, detail string) {
+	if s.srv.bypass != nil {
+		client, _ := netip.ParseAddr(s.client)
+		if e, ok := s.srv.bypass.List().Match(bypass.Message{Sender: s.sender, Client: client, AuthUser: s.authUser}); ok {
+			return "bypass-file", e
+		}
+	}
+	p := &s.srv.cfg.Policy
+	if !p.ApplyToOutgoing && p.LocalSender(s.sender, s.authUser != "") {
+		return "outgoing", s.sender
+	}
+	return "", ""
+}
+
+// quarantine keeps the message (or only its offending parts) in the
+// quarantine directory or sends it to the quarantine address, and says
+// where.
+func (srv *Server) quarantine(ctx context.Context, meta jobproto.Meta, d policy.Decision, v *verdict.Verdict, body *spool.Buffer) (string, error) {
+	q := srv.cfg.Quarantine
+	rec := quarantine.Record{
+		QueueID: meta.QueueID, JobID: meta.JobID, Sender: meta.Sender, Recipients: meta.Recipients,
+		Lists: meta.Lists, Outcome: string(d.Outcome), Verdict: v, Size: body.Size(),
+	}
+	msg := body.Reader()
+	if q.Contents == "attachments" && len(d.Strip) > 0 {
+		parts := make([]string, 0, len(d.Strip))
+		for _, p := range d.Strip {
+			parts = append(parts, p.Path)
+		}
+		kept := spool.New(srv.cfg.SpoolDir, int64(srv.cfg.MemoryBuffer))
+		defer kept.Close()
+		if err := quarantine.ExtractParts(body, body.Size(), parts, kept); err != nil {
+			return "", fmt.Errorf("extracting the attachments: %w", err)
+		}
+		rec.Parts, rec.Size, msg = parts, kept.Size(), kept.Reader()
+	}
+	if q.Dir != "" {
+		stored, err := quarantine.Dir{Path: q.Dir}.Put(rec, msg)
+		if err != nil {
+			return "", err
+		}
+		return stored.ID, nil
+	}
+	dest := quarantine.SMTPDest{Addr: q.SMTP, To: q.Address, From: srv.cfg.Notify.From, Timeout: 30 * time.Second}
+	if err := dest.Put(ctx, rec, msg); err != nil {
+		return "", err
+	}
+	return q.Address, nil
+}
+
+// notify sends the rule's notifications, each to its recipients minus its
+// bypass list; it returns the kinds sent and the errors of the others.
+func (srv *Server) notify(ctx context.Context, meta jobproto.Meta, d policy.Decision) (sent []string, errs []error) {
+	n := srv.cfg.Notify
+	mailer := notify.Mailer{Addr: srv.cfg.Quarantine.SMTP, From: n.From, Timeout: 30 * time.Second}
+	event := notify.Event{Threat: d.Threat, FileName: d.FileName, Lists: meta.Lists, Sender: meta.Sender,
+		Recipients: meta.Recipients, QueueID: meta.QueueID, JobID: meta.JobID, Outcome: string(d.Outcome), Time: time.Now()}
+	templates := notify.DefaultTemplates()
+	for kind, t := range n.Templates {
+		templates[kind] = notify.Template{Subject: t.Subject, Body: t.Body}
+	}
+	for _, kind := range d.Notify {
+		var to []string
+		for _, addr := range srv.notifyTo(kind, meta) {
+			if !notify.Bypassed(addr, n.Bypass[kind]) {
+				to = append(to, addr)
+			}
+		}
+		if len(to) == 0 {
+			continue
+		}
+		subject, text := templates[kind].Render(event)
+		if err := mailer.Send(ctx, to, subject, text); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", kind, err))
+			continue
+		}
+		sent = append(sent, kind)
+	}
+	return sent, errs
+}
+
+// notifyTo lists the addresses of one kind of recipient.
+func (srv *Server) notifyTo(kind string, meta jobproto.Meta) []string {
+	switch kind {
+	case "admin":
+		return srv.cfg.Notify.Admin
+	case "owner":
+		if srv.cfg.Notify.Owner == "" {
+			return nil
+		}
+		var out []string
+		for _, l := range meta.Lists {
+			out = append(out, strings.ReplaceAll(srv.cfg.Notify.Owner, "%%List%%", l))
+		}
+		return out
+	case "recipient":
+		return meta.Recipients
+	case "sender":
+		if meta.Sender == "" {
+			return nil // the null sender: nobody to tell
+		}
+		return []string{meta.Sender}
+	}
+	return nil
+}

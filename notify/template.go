@@ -1,0 +1,216 @@
+package notify
+
+import (
+	"strings"
+	"time"
+)
+
+// Template is the text of one kind of notice. Subject and Body may use these
+// placeholders, matched without regard to case, as IceWarp's %%VirusName%%:
+//
+//	%%VirusName%%   the threat the engine named; "???" when it gave none
+//	%%FileName%%    the file it was found in; "(none)" for the message text
+//	%%List%%        the mailing lists the message was sent to
+//	%%Sender%%      the envelope sender; "<>" for the null sender
+//	%%Recipients%%  the envelope recipients
+//	%%QueueID%%     the MTA's queue id
+//	%%JobID%%       the scan job id
+//	%%Date%%        when the message was stopped (RFC 5322 date)
+//	%%Outcome%%     the verdict status: "infected", "encrypted", …
+//	%%Reason%%      a sentence saying why the message was stopped
+//
+// A placeholder not in this list is left as it is. Values are inserted once
+// and never expanded again, and control characters in them (CR, LF, …) become
+// spaces, so a forged file name cannot add a header or fake a paragraph.
+type Template struct {
+	Subject string
+	Body    string
+}
+
+// Event is what happened to one message, the values for the placeholders.
+type Event struct {
+	Threat     string
+	FileName   string
+	Lists      []string
+	Sender     string
+	Recipients []string
+	QueueID    string
+	JobID      string
+	Outcome    string
+	Time       time.Time
+}
+
+// Render fills in the placeholders. The subject is one line: any line break
+// in the template's subject becomes a space as well.
+func (t Template) Render(e Event) (subject, body string) {
+	vals := e.values()
+	subject = oneLine(expand(t.Subject, vals))
+	body = expand(t.Body, vals)
+	return subject, body
+}
+
+// values maps lower-case placeholder names to their sanitised values.
+func (e Event) values() map[string]string {
+	threat := e.Threat
+	if threat == "" {
+		threat = "???" // as LISTSERV's activity log shows an unnamed virus
+	}
+	file := e.FileName
+	if file == "" {
+		file = "(none)"
+	}
+	sender := e.Sender
+	if sender == "" {
+		sender = "<>"
+	}
+	date := ""
+	if !e.Time.IsZero() {
+		date = e.Time.Format(time.RFC1123Z)
+	}
+	v := map[string]string{
+		"virusname":  threat,
+		"filename":   file,
+		"list":       strings.Join(e.Lists, ", "),
+		"sender":     sender,
+		"recipients": strings.Join(e.Recipients, ", "),
+		"queueid":    e.QueueID,
+		"jobid":      e.JobID,
+		"date":       date,
+		"outcome":    e.Outcome,
+		"reason":     Reason(e.Outcome, e.Threat),
+	}
+	for k, s := range v {
+		v[k] = oneLine(s)
+	}
+	return v
+}
+
+// Reason says in a sentence why a message with this outcome was stopped,
+// without suggesting that the sender did anything wrong.
+func Reason(outcome, threat string) string {
+	switch outcome {
+	case "infected":
+		if threat == "" {
+			return "The virus scanner reported a threat it did not name."
+		}
+		return "The virus scanner reported " + threat + "."
+	case "encrypted":
+		return "It contains encrypted or password-protected content that could not be checked for viruses."
+	case "limit-exceeded":
+		return "It is too large or too deeply nested to be checked for viruses completely."
+	case "unscannable":
+		return "Its structure could not be read completely, so it could not be checked for viruses."
+	case "error":
+		return "The virus scanner failed while checking it."
+	case "":
+		return "It could not be checked for viruses."
+	}
+	return "The virus check ended with the outcome \"" + outcome + "\"."
+}
+
+// expand replaces every known %%Name%% in s in a single pass.
+func expand(s string, vals map[string]string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "%%")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		rest := s[i+2:]
+		j := strings.Index(rest, "%%")
+		if j < 0 {
+			b.WriteString(s[i:])
+			return b.String()
+		}
+		if v, ok := vals[strings.ToLower(rest[:j])]; ok {
+			b.WriteString(v)
+			s = rest[j+2:]
+			continue
+		}
+		// Unknown: keep "%%Name" and look again from the closing "%%",
+		// which may open a placeholder of its own.
+		b.WriteString(s[i : i+2+j])
+		s = rest[j:]
+	}
+}
+
+// oneLine turns control characters, line breaks included, into spaces.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029' || r == '\u0085' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// DefaultTemplates are the notices used when the configuration has none of
+// its own, by whom they go to: "admin" (the server's administrator), "owner"
+// (the list owners), "recipient" and "sender".
+func DefaultTemplates() map[string]Template {
+	details := `
+Outcome:    %%Outcome%%
+Threat:     %%VirusName%%
+File:       %%FileName%%
+List:       %%List%%
+Sender:     %%Sender%%
+Recipients: %%Recipients%%
+Date:       %%Date%%
+Queue ID:   %%QueueID%%
+Job ID:     %%JobID%%
+`
+	return map[string]Template{
+		"admin": {
+			Subject: "Virus alert: %%Outcome%% message from %%Sender%% stopped (%%VirusName%%)",
+			Body: `A message was stopped by the anti-virus check and not delivered.
+%%Reason%%
+` + details + `
+If quarantine is enabled, the message is kept there under the job ID above.
+`,
+		},
+		"owner": {
+			Subject: "Message to %%List%% stopped by the virus check",
+			Body: `A message posted to %%List%% was stopped by the anti-virus check and
+was not distributed to the list.
+%%Reason%%
+` + details + `
+The sender address of such mail is often forged, so the person named above
+may have nothing to do with it. The server administrator can tell you more
+with the job ID above.
+`,
+		},
+		"recipient": {
+			Subject: "A message to you was stopped by the virus check",
+			Body: `A message addressed to you was stopped by the anti-virus check and
+was not delivered.
+%%Reason%%
+
+Sender: %%Sender%%
+List:   %%List%%
+File:   %%FileName%%
+Date:   %%Date%%
+
+The sender address of such mail is often forged. If you were expecting
+this message, please ask your mail administrator about job %%JobID%%.
+`,
+		},
+		"sender": {
+			Subject: "Your message to %%List%% was not delivered",
+			Body: `A message sent from your address to %%List%% on %%Date%% was not
+delivered to the list, because the anti-virus check stopped it.
+%%Reason%%
+
+File: %%FileName%%
+
+This does not necessarily mean that your computer is infected: the sender
+address of such mail is often forged, and virus scanners sometimes mistake
+a harmless file for a threat. If you did send this message, you may try
+again later, when the scanner's signatures have been updated, or send the
+file in another form. If the problem persists, please contact the list
+owner and quote job %%JobID%%.
+`,
+		},
+	}
+}

@@ -1,0 +1,234 @@
+package policy
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/avstation/avstation/verdict"
+)
+
+// FilterConfig is IceWarp's extension filters: ordered rules on attachment
+// names, the first that matches decides.
+type FilterConfig struct {
+	ApplyInArchives bool         `yaml:"apply_in_archives" doc:"apply the rules to archive members too, not only to attachments"`
+	Rules           []FilterRule `yaml:"rules" doc:"ordered rules; the first that matches an attachment decides"`
+}
+
+// FilterRule blocks, or explicitly lets through, attachments whose name
+// matches Mask.
+type FilterRule struct {
+	Mask       string `yaml:"mask" doc:"file name mask, case-insensitive: *.exe; several separated by ; (*.exe;*.scr)"`
+	ArchivedIn string `yaml:"archived_in" doc:"only members of an archive whose name matches this mask (*.zip); empty: anywhere"`
+	Sender     Scope  `yaml:"sender" doc:"all, local or remote senders"`
+	Recipient  Scope  `yaml:"recipient" doc:"all, local or remote recipients (a rule applies when any recipient is in scope)"`
+	Action     string `yaml:"action" doc:"block, or allow (IceWarp's Not Block: let through what a later rule would block)"`
+}
+
+// Scope says whose mail a rule is for.
+type Scope string
+
+const (
+	ScopeAll    Scope = "all"
+	ScopeLocal  Scope = "local"
+	ScopeRemote Scope = "remote"
+)
+
+type compiledRule struct {
+	masks      []string
+	archivedIn []string
+	sender     Scope
+	recipient  Scope
+	block      bool
+	index      int
+}
+
+// compile checks the rules and their masks once, at load.
+func (f FilterConfig) compile() ([]compiledRule, map[string]string) {
+	probs := map[string]string{}
+	var out []compiledRule
+	for i, r := range f.Rules {
+		key := fmt.Sprintf("rules[%d]", i)
+		c := compiledRule{sender: r.Sender, recipient: r.Recipient, index: i}
+		var err error
+		if c.masks, err = masks(r.Mask); err != nil || len(c.masks) == 0 {
+			probs[key+".mask"] = fmt.Sprintf("%q is not a file name mask; write it like *.exe or *.exe;*.scr", r.Mask)
+		}
+		if r.ArchivedIn != "" {
+			if c.archivedIn, err = masks(r.ArchivedIn); err != nil {
+				probs[key+".archived_in"] = fmt.Sprintf("%q is not a file name mask; write it like *.zip", r.ArchivedIn)
+			}
+		}
+		for field, s := range map[string]*Scope{"sender": &c.sender, "recipient": &c.recipient} {
+			if *s == "" {
+				*s = ScopeAll
+			}
+			if *s != ScopeAll && *s != ScopeLocal && *s != ScopeRemote {
+				probs[key+"."+field] = fmt.Sprintf("%q is not a scope; use all, local or remote", *s)
+			}
+		}
+		switch strings.ToLower(r.Action) {
+		case "block":
+			c.block = true
+		case "allow", "not block", "not-block":
+		default:
+			probs[key+".action"] = fmt.Sprintf("%q is not a filter action; use block or allow", r.Action)
+		}
+		out = append(out, c)
+	}
+	return out, probs
+}
+
+// masks splits "*.exe;*.scr" and checks each with path.Match.
+func masks(s string) ([]string, error) {
+	var out []string
+	for _, m := range strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' }) {
+		m = strings.ToLower(strings.TrimSpace(m))
+		if m == "" {
+			continue
+		}
+		if _, err := path.Match(m, ""); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func matchAny(masks []string, name string) bool {
+	for _, m := range masks {
+		if ok, _ := path.Match(m, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// NormalizeName is a file name as the filters see it: the last segment of
+// either separator, lower case, without the trailing dots and spaces that
+// Windows ignores ("invoice.exe. " opens as invoice.exe).
+func NormalizeName(name string) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	return strings.ToLower(strings.TrimRight(name, ". "))
+}
+
+// containers are the archive names a manifest path runs through:
+// "2/invoice.zip/inner.7z/doc.exe" → invoice.zip, inner.7z.
+func containers(p string) []string {
+	segs := strings.Split(p, "/")
+	i := 0
+	for i < len(segs) && segs[i] != "" && strings.Trim(segs[i], "0123456789") == "" {
+		i++
+	}
+	if i >= len(segs)-1 {
+		return nil
+	}
+	out := make([]string, 0, len(segs)-1-i)
+	for _, s := range segs[i : len(segs)-1] {
+		out = append(out, NormalizeName(s))
+	}
+	return out
+}
+
+// banned runs the filters over the manifest and returns the entries they
+// block, each as a banned-name finding.
+func (c *Config) banned(manifest []verdict.Part, sc scopes) []verdict.Finding {
+	var out []verdict.Finding
+	for _, p := range manifest {
+		inside := containers(p.Path)
+		if len(inside) > 0 && !c.Filters.ApplyInArchives {
+			continue
+		}
+		name := NormalizeName(p.FileName)
+		if name == "" {
+			continue
+		}
+		for _, r := range c.compiled {
+			if !sc.match(r) || !matchAny(r.masks, name) {
+				continue
+			}
+			if len(r.archivedIn) > 0 && !anyMatch(r.archivedIn, inside) {
+				continue
+			}
+			if r.block {
+				out = append(out, verdict.Finding{Path: p.Path, FileName: p.FileName, ContentType: p.ContentType,
+					Kind: KindBannedName, Detail: fmt.Sprintf("extension filter %d blocks %s", r.index+1, strings.Join(r.masks, ";"))})
+			}
+			break // first match wins, block or allow
+		}
+	}
+	return out
+}
+
+func anyMatch(masks, names []string) bool {
+	for _, n := range names {
+		if matchAny(masks, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// KindBannedName is the finding kind of a name the filters block. It lives
+// here, not in verdict: the station does not filter names, the policy does.
+const KindBannedName verdict.Kind = "banned-name"
+
+// scopes says whether the sender is local and whether there are local and
+// remote recipients.
+type scopes struct{ senderLocal, anyLocalRcpt, anyRemoteRcpt bool }
+
+func (s scopes) match(r compiledRule) bool {
+	switch r.sender {
+	case ScopeLocal:
+		if !s.senderLocal {
+			return false
+		}
+	case ScopeRemote:
+		if s.senderLocal {
+			return false
+		}
+	}
+	switch r.recipient {
+	case ScopeLocal:
+		return s.anyLocalRcpt
+	case ScopeRemote:
+		return s.anyRemoteRcpt
+	}
+	return true
+}
+
+// scopesOf works out the scopes of an envelope: a sender is local when
+// authenticated or of a local domain; a recipient when of a local domain.
+func (c *Config) scopesOf(in Input) scopes {
+	s := scopes{senderLocal: in.Authenticated || c.isLocal(in.Sender)}
+	for _, r := range in.Recipients {
+		if c.isLocal(r) {
+			s.anyLocalRcpt = true
+		} else {
+			s.anyRemoteRcpt = true
+		}
+	}
+	return s
+}
+
+func (c *Config) isLocal(addr string) bool {
+	_, domain, ok := strings.Cut(addr, "@")
+	if !ok {
+		return false
+	}
+	domain = strings.ToLower(strings.Trim(domain, "<> "))
+	for _, d := range c.LocalDomains {
+		if strings.EqualFold(d, domain) {
+			return true
+		}
+	}
+	return false
+}
+
+// LocalSender reports whether the envelope's sender is local, for
+// apply_to_outgoing.
+func (c *Config) LocalSender(sender string, authenticated bool) bool {
+	return authenticated || c.isLocal(sender)
+}

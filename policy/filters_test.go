@@ -1,0 +1,144 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/avstation/avstation/verdict"
+)
+
+func cleanWith(parts ...verdict.Part) *verdict.Verdict {
+	v := &verdict.Verdict{Manifest: parts}
+	v.Settle()
+	return v
+}
+
+func TestExtensionFilters(t *testing.T) {
+	exe := verdict.Part{Path: "2", FileName: "setup.exe"}
+	zipped := verdict.Part{Path: "2/tools.zip/setup.exe", FileName: "setup.exe"}
+	inner7z := verdict.Part{Path: "2/outer.zip/inner.7z/run.EXE", FileName: "run.EXE"}
+	tests := []struct {
+		name    string
+		filters FilterConfig
+		local   []string
+		in      Input
+		banned  bool
+		where   string
+	}{
+		{"exe blocked", FilterConfig{Rules: []FilterRule{{Mask: "*.exe", Action: "block"}}},
+			nil, Input{Verdict: cleanWith(exe)}, true, "setup.exe"},
+		{"case-insensitive, several masks", FilterConfig{Rules: []FilterRule{{Mask: "*.scr; *.EXE", Action: "block"}}},
+			nil, Input{Verdict: cleanWith(exe)}, true, "setup.exe"},
+		{"double extension matched by the last", FilterConfig{Rules: []FilterRule{{Mask: "*.exe", Action: "block"}}},
+			nil, Input{Verdict: cleanWith(verdict.Part{Path: "2", FileName: "invoice.pdf.exe"})}, true, "invoice.pdf.exe"},
+		{"pdf mask does not catch pdf.exe", FilterConfig{Rules: []FilterRule{{Mask: "*.pdf", Action: "block"}}},
+			nil, Input{Verdict: cleanWith(verdict.Part{Path: "2", FileName: "invoice.pdf.exe"})}, false, ""},
+		{"trailing dots and spaces ignored", FilterConfig{Rules: []FilterRule{{Mask: "*.exe", Action: "block"}}},
+			nil, Input{Verdict: cleanWith(verdict.Part{Path: "2", FileName: "invoice.exe. . "})}, true, "invoice.exe. . "},
+		{"backslash path in a name", FilterConfig{Rules: []FilterRule{{Mask: "*.exe", Action: "block"}}},
+			nil, Input{Verdict: cleanWith(verdict.Part{Path: "2", FileName: `C:\temp\x.exe`})}, true, `C:\temp\x.exe`},
+		{"archive member ignored without apply_in_archives", FilterConfig{Rules: []FilterRule{{Mask: "*.exe", Action: "block"}}},
+			nil, Input{Verdict: cleanWith(zipped)}, false, ""},
+		{"archive member blocked with apply_in_archives", FilterConfig{ApplyInArchives: true, Rules: []FilterRule{{Mask: "*.exe", Action: "block"}}},
+			nil, Input{Verdict: cleanWith(zipped)}, true, "tools.zip/setup.exe"},
+		{"allow rule above a block wins", FilterConfig{ApplyInArchives: true, Rules: []FilterRule{
+			{Mask: "setup.exe", ArchivedIn: "tools.zip", Action: "allow"}, {Mask: "*.exe", Action: "block"}}},
+			nil, Input{Verdict: cleanWith(zipped, inner7z)}, true, "outer.zip/inner.7z/run.EXE"},
+		{"archived_in matches any enclosing archive", FilterConfig{ApplyInArchives: true, Rules: []FilterRule{{Mask: "*.exe", ArchivedIn: "*.7z", Action: "block"}}},
+			nil, Input{Verdict: cleanWith(zipped, inner7z)}, true, "outer.zip/inner.7z/run.EXE"},
+		{"archived_in does not match a plain attachment", FilterConfig{Rules: []FilterRule{{Mask: "*.exe", ArchivedIn: "*.zip", Action: "block"}}},
+			nil, Input{Verdict: cleanWith(exe)}, false, ""},
+		{"sender scope remote: local sender not blocked", FilterConfig{Rules: []FilterRule{{Mask: "*.exe", Sender: "remote", Action: "block"}}},
+			[]string{"example.org"}, Input{Sender: "a@example.org", Verdict: cleanWith(exe)}, false, ""},
+		{"sender scope remote: remote sender blocked", FilterConfig{Rules: []FilterRule{{Mask: "*.exe", Sender: "remote", Action: "block"}}},
+			[]string{"example.org"}, Input{Sender: "a@elsewhere.net", Verdict: cleanWith(exe)}, true, "setup.exe"},
+		{"authenticated sender is local", FilterConfig{Rules: []FilterRule{{Mask: "*.exe", Sender: "local", Action: "block"}}},
+			[]string{"example.org"}, Input{Sender: "a@elsewhere.net", Authenticated: true, Verdict: cleanWith(exe)}, true, "setup.exe"},
+		{"recipient scope local", FilterConfig{Rules: []FilterRule{{Mask: "*.exe", Recipient: "local", Action: "block"}}},
+			[]string{"lists.example.org"}, Input{Recipients: []string{"dev@lists.example.org"}, Verdict: cleanWith(exe)}, true, "setup.exe"},
+		{"recipient scope remote, all local", FilterConfig{Rules: []FilterRule{{Mask: "*.exe", Recipient: "remote", Action: "block"}}},
+			[]string{"lists.example.org"}, Input{Recipients: []string{"dev@lists.example.org"}, Verdict: cleanWith(exe)}, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Defaults()
+			c.Filters, c.LocalDomains = tt.filters, tt.local
+			if p := c.Check(); len(p) > 0 {
+				t.Fatal(p)
+			}
+			d := c.Decide(tt.in)
+			if got := d.Outcome == OutcomeBannedName; got != tt.banned {
+				t.Fatalf("outcome %s, banned want %v", d.Outcome, tt.banned)
+			}
+			if tt.banned && (d.Verb != RejectMsg || !strings.Contains(d.Reply.Text, "'"+tt.where+"'")) {
+				t.Errorf("decision %s %v, want a reject naming %q", d.Verb, d.Reply, tt.where)
+			}
+		})
+	}
+}
+
+func TestStripAndSideEffects(t *testing.T) {
+	part := func(path, file, threat string) verdict.Finding {
+		return verdict.Finding{Path: path, FileName: file, Kind: verdict.KindVirus, Threat: threat}
+	}
+	infectedWith := func(fs ...verdict.Finding) *verdict.Verdict {
+		v := &verdict.Verdict{}
+		for _, f := range fs {
+			v.Add(f)
+		}
+		return v
+	}
+	c := Defaults()
+	c.Actions.Infected = Rule{Action: Strip, Quarantine: true, Notify: []string{"admin"}}
+	c.Check()
+
+	d := c.Decide(Input{Lists: []string{"dev"}, Verdict: infectedWith(part("2", "a.exe", "T"), part("3/1", "b.com", "T2"), part("", "", "T"))})
+	if d.Verb != AcceptMsg || len(d.Strip) != 2 || d.Strip[1].Path != "3/1" || !d.Quarantine || d.Notify[0] != "admin" {
+		t.Errorf("strip decision %+v", d)
+	}
+	if d.Reply == nil || d.Reply.Code != 550 {
+		t.Errorf("no fallback reply for a strip that fails: %+v", d.Reply)
+	}
+	if d.Headers[0].Value != "Cleaned (Infected (T) removed)" {
+		t.Errorf("headers %v", d.Headers)
+	}
+	// Found only in the message as a whole: nothing to strip, so reject.
+	d = c.Decide(Input{Lists: []string{"dev"}, Verdict: infectedWith(part("", "", "Whole"))})
+	if d.Verb != RejectMsg || d.Action != Reject {
+		t.Errorf("raw-only finding: %+v", d)
+	}
+}
+
+func TestOversizeDryRunAndLists(t *testing.T) {
+	c := Defaults()
+	d := c.Decide(Input{Oversize: true})
+	if d.Outcome != OutcomeOversize || d.Verb != AcceptMsg || d.Headers[0].Value != "Unscanned (too large)" {
+		t.Errorf("oversize: %+v", d)
+	}
+	inf := &verdict.Verdict{}
+	inf.Add(verdict.Finding{Path: "2", FileName: "x", Kind: verdict.KindVirus, Threat: "T"})
+	c.DryRun = true
+	if d := c.Decide(Input{Verdict: inf}); !d.DryRun || d.Verb != RejectMsg {
+		t.Errorf("dry run keeps what would be done and flags it: %+v", d)
+	}
+
+	tagging := Defaults()
+	tagging.Actions.Infected.Action = Tag
+	discarding := Defaults()
+	discarding.Actions.Infected.Action = Discard
+	set := &Set{Global: Defaults(), Lists: map[string]*Config{"chat": &tagging, "announce": &discarding}}
+	for _, tt := range []struct {
+		lists []string
+		verb  Verb
+	}{
+		{[]string{"chat"}, AcceptMsg},
+		{[]string{"announce"}, DiscardMsg},
+		{[]string{"chat", "announce"}, DiscardMsg}, // the strictest wins
+		{[]string{"chat", "other"}, RejectMsg},     // other has the global policy
+		{[]string{"other"}, RejectMsg},
+	} {
+		if d := set.Decide(Input{Lists: tt.lists, Verdict: inf}); d.Verb != tt.verb {
+			t.Errorf("lists %v: %s, want %s", tt.lists, d.Verb, tt.verb)
+		}
+	}
+}
