@@ -207,3 +207,31 @@ scanner:
 		}
 	}
 }
+
+func TestListPolicies(t *testing.T) {
+	cfg, err := LoadMilter(write(t, `lists: [{match: "*@lists.example.org"}]
+policy:
+  headers: false
+  actions: {infected: {action: reject, quarantine: true}}
+quarantine: {dir: /var/spool/q}
+list_policies:
+  chat:
+    actions: {infected: {action: tag}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat := cfg.Policies.For("chat")
+	if chat.Actions.Infected.Action != "tag" || chat.Headers || chat.Actions.StationFailure.Action != "tempfail" {
+		t.Errorf("chat's policy %+v: want infected tag, the rest inherited", chat)
+	}
+	if g := cfg.Policies.For("other"); g.Actions.Infected.Action != "reject" {
+		t.Errorf("other list: %+v", g.Actions)
+	}
+	_, err = LoadMilter(write(t, "lists: [{match: a@b}]\nlist_policies:\n  chat:\n    actoins: {}\n    actions: {infected: {action: nope}}\n"))
+	for _, w := range []string{`line 4: key "actoins" is not a known setting`, `line 5: list_policies.chat.actions.infected.action: "nope"`} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("problems do not mention %q:\n%v", w, err)
+		}
+	}
+}

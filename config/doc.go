@@ -60,6 +60,8 @@ func value(v reflect.Value) string {
 			items = append(items, fmt.Sprint(v.Index(i).Interface()))
 		}
 		return "`[" + strings.Join(items, ", ") + "]`"
+	case v.Kind() == reflect.Map && v.Len() == 0:
+		return "`{}`"
 	case v.Kind() == reflect.String && v.String() == "":
 		return "(empty)"
 	}
