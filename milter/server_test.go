@@ -16,6 +16,7 @@ import (
 	"github.com/d--j/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/avstation/avstation/bypass"
 	"github.com/avstation/avstation/config"
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/verdict"
@@ -52,6 +53,11 @@ func (f *fakeScanner) Scan(ctx context.Context, meta jobproto.Meta, body io.Read
 
 func startMilter(t *testing.T, mutate func(*config.Milter), sc Scanner) (addr string, logs *bytes.Buffer, reg *prometheus.Registry, spool string) {
 	t.Helper()
+	return startMilterWith(t, mutate, sc, nil)
+}
+
+func startMilterWith(t *testing.T, mutate func(*config.Milter), sc Scanner, bp *bypass.Holder) (addr string, logs *bytes.Buffer, reg *prometheus.Registry, spool string) {
+	t.Helper()
 	cfg := config.DefaultMilter()
 	cfg.Lists = []config.ListPattern{{Match: "*@lists.example.org"}}
 	cfg.SpoolDir = t.TempDir()
@@ -61,7 +67,7 @@ func startMilter(t *testing.T, mutate func(*config.Milter), sc Scanner) (addr st
 	}
 	logs = &bytes.Buffer{}
 	reg = prometheus.NewRegistry()
-	srv := New(&cfg, sc, nil, slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil)), reg)
+	srv := New(&cfg, sc, bp, slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil)), reg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

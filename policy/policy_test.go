@@ -132,3 +132,67 @@ func TestCheck(t *testing.T) {
 		t.Errorf("%d problems, want 6: %v", len(p), p)
 	}
 }
+
+// TestEveryOutcomeAndAction decides each outcome with each action it takes
+// and checks what the MTA is told.
+func TestEveryOutcomeAndAction(t *testing.T) {
+	inputs := map[Outcome]Input{
+		OutcomeInfected:       {Verdict: infected("T", "x.exe")},
+		OutcomeEncrypted:      {Verdict: withFinding(verdict.KindEncrypted, "zip member is encrypted")},
+		OutcomeBannedName:     {Verdict: cleanWith(verdict.Part{Path: "2", FileName: "x.exe"})},
+		OutcomeLimitExceeded:  {Verdict: withFinding(verdict.KindLimitExceeded, "max_ratio 100")},
+		OutcomeUnscannable:    {Verdict: withFinding(verdict.KindUnscannable, "truncated")},
+		OutcomeOversize:       {Oversize: true},
+		OutcomeStationFailure: {ScanError: errors.New("down")},
+	}
+	wantVerb := map[Action]Verb{Reject: RejectMsg, Tempfail: TempfailMsg, Discard: DiscardMsg, Strip: AcceptMsg, Tag: AcceptMsg, Accept: AcceptMsg}
+	for outcome, actions := range allowed {
+		for _, action := range actions {
+			t.Run(string(outcome)+"/"+string(action), func(t *testing.T) {
+				c := Defaults()
+				c.Filters.Rules = []FilterRule{{Mask: "*.exe", Action: "block"}}
+				r := c.Rule(outcome)
+				r.Action = action
+				switch outcome {
+				case OutcomeInfected:
+					c.Actions.Infected = r
+				case OutcomeEncrypted:
+					c.Actions.Encrypted = r
+				case OutcomeBannedName:
+					c.Actions.BannedName = r
+				case OutcomeLimitExceeded:
+					c.Actions.LimitExceeded = r
+				case OutcomeUnscannable:
+					c.Actions.Unscannable = r
+				case OutcomeOversize:
+					c.Actions.Oversize = r
+				case OutcomeStationFailure:
+					c.Actions.StationFailure = r
+				}
+				if p := c.Check(); len(p) > 0 {
+					t.Fatal(p)
+				}
+				d := c.Decide(inputs[outcome])
+				if d.Outcome != outcome {
+					t.Fatalf("outcome %s, want %s", d.Outcome, outcome)
+				}
+				want := wantVerb[action]
+				if action == Strip && outcome != OutcomeInfected && outcome != OutcomeBannedName && outcome != OutcomeEncrypted {
+					t.Fatalf("strip allowed for %s", outcome)
+				}
+				if d.Verb != want {
+					t.Errorf("verb %s, want %s", d.Verb, want)
+				}
+				if (d.Verb == RejectMsg || d.Verb == TempfailMsg) && (d.Reply == nil || d.Reply.Code/100 != map[Verb]int{RejectMsg: 5, TempfailMsg: 4}[d.Verb]) {
+					t.Errorf("reply %v for %s", d.Reply, d.Verb)
+				}
+				if action == Tag && (len(d.Headers) == 0 || d.Headers[0].Name != "X-Virus-Status" || d.Headers[0].Value == "Clean") {
+					t.Errorf("tag headers %v", d.Headers)
+				}
+				if action == Strip && len(d.Strip) == 0 {
+					t.Errorf("strip with nothing to strip: %+v", d)
+				}
+			})
+		}
+	}
+}

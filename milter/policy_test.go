@@ -1,0 +1,85 @@
+package milter
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/d--j/go-milter"
+
+	"github.com/avstation/avstation/bypass"
+	"github.com/avstation/avstation/config"
+)
+
+func TestDryRunAcceptsAndSaysWhatItWouldDo(t *testing.T) {
+	fs := &fakeScanner{v: infectedVerdict()}
+	addr, logs, _, _ := startMilter(t, func(c *config.Milter) { c.Policy.DryRun = true }, fs)
+	r := transact(t, addr, []string{"dev@lists.example.org"}, subject, "body\r\n")
+	if r.act == nil || r.act.Type != milter.ActionAccept {
+		t.Fatalf("dry run answered %v, want Accept", r.act)
+	}
+	if !strings.Contains(logs.String(), "outcome=infected action=accept") || !strings.Contains(logs.String(), "dry_run=true would=reject") {
+		t.Errorf("log:\n%s", logs)
+	}
+}
+
+func TestOversizeIsNotScannedButTagged(t *testing.T) {
+	fs := &fakeScanner{v: infectedVerdict()}
+	addr, logs, _, _ := startMilter(t, func(c *config.Milter) { c.Policy.MaxScanSize = 100 }, fs)
+	r := transact(t, addr, []string{"dev@lists.example.org"}, subject, strings.Repeat("x", 200)+"\r\n")
+	wantAccept(t, r)
+	wantHeader(t, r, "X-Virus-Status", "Unscanned (too large)")
+	if fs.calls != 0 {
+		t.Errorf("an oversize message was scanned")
+	}
+	if !strings.Contains(logs.String(), "outcome=oversize") {
+		t.Errorf("log:\n%s", logs)
+	}
+}
+
+func TestNotScannedByConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "bypass")
+	os.WriteFile(file, []byte("# trusted\nsender@example.com\n"), 0o600)
+	bp, err := bypass.NewHolder(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		mutate func(*config.Milter)
+		bp     *bypass.Holder
+		reason string
+	}{
+		{"bypass file", nil, bp, "reason=bypass-file entry=\"sender@example.com (line 2)\""},
+		{"outgoing off", func(c *config.Milter) {
+			c.Policy.ApplyToOutgoing = false
+			c.Policy.LocalDomains = []string{"example.com"}
+		}, nil, "reason=outgoing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := &fakeScanner{v: infectedVerdict()}
+			addr, logs, _, _ := startMilterWith(t, tt.mutate, fs, tt.bp)
+			r := transact(t, addr, []string{"dev@lists.example.org"}, subject, "body\r\n")
+			if r.dataAct.Type != milter.ActionAccept || fs.calls != 0 {
+				t.Fatalf("DATA answered %v, %d scans; want Accept and none", r.dataAct, fs.calls)
+			}
+			if !strings.Contains(logs.String(), `msg="message not scanned" `+tt.reason) {
+				t.Errorf("log:\n%s", logs)
+			}
+		})
+	}
+}
+
+func TestOwnNoticesAreNotScanned(t *testing.T) {
+	fs := &fakeScanner{v: infectedVerdict()}
+	addr, _, _, _ := startMilter(t, nil, fs)
+	// transact connects as 192.0.2.1: a notice header from elsewhere is
+	// just a header, and the message is scanned.
+	r := transact(t, addr, []string{"dev@lists.example.org"}, append(subject, [2]string{"X-Avstation-Notice", " notification"}), "body\r\n")
+	if r.act == nil || r.act.SMTPCode != 550 || fs.calls != 1 {
+		t.Errorf("a forged notice from a remote client got %v after %d scans", r.act, fs.calls)
+	}
+}
