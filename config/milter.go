@@ -44,6 +44,8 @@ type Milter struct {
 	// Policies is the global policy and each list's, built by LoadMilter.
 	Policies *policy.Set `yaml:"-"`
 
+	ActivityDir string `yaml:"activity_dir" doc:"directory of the per-list activity logs (LIST.log, one line per virus and other event, as LISTSERV writes them); empty: off"`
+
 	MetricsListen string `yaml:"metrics_listen" doc:"address for /metrics and /healthz (host:port); empty: off"`
 	Log           Log    `yaml:"log" doc:"logging"`
 }
@@ -142,6 +144,9 @@ func (m *Milter) check(c *checker) {
 	}
 	if m.ProgressInterval <= 0 {
 		c.addf("progress_interval", "must be positive (e.g. 10s)")
+	}
+	if m.ActivityDir != "" && !filepath.IsAbs(m.ActivityDir) {
+		c.addf("activity_dir", "must be an absolute directory path")
 	}
 	if m.SpoolDir == "" || !filepath.IsAbs(m.SpoolDir) {
 		c.addf("spool_dir", "must be an absolute directory path")

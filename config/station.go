@@ -19,6 +19,8 @@ type Station struct {
 	TLSKey        string        `yaml:"tls_key" doc:"private key file (PEM) for tls_cert"`
 	SecretFile    string        `yaml:"secret_file" doc:"file with the secret word(s) the milters sign with; mode 0600"`
 	SpoolDir      string        `yaml:"spool_dir" doc:"directory where job bodies are spooled while scanned (files 0600, always removed)"`
+	RecordsDir    string        `yaml:"records_dir" doc:"directory of the per-job records (engines, versions, findings, raw engine replies) that avstation show prints; empty: off"`
+	RecordsKeep   time.Duration `yaml:"records_keep" doc:"how long job records are kept"`
 	MaxMessage    ByteSize      `yaml:"max_message_size" doc:"largest job body accepted; larger ones get 413"`
 	MaxConcurrent int           `yaml:"max_concurrent" doc:"scans at once; when full the station answers 503 and the milter tries the next station"`
 	ClockSkew     time.Duration `yaml:"clock_skew" doc:"how far a job's timestamp may be from the station's clock (replay window)"`
@@ -150,6 +152,7 @@ func DefaultStation() Station {
 	return Station{
 		Listen:        "127.0.0.1:7358",
 		SpoolDir:      "/var/spool/avstation",
+		RecordsKeep:   30 * 24 * time.Hour,
 		MaxMessage:    64 << 20,
 		MaxConcurrent: 8,
 		ClockSkew:     5 * time.Minute,
@@ -179,6 +182,12 @@ func (s *Station) check(c *checker) {
 	}
 	if s.SpoolDir == "" || !filepath.IsAbs(s.SpoolDir) {
 		c.addf("spool_dir", "must be an absolute directory path")
+	}
+	if s.RecordsDir != "" && !filepath.IsAbs(s.RecordsDir) {
+		c.addf("records_dir", "must be an absolute directory path")
+	}
+	if s.RecordsKeep < time.Hour {
+		c.addf("records_keep", "must be at least 1h")
 	}
 	if s.MaxMessage < 1024 {
 		c.addf("max_message_size", "must be at least 1KiB")

@@ -46,12 +46,14 @@ func NewJobID() string {
 
 // validJobID: 1-64 of [A-Za-z0-9._-]. Job ids end up in log lines, headers
 // and file names on both hosts.
-func validJobID(id string) bool { return validKeyID(id) }
+// ValidJobID reports whether id is a job id: 1-64 of [A-Za-z0-9._-], safe as
+// a file name.
+func ValidJobID(id string) bool { return validKeyID(id) }
 
 // encodeMeta is the Avs-Meta value: JSON with every non-ASCII character
 // escaped, so the header is plain ASCII whatever proxy carries it.
 func encodeMeta(m Meta) (string, error) {
-	if !validJobID(m.JobID) {
+	if !ValidJobID(m.JobID) {
 		return "", errors.New("meta: job id must be 1-64 of A-Z a-z 0-9 . _ -")
 	}
 	b, err := json.Marshal(m)
@@ -68,7 +70,7 @@ func decodeMeta(v string) (Meta, error) {
 	if err := json.Unmarshal([]byte(v), &m); err != nil {
 		return Meta{}, fmt.Errorf("meta: %w", err)
 	}
-	if !validJobID(m.JobID) {
+	if !ValidJobID(m.JobID) {
 		return Meta{}, errors.New("meta: job id must be 1-64 of A-Z a-z 0-9 . _ -")
 	}
 	return m, nil

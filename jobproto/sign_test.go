@@ -102,7 +102,7 @@ func TestNewJobID(t *testing.T) {
 	prev := ""
 	for range 1000 {
 		id := NewJobID()
-		if len(id) != 20 || !validJobID(id) || seen[id] {
+		if len(id) != 20 || !ValidJobID(id) || seen[id] {
 			t.Fatalf("id %q", id)
 		}
 		// Same or later millisecond: the time prefix never goes down.

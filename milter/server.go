@@ -17,6 +17,7 @@ import (
 	"github.com/d--j/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/avstation/avstation/activity"
 	"github.com/avstation/avstation/bypass"
 	"github.com/avstation/avstation/config"
 	"github.com/avstation/avstation/jobproto"
@@ -207,6 +208,48 @@ func (s *Server) record(meta jobproto.Meta, d policy.Decision, v *verdict.Verdic
 	}
 	s.log.Log(context.Background(), level, "message scanned", attrs...)
 	s.metrics.observe(d.Outcome, a.verb, took)
+	s.activity(meta, d, a)
+}
+
+// activity writes the event to the activity log of each list, as LISTSERV
+// does: VIRUS with the threat name or ???, and a word for each other
+// outcome that is not a clean delivery.
+func (s *Server) activity(meta jobproto.Meta, d policy.Decision, a applied) {
+	typ := eventType(d, a)
+	if typ == "" || s.cfg.ActivityDir == "" {
+		return
+	}
+	detail := d.Threat
+	if typ != activity.Virus && typ != activity.Stripped {
+		detail = d.Finding.Detail
+	}
+	for _, list := range meta.Lists {
+		e := activity.Event{Time: time.Now(), List: list, Type: typ, Threat: detail, JobID: meta.JobID,
+			QueueID: meta.QueueID, File: d.FileName, Action: string(a.verb)}
+		if err := (activity.Log{Dir: s.cfg.ActivityDir}).Write(e); err != nil {
+			s.log.Error("activity log", slog.Any("err", err), slog.String("job_id", meta.JobID))
+		}
+	}
+}
+
+func eventType(d policy.Decision, a applied) string {
+	switch {
+	case d.Outcome == policy.OutcomeClean:
+		return ""
+	case len(a.stripped) > 0:
+		return activity.Stripped
+	case d.Outcome == policy.OutcomeInfected:
+		return activity.Virus
+	case a.verb == policy.TempfailMsg:
+		return activity.Tempfail
+	case d.Outcome == policy.OutcomeEncrypted:
+		return activity.Encrypted
+	case d.Outcome == policy.OutcomeBannedName:
+		return activity.Banned
+	case d.Outcome == policy.OutcomeLimitExceeded:
+		return activity.Limit
+	}
+	return activity.Unscanned // unscannable, oversize, a tagged station failure
 }
 
 func threatOrUnknown(t string) string {

@@ -230,6 +230,6 @@ func (s *Scanner) scanWith(ctx context.Context, v *verdict.Verdict, e Engine, it
 func recordDetection(v *verdict.Verdict, e Engine, it item, d Detection) {
 	if d.Found {
 		v.Add(verdict.Finding{Path: it.path, FileName: it.fileName, ContentType: it.contentType,
-			Engine: e.Name(), Kind: verdict.KindVirus, Threat: d.Threat})
+			Engine: e.Name(), Kind: verdict.KindVirus, Threat: d.Threat, Raw: d.Raw})
 	}
 }

@@ -54,6 +54,7 @@ func New(cfg *config.Station, sc *scanner.Scanner, pool *clamd.Pool, keys *jobpr
 	if pool != nil {
 		reg.MustRegister(clamdCollector{pool})
 	}
+	reg.MustRegister(signatureCollector{sc})
 	return &Station{cfg: cfg, scanner: sc, keys: keys, log: log, reg: reg, host: host, metrics: newMetrics(reg)}
 }
 
@@ -109,6 +110,11 @@ func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body *os.File, s
 		attrs = append(attrs, slog.Any("findings", describe(v.Findings)))
 	}
 	s.log.Info("job scanned", attrs...)
+	rec := Record{JobID: meta.JobID, Time: start, Primary: meta.Primary, Client: meta.Client, QueueID: meta.QueueID,
+		Lists: meta.Lists, Sender: meta.Sender, Size: size, Duration: took, Verdict: v}
+	if err := (Records{Dir: s.cfg.RecordsDir}).Put(rec); err != nil {
+		s.log.Error("job record not kept", slog.String("job_id", meta.JobID), slog.Any("err", err))
+	}
 	return v, nil
 }
 
@@ -140,6 +146,28 @@ func describe(fs []verdict.Finding) []string {
 	return out
 }
 
+// PruneRecords removes job records older than records_keep, now and then
+// every hour, until ctx ends.
+func (s *Station) PruneRecords(ctx context.Context) {
+	if s.cfg.RecordsDir == "" {
+		return
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := (Records{Dir: s.cfg.RecordsDir}).Prune(time.Now(), s.cfg.RecordsKeep); err != nil {
+			s.log.Error("pruning job records", slog.Any("err", err))
+		} else if n > 0 {
+			s.log.Info("job records pruned", slog.Int("days", n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 func (s *Station) info(ctx context.Context) jobproto.Info {
 	return jobproto.Info{Station: s.host, Version: version.Version, Engines: s.scanner.Versions(ctx)}
 }
@@ -159,6 +187,30 @@ func (c clamdCollector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(clamdUpDesc, prometheus.GaugeValue, up, m.Addr)
+	}
+}
+
+// signatureCollector reports each engine's signature database: its age,
+// for the alert on a database that stopped updating, and its version.
+type signatureCollector struct{ sc *scanner.Scanner }
+
+var (
+	sigAgeDesc = prometheus.NewDesc("avstation_signature_age_seconds",
+		"Age of the engine's signature database (from its build time); absent when the engine does not say.", []string{"engine"}, nil)
+	sigInfoDesc = prometheus.NewDesc("avstation_signature_info",
+		"Always 1; the labels name the engine's version and signature database version.", []string{"engine", "version", "signatures"}, nil)
+)
+
+func (c signatureCollector) Describe(ch chan<- *prometheus.Desc) { ch <- sigAgeDesc; ch <- sigInfoDesc }
+
+func (c signatureCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, e := range c.sc.Versions(ctx) {
+		ch <- prometheus.MustNewConstMetric(sigInfoDesc, prometheus.GaugeValue, 1, e.Name, e.Version, e.SignatureVersion)
+		if !e.SignatureTime.IsZero() {
+			ch <- prometheus.MustNewConstMetric(sigAgeDesc, prometheus.GaugeValue, time.Since(e.SignatureTime).Seconds(), e.Name)
+		}
 	}
 }
 

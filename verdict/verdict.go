@@ -69,6 +69,9 @@ type Finding struct {
 	Engine string `json:"engine,omitempty"`
 	// Detail says why, for kinds other than virus ("missing final boundary").
 	Detail string `json:"detail,omitempty"`
+	// Raw is the engine's reply as received ("stream: Eicar-Test-Signature
+	// FOUND"), for the station's record when the name is missing or odd.
+	Raw string `json:"raw,omitempty"`
 }
 
 // Part is one entry of the manifest: every MIME part the walk saw.

@@ -4,7 +4,10 @@
 //
 //	avmilter [-config FILE]                 run the milter
 //	avmilter check-config [-config FILE]    print every config problem, exit 1 if any
-//	avmilter version                        print the version
+//	avmilter report --list NAME [...]       the list activity report
+//	avmilter eicar-test --smtp H:P --to A   post the EICAR test file through the MTA
+//	avmilter version [-config FILE]         the version, and the engines that scan
+//	avmilter quarantine ...                 list, show, release, rescan, delete, purge
 package main
 
 import (
@@ -28,7 +31,6 @@ import (
 	"github.com/avstation/avstation/internal/daemon"
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/milter"
-	"github.com/avstation/avstation/version"
 )
 
 const defaultConfig = "/etc/avstation/avmilter.yaml"
@@ -38,14 +40,22 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	// Commands with flags of their own.
+	if len(args) > 0 {
+		switch args[0] {
+		case "report":
+			return reportCmd(args[1:], stdout, stderr)
+		case "eicar-test":
+			return eicarTestCmd(args[1:], stdout, stderr)
+		}
+	}
 	cmd, path, _, ok := daemon.Args("avmilter", defaultConfig, args, stderr)
 	if !ok {
 		return 2
 	}
 	switch cmd {
 	case "version":
-		fmt.Fprintf(stdout, "avmilter %s\n", version.Version)
-		return 0
+		return versionCmd(path, stdout)
 	case "check-config":
 		if _, err := load(path); err != nil {
 			fmt.Fprintln(stderr, err)
@@ -66,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	fmt.Fprintf(stderr, "avmilter: unknown command %q; use run, check-config or version\n", cmd)
+	fmt.Fprintf(stderr, "avmilter: unknown command %q; use run, check-config, report, eicar-test, quarantine or version\n", cmd)
 	return 2
 }
 

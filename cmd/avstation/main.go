@@ -4,6 +4,7 @@
 //	avstation [-config FILE]                 run the station
 //	avstation check-config [-config FILE]    print every config problem, exit 1 if any
 //	avstation scan [-config FILE] FILE...    scan message files, print one JSON verdict per line
+//	avstation show [-config FILE] JOB-ID     print the station's record of a job
 //	avstation version                        print the version
 package main
 
@@ -50,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "scan":
 		return scanFiles(path, rest, stdout, stderr)
+	case "show":
+		return showJob(path, rest, stdout, stderr)
 	case "run":
 		cfg, keys, err := load(path)
 		if err != nil {
@@ -63,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	fmt.Fprintf(stderr, "avstation: unknown command %q; use run, check-config, scan or version\n", cmd)
+	fmt.Fprintf(stderr, "avstation: unknown command %q; use run, check-config, scan, show or version\n", cmd)
 	return 2
 }
 
@@ -90,6 +93,7 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 		return err
 	}
 	st := station.New(cfg, sc, pool, keys, log, daemon.Registry("avstation"))
+	go st.PruneRecords(ctx)
 	hs := &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           st.Handler(),
@@ -160,4 +164,39 @@ func scanFile(ctx context.Context, sc *scanner.Scanner, name string) (*verdict.V
 		return nil, fmt.Errorf("%s: not a regular file", name)
 	}
 	return sc.Scan(ctx, f, fi.Size())
+}
+
+// showJob prints the record of a job: what the milter's log line and the
+// list's activity log point at with the job id.
+func showJob(path string, args []string, stdout, stderr io.Writer) int {
+	asJSON := len(args) > 0 && args[0] == "--json"
+	if asJSON {
+		args = args[1:]
+	}
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "avstation show: name one job id (avstation show [-config FILE] [--json] JOB-ID)")
+		return 2
+	}
+	cfg, err := config.LoadStation(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if cfg.RecordsDir == "" {
+		fmt.Fprintf(stderr, "avstation show: records_dir is not set in %s, so no job records are kept\n", path)
+		return 1
+	}
+	rec, err := station.Records{Dir: cfg.RecordsDir}.Get(args[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "avstation show: %v\n", err)
+		return 1
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rec)
+		return 0
+	}
+	fmt.Fprint(stdout, rec.Describe())
+	return 0
 }

@@ -50,7 +50,8 @@ func WriteSecret(t testing.TB, word string) string {
 }
 
 // StartStation starts avstation on addr ("" for a free port) with clamd.
-// Extra lines of YAML are appended to its config.
+// Extra lines of YAML are appended to its config, after the scanner block:
+// lines indented by two spaces are scanner settings, others top-level.
 func StartStation(t testing.TB, binary, addr, clamdAddr, secretFile string, extra ...string) *Daemon {
 	t.Helper()
 	if addr == "" {
@@ -60,11 +61,12 @@ func StartStation(t testing.TB, binary, addr, clamdAddr, secretFile string, extr
 	cfg := fmt.Sprintf(`listen: %s
 secret_file: %s
 spool_dir: %s
-scanner:
-  clamd: [%q]
+records_dir: %s
 log:
   level: debug
-`, addr, secretFile, filepath.Join(dir, "spool"), clamdAddr) + strings.Join(extra, "\n")
+scanner:
+  clamd: [%q]
+`, addr, secretFile, filepath.Join(dir, "spool"), filepath.Join(dir, "records"), clamdAddr) + strings.Join(extra, "\n") + "\n"
 	d := &Daemon{t: t, name: "avstation", Addr: addr, Spool: filepath.Join(dir, "spool")}
 	d.start(binary, writeConfig(t, dir, cfg))
 	WaitTCP(t, addr, 10*time.Second)
@@ -242,3 +244,6 @@ func (d *Daemon) PeakRSS() (int64, error) {
 	}
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", d.cmd.Process.Pid)
 }
+
+// ConfigFile is the daemon's config file.
+func (d *Daemon) ConfigFile() string { return d.args[1] }
