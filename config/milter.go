@@ -23,7 +23,7 @@ type Milter struct {
 	ScanAll bool          `yaml:"scan_all" doc:"scan every message, not only list-bound ones"`
 
 	Stations         []string      `yaml:"stations" doc:"scan station URLs tried in order (http://host:7358); empty: scan in-process with the scanner settings below"`
-	SecretFile       string        `yaml:"secret_file" doc:"file with the secret word(s) shared with the stations; mode 0600 (required with stations)"`
+	SecretFile       string        `yaml:"secret_file" doc:"file with the secret word(s) shared with the stations, which also signs quarantine releases; mode 0600 (required with stations)"`
 	StationCA        string        `yaml:"station_ca_file" doc:"PEM file of the CA(s) that sign https stations' certificates; empty: the system's roots"`
 	ScanTimeout      time.Duration `yaml:"scan_timeout" doc:"how long one message may take to scan before the station-failure action; keep Postfix's milter_content_timeout longer"`
 	ProgressInterval time.Duration `yaml:"progress_interval" doc:"how often the MTA is told the scan is still going, so that it does not time the milter out"`

@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		bypassed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "avmilter_bypassed_total",
-			Help: "List-bound messages not scanned by configuration, by reason (bypass-file, outgoing, notice).",
+			Help: "List-bound messages not scanned by configuration, by reason (bypass-file, outgoing, notice, release).",
 		}, []string{"reason"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "avmilter_scan_duration_seconds",
@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			m.messages.WithLabelValues(string(o), string(a))
 		}
 	}
-	for _, r := range []string{"bypass-file", "outgoing", "notice"} {
+	for _, r := range []string{"bypass-file", "outgoing", "notice", "release"} {
 		m.bypassed.WithLabelValues(r)
 	}
 	reg.MustRegister(m.messages, m.notListBound, m.bypassed, m.duration)

@@ -55,6 +55,11 @@ type Server struct {
 	mode     string // "station" or "in-process", for the log
 	ms       *milter.Server
 	bypass   *bypass.Holder // nil: no bypass file
+
+	// ReleaseKeys verify the release header of a message let out of the
+	// quarantine (avmilter quarantine release); nil: releases are scanned
+	// like any other message.
+	ReleaseKeys *jobproto.KeyRing
 }
 
 // New builds a server. reg receives the milter's metrics; bp holds the

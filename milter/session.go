@@ -14,6 +14,7 @@ import (
 
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/policy"
+	"github.com/avstation/avstation/quarantine"
 	"github.com/avstation/avstation/spool"
 	"github.com/avstation/avstation/verdict"
 )
@@ -33,6 +34,7 @@ type session struct {
 	body       *spool.Buffer
 	bodyErr    error
 	ownHeaders map[string]int // X-Virus-* headers that came with the message
+	releases   []string       // X-Avstation-Release values
 }
 
 var _ milter.Milter = (*session)(nil)
@@ -92,6 +94,10 @@ func (s *session) Header(name, value string, m milter.Modifier) (*milter.Respons
 		s.srv.metrics.bypassed.WithLabelValues("notice").Inc()
 		return milter.RespAccept, nil
 	}
+	if textproto.CanonicalMIMEHeaderKey(name) == quarantine.ReleaseHeader {
+		s.releases = append(s.releases, strings.TrimSpace(value))
+		s.ownHeaders[quarantine.ReleaseHeader]++
+	}
 	// ChangeHeader counts per canonical name, whatever the case as sent.
 	if canon := textproto.CanonicalMIMEHeaderKey(name); canon == "X-Virus-Status" || canon == "X-Virus-Scanned" {
 		s.ownHeaders[canon]++
@@ -138,6 +144,9 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 		Lists:      s.lists,
 		Client:     s.client,
 		Primary:    s.srv.hostname,
+	}
+	if resp, ok := s.released(m, meta); ok {
+		return resp, nil
 	}
 	start := time.Now()
 	in := policy.Input{Lists: s.lists, Sender: s.sender, Recipients: s.recipients, Authenticated: s.authUser != ""}
@@ -241,6 +250,7 @@ func (s *session) reset() {
 	}
 	s.sender, s.authUser, s.recipients, s.lists, s.body, s.bodyErr = "", "", nil, nil, nil, nil
 	s.ownHeaders = map[string]int{}
+	s.releases = nil
 }
 
 func contains(list []string, s string) bool {

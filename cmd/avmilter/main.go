@@ -47,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return reportCmd(args[1:], stdout, stderr)
 		case "eicar-test":
 			return eicarTestCmd(args[1:], stdout, stderr)
+		case "quarantine":
+			return quarantineCmd(args[1:], stdout, stderr)
 		}
 	}
 	cmd, path, _, ok := daemon.Args("avmilter", defaultConfig, args, stderr)
@@ -87,7 +89,7 @@ func load(path string) (*config.Milter, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(cfg.Stations) > 0 {
+	if len(cfg.Stations) > 0 || cfg.SecretFile != "" {
 		if _, err := jobproto.LoadSecretFile(cfg.SecretFile); err != nil {
 			return nil, fmt.Errorf("%s: secret_file: %w", path, err)
 		}
@@ -106,12 +108,15 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 	}
 	ctx, stop := daemon.Signals()
 	defer stop()
-	var sc milter.Scanner
-	if len(cfg.Stations) > 0 {
-		keys, err := jobproto.LoadSecretFile(cfg.SecretFile)
-		if err != nil {
+	var keys *jobproto.KeyRing
+	if cfg.SecretFile != "" {
+		var err error
+		if keys, err = jobproto.LoadSecretFile(cfg.SecretFile); err != nil {
 			return fmt.Errorf("secret_file: %w", err)
 		}
+	}
+	var sc milter.Scanner
+	if len(cfg.Stations) > 0 {
 		hc, err := stationHTTP(cfg.StationCA)
 		if err != nil {
 			return err
@@ -131,6 +136,7 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 	go reloadOnHUP(ctx, bp, log)
 	reg := daemon.Registry("avmilter")
 	srv := milter.New(cfg, sc, bp, log, reg)
+	srv.ReleaseKeys = keys
 	ln, err := milter.Listen(cfg)
 	if err != nil {
 		return err
