@@ -22,10 +22,12 @@ declare -A pkg_of=(
 	[clamdscan]=clamdscan
 	[7z]=p7zip-full
 	[zip]=zip
+	[promtool]=prometheus
+	[systemd-analyze]=systemd
 )
 
 missing=()
-for cmd in postfix smtp-sink swaks clamd clamdscan 7z zip; do
+for cmd in postfix smtp-sink swaks clamd clamdscan 7z zip promtool systemd-analyze; do
 	if have "$cmd"; then
 		echo "present: $cmd (${pkg_of[$cmd]})"
 	else
@@ -38,14 +40,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
 		echo "install-deps: missing ${missing[*]}: run this script as root" >&2
 		exit 1
 	fi
-	echo "installing: postfix swaks clamav-daemon clamdscan p7zip-full zip (missing: ${missing[*]})"
+	echo "installing: postfix swaks clamav-daemon clamdscan p7zip-full zip prometheus (missing: ${missing[*]})"
 	# Answer Postfix's questions up front so the install is non-interactive.
 	debconf-set-selections <<'DEBCONF'
 postfix postfix/main_mailer_type select Local only
 postfix postfix/mailname string avtest.localdomain
 DEBCONF
 	# Keep maintainer scripts from starting services on machines that have an
-	# init system; restore whatever policy was there before.
+	# init system (clamav-daemon, and prometheus, installed only for promtool,
+	# would each start a server); restore whatever policy was there before.
 	policy=/usr/sbin/policy-rc.d
 	saved_policy=""
 	if [ -e "$policy" ]; then
@@ -65,7 +68,7 @@ DEBCONF
 
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		postfix swaks clamav-daemon clamdscan p7zip-full zip >/dev/null
+		postfix swaks clamav-daemon clamdscan p7zip-full zip prometheus systemd >/dev/null
 	restore_policy
 	trap - EXIT
 	for cmd in "${missing[@]}"; do

@@ -245,6 +245,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.jobs.WithLabelValues(string(st))
 	}
 	m.jobs.WithLabelValues("cancelled")
+	for _, r := range jobproto.InvalidReasons {
+		m.invalid.WithLabelValues(r)
+	}
 	reg.MustRegister(m.jobs, m.invalid, m.duration, m.inFlight)
 	return m
 }
