@@ -10,6 +10,7 @@ package activity
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -62,6 +63,12 @@ func (l Log) Write(e Event) error {
 		return err
 	}
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if errors.Is(err, fs.ErrNotExist) { // the first event: make the directory
+		if err := os.MkdirAll(l.Dir, 0o750); err != nil {
+			return fmt.Errorf("activity log: %w", err)
+		}
+		f, err = os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	}
 	if err != nil {
 		return fmt.Errorf("activity log: %w", err)
 	}

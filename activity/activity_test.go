@@ -11,7 +11,7 @@ import (
 )
 
 func TestWriteAndReport(t *testing.T) {
-	l := Log{Dir: t.TempDir()}
+	l := Log{Dir: filepath.Join(t.TempDir(), "made", "on", "first", "event")}
 	at := func(s string) time.Time { t, _ := ParseTime(s); return t }
 	events := []Event{
 		{Time: at("2026-11-21T14:25:10"), List: "dev", Type: Virus, Threat: "Trojan:Win32/Phonzy.A!ml", JobID: "j1", QueueID: "4ABC", File: "invoice.zip/doc.exe", Action: "reject"},

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -66,7 +67,9 @@ func demo(r *runner, keep bool) {
 	secret := harness.WriteSecret(r, "demo-secret-word")
 	station := harness.StartStation(r, bin.Station, "", clamd.Addr, secret)
 	say("avstation listening on http://%s (job protocol, /healthz, /metrics)", station.Addr)
-	milter := harness.StartMilter(r, bin.Milter, harness.MilterOptions{Station: "http://" + station.Addr, Secret: secret, Metrics: true})
+	activityDir := filepath.Join(r.root, "activity")
+	milter := harness.StartMilter(r, bin.Milter, harness.MilterOptions{Station: "http://" + station.Addr, Secret: secret, Metrics: true,
+		Extra: "activity_dir: " + activityDir + "\n"})
 	say("avmilter listening on inet:%s, metrics on http://%s/metrics", milter.Addr, milter.MetricsAddr)
 	pf := harness.StartPostfix(r, harness.PostfixOptions{Milter: "inet:" + milter.Addr, RelayTo: sink.Addr})
 	say("Postfix (private instance) listening on %s with smtpd_milters = inet:%s, relaying to a sink on %s", pf.SMTPAddr, milter.Addr, sink.Addr)
@@ -103,7 +106,17 @@ func demo(r *runner, keep bool) {
 		}
 	}
 	fmt.Println()
-	say("Postfix log: %s", pf.LogFile)
+	say("the list activity report: avmilter report -config %s --list dev", milter.ConfigFile())
+	report, _ := exec.Command(bin.Milter, "report", "-config", milter.ConfigFile(), "--list", "dev").CombinedOutput()
+	fmt.Print(indent(string(report)))
+	if fields := strings.Fields(string(report)); len(fields) > 4 && strings.HasPrefix(fields[4], "job=") {
+		job := strings.TrimPrefix(fields[4], "job=")
+		say("the station's record of that job: avstation show -config %s %s", station.ConfigFile(), job)
+		rec, _ := exec.Command(bin.Station, "show", "-config", station.ConfigFile(), job).CombinedOutput()
+		fmt.Print(indent(string(rec)))
+	}
+	say("Postfix's log (it goes away with its private instance):")
+	fmt.Print(indent(pf.LogTail(6)))
 	if keep {
 		say("the chain keeps running; try: swaks --server %s --to %s --attach - <<< 'hello'   (^C stops it)", pf.SMTPAddr, to)
 		ch := make(chan os.Signal, 1)
@@ -111,6 +124,13 @@ func demo(r *runner, keep bool) {
 		<-ch
 	}
 	say("stopping the demo daemons; configs and logs stay in %s", r.root)
+}
+
+func indent(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") + "\n"
 }
 
 func say(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
