@@ -36,7 +36,7 @@ func FuzzParseSecrets(f *testing.F) {
 			return
 		}
 		for _, id := range r.IDs() {
-			if k, ok := r.Lookup(id); !ok || len(k.Secret) == 0 || !validKeyID(id) {
+			if k, ok := r.Lookup(id); !ok || len(k.Secret) == 0 || !ValidKeyID(id) {
 				t.Fatalf("key %q: %v", id, k)
 			}
 		}

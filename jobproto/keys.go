@@ -46,7 +46,7 @@ func NewKeyRing(keys ...Key) (*KeyRing, error) {
 	}
 	r := &KeyRing{byID: make(map[string]Key, len(keys))}
 	for i, k := range keys {
-		if !validKeyID(k.ID) {
+		if !ValidKeyID(k.ID) {
 			return nil, fmt.Errorf("key ring: key %d: id must be 1-64 of A-Z a-z 0-9 . _ -", i+1)
 		}
 		if _, dup := r.byID[k.ID]; dup {
@@ -152,7 +152,7 @@ func parseSecrets(name string, data []byte) (*KeyRing, error) {
 		case 2:
 			// The id is not quoted back: a line mistyped as two secrets
 			// would otherwise print one.
-			if !validKeyID(fields[0]) {
+			if !ValidKeyID(fields[0]) {
 				return nil, fmt.Errorf("secret file %s: line %d: key id must be 1-64 of A-Z a-z 0-9 . _ -", name, n)
 			}
 			k = Key{ID: fields[0], Secret: []byte(fields[1])}

@@ -48,7 +48,7 @@ func NewJobID() string {
 // and file names on both hosts.
 // ValidJobID reports whether id is a job id: 1-64 of [A-Za-z0-9._-], safe as
 // a file name.
-func ValidJobID(id string) bool { return validKeyID(id) }
+func ValidJobID(id string) bool { return ValidKeyID(id) }
 
 // encodeMeta is the Avs-Meta value: JSON with every non-ASCII character
 // escaped, so the header is plain ASCII whatever proxy carries it.

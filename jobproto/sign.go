@@ -104,7 +104,7 @@ func parseParams(v string) (Signature, error) {
 		switch strings.ToLower(name) {
 		case "key":
 			i = 0
-			if !validKeyID(value) {
+			if !ValidKeyID(value) {
 				return Signature{}, errors.New("key: want 1-64 of A-Z a-z 0-9 . _ -")
 			}
 			s.KeyID = value
@@ -165,9 +165,9 @@ func parseTimestamp(v string) (int64, error) {
 	return ts, nil
 }
 
-// validKeyID reports whether id is 1-64 of [A-Za-z0-9._-]: a token that
-// cannot break the header or the canonical string.
-func validKeyID(id string) bool {
+// ValidKeyID reports whether id is 1-64 of [A-Za-z0-9._-]: a token that
+// cannot break a header, a canonical string or a file name.
+func ValidKeyID(id string) bool {
 	if id == "" || len(id) > 64 {
 		return false
 	}

@@ -5,6 +5,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/avstation/avstation/mimepart"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -117,16 +118,12 @@ func NormalizeName(name string) string {
 // containers are the archive names a manifest path runs through:
 // "2/invoice.zip/inner.7z/doc.exe" → invoice.zip, inner.7z.
 func containers(p string) []string {
-	segs := strings.Split(p, "/")
-	i := 0
-	for i < len(segs) && segs[i] != "" && strings.Trim(segs[i], "0123456789") == "" {
-		i++
-	}
-	if i >= len(segs)-1 {
+	_, inside := mimepart.Split(p)
+	if len(inside) < 2 {
 		return nil
 	}
-	out := make([]string, 0, len(segs)-1-i)
-	for _, s := range segs[i : len(segs)-1] {
+	out := make([]string, 0, len(inside)-1)
+	for _, s := range inside[:len(inside)-1] {
 		out = append(out, NormalizeName(s))
 	}
 	return out

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/avstation/avstation/mimepart"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -315,13 +316,8 @@ func statusValue(o Outcome, f verdict.Finding) string {
 // attachment's file name, and inside an archive the member's path in it
 // ("invoice.zip/doc.exe" for the path "2/invoice.zip/doc.exe").
 func displayName(f verdict.Finding) string {
-	segs := strings.Split(f.Path, "/")
-	i := 0
-	for i < len(segs) && segs[i] != "" && strings.Trim(segs[i], "0123456789") == "" {
-		i++
-	}
-	if i < len(segs) && i > 0 {
-		return strings.Join(segs[i:], "/")
+	if _, inside := mimepart.Split(f.Path); len(inside) > 0 {
+		return strings.Join(inside, "/")
 	}
 	return f.FileName
 }

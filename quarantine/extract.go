@@ -1,6 +1,8 @@
 package quarantine
 
 import (
+	"github.com/avstation/avstation/mimepart"
+
 	"bufio"
 	"bytes"
 	"cmp"
@@ -106,24 +108,11 @@ func InfectedParts(v *verdict.Verdict) []string {
 	return mimePaths(paths)
 }
 
-// mimePath cuts a finding's path to its MIME part: the leading components
-// that are part numbers. "" is the whole message.
-func mimePath(path string) string {
-	var keep []string
-	for _, c := range strings.Split(path, "/") {
-		if n, err := strconv.Atoi(c); err != nil || n < 1 || c[0] == '+' {
-			break
-		}
-		keep = append(keep, c)
-	}
-	return strings.Join(keep, "/")
-}
-
 // mimePaths cuts each path to its MIME part and removes duplicates.
 func mimePaths(paths []string) []string {
 	var out []string
 	for _, p := range paths {
-		if m := mimePath(p); !slices.Contains(out, m) {
+		if m := mimepart.Part(p); !slices.Contains(out, m) {
 			out = append(out, m)
 		}
 	}

@@ -93,7 +93,7 @@ func VerifyRelease(value string, keys *jobproto.KeyRing, bodySum [32]byte, now t
 	if !ok {
 		return "", fmt.Errorf("%w: bad timestamp", ErrReleaseMalformed)
 	}
-	if !validKeyID(keyID) {
+	if !jobproto.ValidKeyID(keyID) {
 		return "", fmt.Errorf("%w: bad key id", ErrReleaseMalformed)
 	}
 	mac, err := hex.DecodeString(sig)
@@ -135,20 +135,6 @@ func parseUnix(v string) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	return n, err == nil
-}
-
-// validKeyID is jobproto's rule for key ids: 1-64 of [A-Za-z0-9._-].
-func validKeyID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // BodySum returns the SHA-256 of the body of the raw message msg: what

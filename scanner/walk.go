@@ -12,6 +12,7 @@ import (
 
 	"github.com/emersion/go-message/textproto"
 
+	"github.com/avstation/avstation/mimepart"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -68,7 +69,7 @@ func (w *walker) entity(h textproto.Header, body io.Reader, path, leafPath strin
 		w.limit(leafPath, fmt.Sprintf("max_header_bytes %d (a header of %d bytes)", w.opt.MaxHeaderBytes, n))
 		return nil
 	}
-	ctype, params := contentType(h)
+	ctype, params := mimepart.ContentType(h)
 	switch {
 	case strings.HasPrefix(ctype, "multipart/"):
 		if depth >= w.opt.MaxDepth {
@@ -170,23 +171,6 @@ func join(path string, i int) string {
 	return path + "/" + strconv.Itoa(i)
 }
 
-// contentType parses Content-Type; a missing or unparseable one is
-// text/plain (RFC 2045 5.2), and its parameters are kept when they parse.
-func contentType(h textproto.Header) (string, map[string]string) {
-	v := h.Get("Content-Type")
-	if v == "" {
-		return "text/plain", map[string]string{}
-	}
-	t, params, err := mime.ParseMediaType(v)
-	if err != nil && t == "" {
-		return "text/plain", map[string]string{}
-	}
-	if params == nil {
-		params = map[string]string{}
-	}
-	return strings.ToLower(t), params
-}
-
 // fileName is the attachment's name: Content-Disposition filename (RFC 2183,
 // with RFC 2231 continuations and charsets, which mime.ParseMediaType
 // decodes), then RFC 2047 encoded words that many mailers put there anyway.
@@ -196,7 +180,7 @@ func fileName(h textproto.Header) string {
 			return decodeWord(n)
 		}
 	}
-	_, params := contentType(h)
+	_, params := mimepart.ContentType(h)
 	return decodeWord(params["name"])
 }
 

@@ -1,10 +1,11 @@
 package strip
 
 import (
+	"github.com/avstation/avstation/mimepart"
+
 	"bufio"
 	"bytes"
 	"io"
-	"mime"
 	"strconv"
 	"strings"
 
@@ -56,7 +57,7 @@ func (rw *rewriter) entity(h textproto.Header, raw []byte, path, leafPath string
 	if depth > maxDepth {
 		return nil, cannot("part %s: nested deeper than %d", leafPath, maxDepth)
 	}
-	ctype, params := contentType(h)
+	ctype, params := mimepart.ContentType(h)
 	multipart := strings.HasPrefix(ctype, "multipart/")
 	where := "part " + leafPath
 	if path == "" {
@@ -282,23 +283,6 @@ func (rw *rewriter) writeReplacement(rm Removal, nl string) error {
 	b.WriteString(nl)
 	_, err := rw.w.WriteString(b.String())
 	return err
-}
-
-// contentType parses Content-Type as scanner/walk.go does: a missing or
-// unparseable one is text/plain (RFC 2045 5.2).
-func contentType(h textproto.Header) (string, map[string]string) {
-	v := h.Get("Content-Type")
-	if v == "" {
-		return "text/plain", map[string]string{}
-	}
-	t, params, err := mime.ParseMediaType(v)
-	if err != nil && t == "" {
-		return "text/plain", map[string]string{}
-	}
-	if params == nil {
-		params = map[string]string{}
-	}
-	return strings.ToLower(t), params
 }
 
 // identityEncoding says whether the entity's Content-Transfer-Encoding

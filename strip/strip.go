@@ -18,6 +18,8 @@
 package strip
 
 import (
+	"github.com/avstation/avstation/mimepart"
+
 	"bufio"
 	"errors"
 	"fmt"
@@ -124,7 +126,7 @@ type target struct {
 func normalize(removals []Removal) (map[string]*target, error) {
 	targets := map[string]*target{}
 	for _, rm := range removals {
-		p := mimePath(rm.Path)
+		p := mimepart.Part(rm.Path)
 		if p == "" {
 			return nil, cannot("%q is the whole message", rm.Path)
 		}
@@ -149,32 +151,4 @@ func normalize(removals []Removal) (map[string]*target, error) {
 		}
 	}
 	return targets, nil
-}
-
-// mimePath is the MIME part of a finding's path: its leading all-digit
-// segments ("2/invoice.zip/doc.exe" → "2"). "" and "0" (the raw message)
-// give "". An archive whose file name is all digits cannot be told from a
-// MIME part: the scanner names members under the archive's file name.
-func mimePath(p string) string {
-	var segs []string
-	for s := range strings.SplitSeq(p, "/") {
-		// "0" and "02" are no IMAP part numbers: a member's name.
-		if !allDigits(s) || s[0] == '0' {
-			break
-		}
-		segs = append(segs, s)
-	}
-	return strings.Join(segs, "/")
-}
-
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -1,0 +1,68 @@
+// Package mimepart names the parts of a message the way the scanner, the
+// policy, strip and the quarantine all do, so that they agree: IMAP-style
+// part paths (RFC 3501 6.4.5: "1", "2", "2/1"), with archive members
+// appended by name ("2/invoice.zip/doc.exe"), and the Content-Type rule of
+// RFC 2045.
+package mimepart
+
+import (
+	"mime"
+	"strings"
+
+	"github.com/emersion/go-message/textproto"
+)
+
+// Split cuts a finding's path into its MIME part and the archive names and
+// member within it: "2/invoice.zip/inner.7z/doc.exe" → "2",
+// [invoice.zip inner.7z doc.exe]. The MIME part is the leading segments
+// that are part numbers (all digits, no leading zero); "" and "0" are the
+// message as a whole. An archive whose file name is all digits cannot be
+// told from a part number.
+func Split(path string) (part string, inside []string) {
+	segs := strings.Split(path, "/")
+	i := 0
+	for i < len(segs) && isPartNumber(segs[i]) {
+		i++
+	}
+	part = strings.Join(segs[:i], "/")
+	if i < len(segs) && !(i == 0 && len(segs) == 1 && (segs[0] == "" || segs[0] == "0")) {
+		inside = segs[i:]
+	}
+	return part, inside
+}
+
+// Part is the MIME part of a finding's path (Split's first result).
+func Part(path string) string {
+	p, _ := Split(path)
+	return p
+}
+
+func isPartNumber(s string) bool {
+	if s == "" || s[0] == '0' {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// ContentType parses an entity's Content-Type: a missing or unparseable
+// one is text/plain (RFC 2045 5.2); parameters are kept when they parse.
+// The type is in lower case; params is never nil.
+func ContentType(h textproto.Header) (string, map[string]string) {
+	v := h.Get("Content-Type")
+	if v == "" {
+		return "text/plain", map[string]string{}
+	}
+	t, params, err := mime.ParseMediaType(v)
+	if err != nil && t == "" {
+		return "text/plain", map[string]string{}
+	}
+	if params == nil {
+		params = map[string]string{}
+	}
+	return strings.ToLower(t), params
+}
