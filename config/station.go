@@ -44,6 +44,7 @@ type Scanner struct {
 	MaxRatio        float64           `yaml:"max_ratio" doc:"largest expansion of one archive member (expanded bytes per compressed byte, checked past 1MiB); more is limit-exceeded: decompression bombs stop early"`
 	MaxMemberSize   ByteSize          `yaml:"max_member_size" doc:"largest expanded archive member; larger is limit-exceeded"`
 	MaxExpanded     ByteSize          `yaml:"max_expanded_bytes" doc:"most bytes all archives of one message expand to together; more is limit-exceeded"`
+	MaxEngineCalls  int               `yaml:"max_engine_calls" doc:"engine calls in progress at once over all scans (clamd and external scanners); more wait their turn"`
 	TryPasswords    bool              `yaml:"try_passwords" doc:"try the words after \"password\" (and its translations) in the message's text on its encrypted archives, and scan what they open"`
 	Mode            string            `yaml:"mode" doc:"what the engines see: all (the raw message, every part and archive member), attachments (attachments and their members only) or message (the raw message only)"`
 	CacheEntries    int               `yaml:"cache_entries" doc:"verdicts remembered by message SHA-256, and engine answers by part SHA-256, each with the signature versions, so that retries and cross-posts are not scanned twice; 0: off"`
@@ -64,6 +65,7 @@ func DefaultScanner() Scanner {
 		MaxRatio:        d.MaxRatio,
 		MaxMemberSize:   ByteSize(d.MaxMemberSize),
 		MaxExpanded:     ByteSize(d.MaxExpanded),
+		MaxEngineCalls:  d.MaxEngineCalls,
 		TryPasswords:    d.TryPasswords,
 		Mode:            string(d.Mode),
 		CacheEntries:    d.CacheEntries,
@@ -85,6 +87,7 @@ func (s Scanner) Options(name, spoolDir string) scanner.Options {
 		MaxRatio:        s.MaxRatio,
 		MaxMemberSize:   int64(s.MaxMemberSize),
 		MaxExpanded:     int64(s.MaxExpanded),
+		MaxEngineCalls:  s.MaxEngineCalls,
 		TryPasswords:    s.TryPasswords,
 		Mode:            scanner.Mode(s.Mode),
 		CacheEntries:    s.CacheEntries,
@@ -135,6 +138,9 @@ func (s Scanner) check(c *checker, prefix string) {
 		if l.n < 1 {
 			c.addf(prefix+"."+l.key, "must be at least 1")
 		}
+	}
+	if s.MaxEngineCalls < 1 {
+		c.addf(prefix+".max_engine_calls", "must be at least 1")
 	}
 	if s.MaxRatio < 2 {
 		c.addf(prefix+".max_ratio", "must be at least 2 (plain text compresses about 5:1)")

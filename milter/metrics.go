@@ -1,6 +1,8 @@
 package milter
 
 import (
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -8,8 +10,16 @@ import (
 	"github.com/avstation/avstation/policy"
 )
 
+// maxListLabels bounds the list label: lists under *@domain are named by
+// recipients, so their number is the senders' choice. Past this many, the
+// rest count as "other".
+const maxListLabels = 200
+
 type metrics struct {
 	messages     *prometheus.CounterVec
+	lists        *prometheus.CounterVec
+	listNames    sync.Map // list name → struct{}
+	listCount    atomic.Int64
 	notListBound prometheus.Counter
 	bypassed     *prometheus.CounterVec
 	duration     prometheus.Histogram
@@ -21,6 +31,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "avmilter_messages_total",
 			Help: "List-bound messages decided, by outcome (clean, infected, encrypted, banned-name, limit-exceeded, unscannable, oversize, station-failure) and what the MTA was told (accept, reject, tempfail, discard).",
 		}, []string{"outcome", "action"}),
+		lists: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "avmilter_list_messages_total",
+			Help: "List-bound messages by list and outcome (the outcomes of avmilter_messages_total); lists past the first 200 seen count as list=\"other\".",
+		}, []string{"list", "outcome"}),
 		notListBound: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "avmilter_not_list_bound_total",
 			Help: "Messages accepted at end of envelope because no recipient is a list (not scanned, by configuration).",
@@ -44,11 +58,31 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{"bypass-file", "outgoing", "notice", "release"} {
 		m.bypassed.WithLabelValues(r)
 	}
-	reg.MustRegister(m.messages, m.notListBound, m.bypassed, m.duration)
+	reg.MustRegister(m.messages, m.lists, m.notListBound, m.bypassed, m.duration)
 	return m
 }
 
-func (m *metrics) observe(o policy.Outcome, v policy.Verb, took time.Duration) {
+func (m *metrics) observe(lists []string, o policy.Outcome, v policy.Verb, took time.Duration) {
 	m.messages.WithLabelValues(string(o), string(v)).Inc()
+	for _, l := range lists {
+		m.lists.WithLabelValues(m.listLabel(l), string(o)).Inc()
+	}
 	m.duration.Observe(took.Seconds())
+}
+
+// listLabel is the list's name, or "other" once maxListLabels lists have
+// been seen; a new list's label pairs are pre-set to 0.
+func (m *metrics) listLabel(list string) string {
+	if _, ok := m.listNames.Load(list); ok {
+		return list
+	}
+	if m.listCount.Add(1) > maxListLabels {
+		return "other"
+	}
+	if _, loaded := m.listNames.LoadOrStore(list, struct{}{}); !loaded {
+		for _, o := range policy.Outcomes {
+			m.lists.WithLabelValues(list, string(o))
+		}
+	}
+	return list
 }

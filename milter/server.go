@@ -212,7 +212,7 @@ func (s *Server) record(meta jobproto.Meta, d policy.Decision, v *verdict.Verdic
 		level = slog.LevelError
 	}
 	s.log.Log(context.Background(), level, "message scanned", attrs...)
-	s.metrics.observe(d.Outcome, a.verb, took)
+	s.metrics.observe(meta.Lists, d.Outcome, a.verb, took)
 	s.activity(meta, d, a)
 }
 

@@ -208,6 +208,15 @@ func (e *spoolError) Unwrap() error { return e.err }
 // scanWith asks one engine about one stream and records what it says. ok
 // is true when the engine answered (found or not), as opposed to failing.
 func (s *Scanner) scanWith(ctx context.Context, v *verdict.Verdict, e Engine, it item, r io.Reader) (d Detection, ok bool, err error) {
+	// At most MaxEngineCalls at once, whoever asks: the engines are the
+	// scarce part, and an in-process milter has as many scans as SMTP
+	// sessions.
+	select {
+	case s.calls <- struct{}{}:
+		defer func() { <-s.calls }()
+	case <-ctx.Done():
+		return d, false, fmt.Errorf("scan cancelled waiting for an engine: %w", ctx.Err())
+	}
 	ectx, cancel := context.WithTimeout(ctx, s.opt.EngineTimeout)
 	defer cancel()
 	d, err = e.Scan(ectx, r)

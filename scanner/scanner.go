@@ -73,6 +73,9 @@ type Options struct {
 	Mode Mode
 	// CacheEntries bounds the verdict cache; 0 turns it off.
 	CacheEntries int
+	// MaxEngineCalls bounds the engine calls in progress at once, over all
+	// scans.
+	MaxEngineCalls int
 }
 
 // Mode is what the engines are asked about.
@@ -107,6 +110,7 @@ func DefaultOptions() Options {
 		Mode:            ModeAll,
 		TryPasswords:    true,
 		CacheEntries:    10000,
+		MaxEngineCalls:  16,
 	}
 }
 
@@ -116,6 +120,7 @@ type Scanner struct {
 	opt     Options
 	engines []Engine
 
+	calls    chan struct{}         // a slot per engine call in progress
 	verdicts *lru[verdict.Verdict] // by message
 	parts    *lru[Detection]       // by engine and part
 
@@ -160,7 +165,10 @@ func New(opt Options, engines ...Engine) *Scanner {
 	if opt.MaxExpanded <= 0 {
 		opt.MaxExpanded = d.MaxExpanded
 	}
-	return &Scanner{opt: opt, engines: engines, verdicts: newLRU[verdict.Verdict](opt.CacheEntries), parts: newLRU[Detection](opt.CacheEntries)}
+	if opt.MaxEngineCalls <= 0 {
+		opt.MaxEngineCalls = d.MaxEngineCalls
+	}
+	return &Scanner{opt: opt, engines: engines, calls: make(chan struct{}, opt.MaxEngineCalls), verdicts: newLRU[verdict.Verdict](opt.CacheEntries), parts: newLRU[Detection](opt.CacheEntries)}
 }
 
 // Scan scans the size bytes of the raw message in r (headers and body, CRLF).
@@ -236,6 +244,15 @@ func versionsKey(versions []verdict.Engine) string {
 		fmt.Fprintf(&b, "%s %s %s %d|", e.Name, e.Version, e.SignatureVersion, e.SignatureTime.Unix())
 	}
 	return b.String()
+}
+
+// EngineNames lists the engines' names, in the order they are asked.
+func (s *Scanner) EngineNames() []string {
+	out := make([]string, len(s.engines))
+	for i, e := range s.engines {
+		out[i] = e.Name()
+	}
+	return out
 }
 
 // versionTTL is how long engine versions are reused: asking costs a round

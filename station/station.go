@@ -55,7 +55,13 @@ func New(cfg *config.Station, sc *scanner.Scanner, pool *clamd.Pool, keys *jobpr
 		reg.MustRegister(clamdCollector{pool})
 	}
 	reg.MustRegister(signatureCollector{sc})
-	return &Station{cfg: cfg, scanner: sc, keys: keys, log: log, reg: reg, host: host, metrics: newMetrics(reg)}
+	m := newMetrics(reg)
+	for _, e := range sc.EngineNames() {
+		for _, r := range engineErrorReasons {
+			m.engineErrors.WithLabelValues(e, r)
+		}
+	}
+	return &Station{cfg: cfg, scanner: sc, keys: keys, log: log, reg: reg, host: host, metrics: m}
 }
 
 // Handler serves the job protocol under /v1/, and /healthz and /metrics
@@ -104,6 +110,11 @@ func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body *os.File, s
 		return nil, err
 	}
 	s.metrics.jobs.WithLabelValues(string(v.Status)).Inc()
+	for _, f := range v.Findings {
+		if f.Kind == verdict.KindScanError && f.Engine != "" {
+			s.metrics.engineErrors.WithLabelValues(f.Engine, engineErrorReason(f.Detail)).Inc()
+		}
+	}
 	s.metrics.duration.Observe(took.Seconds())
 	attrs = append(attrs, slog.String("status", string(v.Status)), slog.Bool("cached", v.Cached))
 	if len(v.Findings) > 0 {
@@ -214,15 +225,37 @@ func (c signatureCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// engineErrorReasons are the values of avstation_engine_errors_total's
+// reason label.
+var engineErrorReasons = []string{"timeout", "unreachable", "error"}
+
+// engineErrorReason sorts an engine failure for the metric.
+func engineErrorReason(detail string) string {
+	d := strings.ToLower(detail)
+	switch {
+	case strings.Contains(d, "deadline") || strings.Contains(d, "timeout") || strings.Contains(d, "no answer within"):
+		return "timeout"
+	case strings.Contains(d, "refused") || strings.Contains(d, "no clamd is up") || strings.Contains(d, "dial") ||
+		strings.Contains(d, "no such file") || strings.Contains(d, "reset") || strings.Contains(d, "broken pipe"):
+		return "unreachable"
+	}
+	return "error"
+}
+
 type metrics struct {
-	jobs     *prometheus.CounterVec
-	invalid  *prometheus.CounterVec
-	duration prometheus.Histogram
-	inFlight prometheus.Gauge
+	engineErrors *prometheus.CounterVec
+	jobs         *prometheus.CounterVec
+	invalid      *prometheus.CounterVec
+	duration     prometheus.Histogram
+	inFlight     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		engineErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "avstation_engine_errors_total",
+			Help: "Engine calls that failed (the job's verdict is error: tempfail at the milter), by engine and reason (timeout, unreachable, error).",
+		}, []string{"engine", "reason"}),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "avstation_jobs_total",
 			Help: "Scan jobs finished, by verdict status (clean, infected, encrypted, limit-exceeded, unscannable, error) or cancelled.",
@@ -248,6 +281,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range jobproto.InvalidReasons {
 		m.invalid.WithLabelValues(r)
 	}
-	reg.MustRegister(m.jobs, m.invalid, m.duration, m.inFlight)
+	reg.MustRegister(m.engineErrors, m.jobs, m.invalid, m.duration, m.inFlight)
 	return m
 }

@@ -102,3 +102,17 @@ func TestStationRefusesWrongSecret(t *testing.T) {
 		t.Errorf("healthz %q", h)
 	}
 }
+
+func TestEngineErrorReason(t *testing.T) {
+	for detail, want := range map[string]string{
+		"clamd tcp:127.0.0.1:1: INSTREAM: dial tcp 127.0.0.1:1: connect: connection refused": "unreachable",
+		"clamd pool: no clamd is up (…)":                                                     "unreachable",
+		"context deadline exceeded":                                                          "timeout",
+		"external fake: no answer within 300ms (timeout): killed":                            "timeout",
+		"external fake: exit code 2: ERROR: broken":                                          "error",
+	} {
+		if got := engineErrorReason(detail); got != want {
+			t.Errorf("%q: %s, want %s", detail, got, want)
+		}
+	}
+}

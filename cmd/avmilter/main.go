@@ -135,6 +135,13 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 	}
 	go reloadOnHUP(ctx, bp, log)
 	reg := daemon.Registry("avmilter")
+	if len(cfg.Stations) > 0 {
+		hc, err := stationHTTP(cfg.StationCA)
+		if err != nil {
+			return err
+		}
+		go milter.WatchStations(ctx, hc, cfg.Stations, reg, 10*time.Second)
+	}
 	srv := milter.New(cfg, sc, bp, log, reg)
 	srv.ReleaseKeys = keys
 	ln, err := milter.Listen(cfg)
