@@ -90,7 +90,28 @@ func ppmdDecoder(p []byte, size uint64, in []io.ReadCloser) (io.ReadCloser, erro
 	if err != nil {
 		return nil, fmt.Errorf("ppmd: %w", err)
 	}
-	return readCloser{&pr, in[0]}, nil
+	return readCloser{&recoverReader{r: &pr, what: "ppmd"}, in[0]}, nil
+}
+
+// recoverReader turns a decoder's panic on corrupt data (ppmd divides by
+// zero on some, found by FuzzWalk) into a sticky error.
+type recoverReader struct {
+	r    io.Reader
+	what string
+	err  error
+}
+
+func (r *recoverReader) Read(p []byte) (n int, err error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	defer func() {
+		if recover() != nil {
+			r.err = errors.New(r.what + ": corrupt data")
+			n, err = 0, r.err
+		}
+	}()
+	return r.r.Read(p)
 }
 
 type readCloser struct {
@@ -112,7 +133,7 @@ func (w *walker) sevenZip(r io.ReaderAt, size int64) error {
 		s = newSession7z(w.ctx, pw.list)
 		defer s.close()
 	}
-	zr, err := openSevenZip(ra, size, "")
+	zr, err := openSevenZip(ra, size, "", w.lim.MaxMembers)
 	headers := false // the headers were encrypted and a candidate opened them
 	if errors.Is(err, errEncrypted7z) && pw != nil {
 		zr, err = w.sevenZipHeaders(ra, size, pw, s)
@@ -120,7 +141,10 @@ func (w *walker) sevenZip(r io.ReaderAt, size int64) error {
 	}
 	if err != nil {
 		var pe *passwordError
+		var he *sevenZipHeaderError
 		switch {
+		case errors.As(err, &he):
+			w.problem("", he.kind, he.detail)
 		case errors.As(err, &pe):
 			w.problem("", Unscannable, "7z: "+pe.detail)
 		case errors.Is(err, errEncrypted7z):
@@ -153,7 +177,7 @@ func (w *walker) sevenZip(r io.ReaderAt, size int64) error {
 					zri := readers[i]
 					if zri == nil {
 						var err error
-						if zri, err = openSevenZip(ra, size, s.token(i)); err != nil {
+						if zri, err = openSevenZip(ra, size, s.token(i), w.lim.MaxMembers); err != nil {
 							return nil, err
 						}
 						readers[i] = zri
@@ -199,14 +223,19 @@ func (w *walker) sevenZip(r io.ReaderAt, size int64) error {
 // dereference in readHeader, found by FuzzWalk): the archive is corrupt.
 var errSevenZipPanic = errors.New("malformed header")
 
-// openSevenZip is sevenzip.NewReaderWithPassword with its panics on
-// malformed headers turned into an error.
-func openSevenZip(ra io.ReaderAt, size int64, password string) (zr *sevenzip.Reader, err error) {
+// openSevenZip is sevenzip.NewReaderWithPassword, once check7zHeader
+// (sevenzip_header.go) has checked the header's counts, with its panics on
+// malformed headers turned into an error. A header check7zHeader refuses
+// is a *sevenZipHeaderError.
+func openSevenZip(ra io.ReaderAt, size int64, password string, maxMembers int) (zr *sevenzip.Reader, err error) {
 	defer func() {
 		if recover() != nil {
 			zr, err = nil, errSevenZipPanic
 		}
 	}()
+	if err := check7zHeader(ra, size, password, maxMembers); err != nil {
+		return nil, err
+	}
 	return sevenzip.NewReaderWithPassword(ra, size, password)
 }
 
@@ -215,7 +244,7 @@ func openSevenZip(ra io.ReaderAt, size int64, password string) (zr *sevenzip.Rea
 // errEncrypted7z as without passwords, or a *passwordError.
 func (w *walker) sevenZipHeaders(ra io.ReaderAt, size int64, pw *candidates, s *session7z) (*sevenzip.Reader, error) {
 	for _, i := range pw.order() {
-		zr, err := openSevenZip(ra, size, s.token(i))
+		zr, err := openSevenZip(ra, size, s.token(i), w.lim.MaxMembers)
 		if err == nil {
 			pw.first = i
 			return zr, nil
@@ -223,6 +252,10 @@ func (w *walker) sevenZipHeaders(ra io.ReaderAt, size int64, pw *candidates, s *
 		var pe *passwordError
 		if errors.As(err, &pe) {
 			return nil, pe
+		}
+		var he *sevenZipHeaderError
+		if errors.As(err, &he) { // the header decrypted, and refused
+			return nil, he
 		}
 		if err := w.ctx.Err(); err != nil {
 			return nil, err
