@@ -132,43 +132,28 @@ type Scanner struct {
 // New returns a scanner asking engines, in order, about every message.
 func New(opt Options, engines ...Engine) *Scanner {
 	d := DefaultOptions()
-	if opt.EngineTimeout <= 0 {
-		opt.EngineTimeout = d.EngineTimeout
-	}
-	if opt.MaxDepth <= 0 {
-		opt.MaxDepth = d.MaxDepth
-	}
-	if opt.MaxParts <= 0 {
-		opt.MaxParts = d.MaxParts
-	}
-	if opt.MaxHeaderBytes <= 0 {
-		opt.MaxHeaderBytes = d.MaxHeaderBytes
-	}
-	if opt.PartMemory <= 0 {
-		opt.PartMemory = d.PartMemory
-	}
+	orDefault(&opt.EngineTimeout, d.EngineTimeout)
+	orDefault(&opt.MaxDepth, d.MaxDepth)
+	orDefault(&opt.MaxParts, d.MaxParts)
+	orDefault(&opt.MaxHeaderBytes, d.MaxHeaderBytes)
+	orDefault(&opt.PartMemory, d.PartMemory)
+	orDefault(&opt.MaxArchiveDepth, d.MaxArchiveDepth)
+	orDefault(&opt.MaxMembers, d.MaxMembers)
+	orDefault(&opt.MaxRatio, d.MaxRatio)
+	orDefault(&opt.MaxMemberSize, d.MaxMemberSize)
+	orDefault(&opt.MaxExpanded, d.MaxExpanded)
+	orDefault(&opt.MaxEngineCalls, d.MaxEngineCalls)
 	if opt.Mode == "" {
 		opt.Mode = d.Mode
 	}
-	if opt.MaxArchiveDepth <= 0 {
-		opt.MaxArchiveDepth = d.MaxArchiveDepth
-	}
-	if opt.MaxMembers <= 0 {
-		opt.MaxMembers = d.MaxMembers
-	}
-	if opt.MaxRatio <= 0 {
-		opt.MaxRatio = d.MaxRatio
-	}
-	if opt.MaxMemberSize <= 0 {
-		opt.MaxMemberSize = d.MaxMemberSize
-	}
-	if opt.MaxExpanded <= 0 {
-		opt.MaxExpanded = d.MaxExpanded
-	}
-	if opt.MaxEngineCalls <= 0 {
-		opt.MaxEngineCalls = d.MaxEngineCalls
-	}
 	return &Scanner{opt: opt, engines: engines, calls: make(chan struct{}, opt.MaxEngineCalls), verdicts: newLRU[verdict.Verdict](opt.CacheEntries), parts: newLRU[Detection](opt.CacheEntries)}
+}
+
+// orDefault sets a limit left at zero (or below) to its default.
+func orDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Scan scans the size bytes of the raw message in r (headers and body, CRLF).
