@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -83,6 +84,25 @@ func TestPolicies(t *testing.T) {
 		c = milterWith(t, allow, "")
 		wantCode(t, c.send(t, listRcp, "exe in zip allowed", tools), 250)
 		c.delivered(t, "exe in zip allowed")
+	})
+
+	t.Run("the bypass file lets a trusted sender through, and SIGHUP reloads it", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "bypass")
+		os.WriteFile(file, []byte("# nobody yet\n*@trusted.example\n"), 0o600)
+		c := milterWith(t, "", "bypass_file: "+file+"\n")
+		wantCode(t, c.send(t, listRcp, "before reload", eicarAttachment()), 550)
+		os.WriteFile(file, []byte("*@trusted.example\n"+sender+"   # the list's own robot\n"), 0o600)
+		if err := c.milter.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		c.milter.WaitLog(t, 5*time.Second, "bypass file reloaded", "entries=2")
+		wantCode(t, c.send(t, listRcp, "after reload", eicarAttachment()), 250)
+		c.milter.WaitLog(t, 5*time.Second, "message not scanned", "reason=bypass-file", "(line 2)")
+		// A file with a bad line is refused whole; the old list stays.
+		os.WriteFile(file, []byte("not an entry at all\n"), 0o600)
+		c.milter.Signal(syscall.SIGHUP)
+		c.milter.WaitLog(t, 5*time.Second, "bypass file not reloaded", "line 1")
+		wantCode(t, c.send(t, listRcp, "after a bad reload", eicarAttachment()), 250)
 	})
 
 	t.Run("a password-protected zip is tagged by default and rejected when switched on", func(t *testing.T) {

@@ -247,3 +247,6 @@ func (d *Daemon) PeakRSS() (int64, error) {
 
 // ConfigFile is the daemon's config file.
 func (d *Daemon) ConfigFile() string { return d.args[1] }
+
+// Signal sends sig to the daemon.
+func (d *Daemon) Signal(sig os.Signal) error { return d.cmd.Process.Signal(sig) }
