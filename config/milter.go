@@ -24,6 +24,7 @@ type Milter struct {
 
 	Stations         []string      `yaml:"stations" doc:"scan station URLs tried in order (http://host:7358); empty: scan in-process with the scanner settings below"`
 	SecretFile       string        `yaml:"secret_file" doc:"file with the secret word(s) shared with the stations, which also signs quarantine releases; mode 0600 (required with stations)"`
+	StationProbe     time.Duration `yaml:"station_probe" doc:"how often each station's /healthz is asked, for avmilter_station_up"`
 	StationCA        string        `yaml:"station_ca_file" doc:"PEM file of the CA(s) that sign https stations' certificates; empty: the system's roots"`
 	ScanTimeout      time.Duration `yaml:"scan_timeout" doc:"how long one message may take to scan before the station-failure action; keep Postfix's milter_content_timeout longer"`
 	ProgressInterval time.Duration `yaml:"progress_interval" doc:"how often the MTA is told the scan is still going, so that it does not time the milter out"`
@@ -57,6 +58,9 @@ type Quarantine struct {
 	Address  string `yaml:"address" doc:"address quarantined messages are sent to instead, as attachments"`
 	SMTP     string `yaml:"smtp" doc:"host:port of the MTA that takes quarantine mail and notifications (its own submission, not scanned)"`
 	Contents string `yaml:"contents" doc:"message (the whole message) or attachments (only the offending parts)"`
+	// Timeout bounds one submission to SMTP: a slow MTA must not hold the
+	// message being decided (it counts within scan_timeout).
+	Timeout time.Duration `yaml:"timeout" doc:"how long one submission of quarantine mail or a notification to the smtp host may take"`
 }
 
 // Notify configures who is told about a message that was not delivered as
@@ -97,6 +101,8 @@ func DefaultMilter() Milter {
 		SocketMode:       "0660",
 		ScanTimeout:      120 * time.Second,
 		ProgressInterval: 10 * time.Second,
+		StationProbe:     10 * time.Second,
+		Quarantine:       Quarantine{Timeout: 30 * time.Second},
 		SpoolDir:         "/var/spool/avmilter",
 		MemoryBuffer:     1 << 20,
 		Scanner:          DefaultScanner(),
@@ -141,6 +147,12 @@ func (m *Milter) check(c *checker) {
 	}
 	if m.ScanTimeout <= 0 {
 		c.addf("scan_timeout", "must be positive (e.g. 120s)")
+	}
+	if m.StationProbe < time.Second {
+		c.addf("station_probe", "must be at least 1s")
+	}
+	if m.Quarantine.Timeout <= 0 {
+		c.addf("quarantine.timeout", "must be positive (e.g. 30s)")
 	}
 	if m.ProgressInterval <= 0 {
 		c.addf("progress_interval", "must be positive (e.g. 10s)")

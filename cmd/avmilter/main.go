@@ -140,7 +140,7 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		go milter.WatchStations(ctx, hc, cfg.Stations, reg, 10*time.Second)
+		go milter.WatchStations(ctx, hc, cfg.Stations, reg, cfg.StationProbe)
 	}
 	srv := milter.New(cfg, sc, bp, log, reg)
 	srv.ReleaseKeys = keys
