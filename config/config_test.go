@@ -235,3 +235,10 @@ list_policies:
 		}
 	}
 }
+
+func TestListPoliciesGlobalOnlySettings(t *testing.T) {
+	_, err := LoadMilter(write(t, "lists: [{match: a@b}]\nlist_policies:\n  chat:\n    max_scan_size: 1MiB\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 3: list_policies.chat: max_scan_size, apply_to_outgoing and local_domains apply to the whole message") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -180,6 +180,12 @@ func (m *Milter) check(c *checker) {
 				continue
 			}
 			checkPolicy(c, "list_policies."+name, &lp)
+			// These decide before a message is tied to one list's policy
+			// (whether it is scanned at all): they are the whole message's.
+			if lp.MaxScanSize != m.Policy.MaxScanSize || lp.ApplyToOutgoing != m.Policy.ApplyToOutgoing ||
+				!slices.Equal(lp.LocalDomains, m.Policy.LocalDomains) {
+				c.addf("list_policies."+name, "max_scan_size, apply_to_outgoing and local_domains apply to the whole message; set them under policy, not per list")
+			}
 			m.Policies.Lists[name] = &lp
 		}
 	}

@@ -38,9 +38,11 @@ func (s *session) apply(m milter.Modifier, meta jobproto.Meta, d policy.Decision
 		// Trial mode: say what would have happened, change nothing but the
 		// headers of what would have been accepted anyway.
 		a := applied{verb: policy.AcceptMsg}
+		var headers []policy.Header
 		if d.Verb == policy.AcceptMsg && len(d.Strip) == 0 {
-			a.err = s.replaceHeaders(m, d.Headers)
+			headers = d.Headers
 		}
+		a.err = s.replaceHeaders(m, headers) // forged X-Virus-* go in any case
 		a.resp = milter.RespAccept
 		return a
 	}
@@ -74,9 +76,14 @@ func (s *session) apply(m milter.Modifier, meta jobproto.Meta, d policy.Decision
 				a.problems = append(a.problems, err.Error())
 				return s.refuse(a, d.Reply)
 			}
-			if err != nil {
-				a.err = err
+			var mtaErr *mtaError
+			if errors.As(err, &mtaErr) {
+				a.err = err // the MTA connection is gone: nothing more to say to it
 				return a
+			}
+			if err != nil { // a local fault (disk): keep the message, have it retried
+				a.problems = append(a.problems, "strip: "+err.Error())
+				return s.refuse(a, &policy.Reply{Code: 451, Enhanced: "4.3.0", Text: "Temporary failure; please try again later."})
 			}
 			a.stripped = removed
 			for _, r := range removed {
@@ -126,10 +133,16 @@ func (s *session) strip(m milter.Modifier, d policy.Decision) ([]strip.Removal, 
 		return nil, err
 	}
 	if err := m.ReplaceBody(out.Reader()); err != nil {
-		return nil, fmt.Errorf("replacing the body: %w", err)
+		return nil, &mtaError{fmt.Errorf("replacing the body: %w", err)}
 	}
 	return res.Removed, nil
 }
+
+// mtaError is a failure to talk to the MTA, as opposed to a local fault.
+type mtaError struct{ err error }
+
+func (e *mtaError) Error() string { return e.err.Error() }
+func (e *mtaError) Unwrap() error { return e.err }
 
 // stripText is the note that replaces a stripped attachment.
 func (srv *Server) stripText(r strip.Removal) string {

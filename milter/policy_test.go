@@ -2,6 +2,8 @@ package milter
 
 import (
 	"context"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"time"
@@ -125,4 +127,82 @@ func TestWatchStations(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// notice drives one message as a local client with the null sender, as
+// our own notices arrive, with the given notice header value.
+func notice(t *testing.T, addr, value string, opts ...milter.Option) (*milter.Action, []milter.ModifyAction) {
+	t.Helper()
+	c := milter.NewClient("tcp", addr, append([]milter.Option{milter.WithReadTimeout(10 * time.Second)}, opts...)...)
+	s, err := c.Session(milter.NewMacroBag())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Conn("localhost", milter.FamilyInet, 4000, "127.0.0.1")
+	s.Helo("localhost")
+	s.Mail("", "")
+	s.Rcpt("dev@lists.example.org", "")
+	s.DataStart()
+	s.HeaderField("Subject", " notice", nil)
+	s.HeaderField("X-Avstation-Notice", " "+value, nil)
+	s.HeaderEnd()
+	mods, act, err := s.BodyReadFrom(strings.NewReader("body\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return act, mods
+}
+
+func TestNoticeTokens(t *testing.T) {
+	fs := &fakeScanner{v: infectedVerdict()}
+	cfg := config.DefaultMilter()
+	cfg.Lists = []config.ListPattern{{Match: "*@lists.example.org"}}
+	cfg.SpoolDir = t.TempDir()
+	srv := New(&cfg, fs, nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.Background())
+
+	if act, _ := notice(t, ln.Addr().String(), "notification forged-token"); act.SMTPCode != 550 || fs.calls != 1 {
+		t.Errorf("a forged local notice got %v after %d scans; want it scanned and rejected", act, fs.calls)
+	}
+	act, mods := notice(t, ln.Addr().String(), "notification "+srv.noticeToken)
+	if act.Type != milter.ActionAccept || fs.calls != 1 {
+		t.Errorf("our own notice got %v after %d scans; want accepted unscanned", act, fs.calls)
+	}
+	removed := false
+	for _, m := range mods {
+		removed = removed || (m.Type == milter.ActionChangeHeader && m.HeaderName == "X-Avstation-Notice" && m.HeaderValue == "")
+	}
+	if !removed {
+		t.Errorf("the notice token was not removed: %v", mods)
+	}
+}
+
+// TestWithoutDataCommand: an MTA that sends no DATA (milter protocol
+// before 4) still has list mail held and scanned.
+func TestWithoutDataCommand(t *testing.T) {
+	fs := &fakeScanner{v: infectedVerdict()}
+	addr, _, _, _ := startMilter(t, nil, fs)
+	c := milter.NewClient("tcp", addr, milter.WithReadTimeout(10*time.Second), milter.WithMaximumVersion(3), milter.WithProtocols(0))
+	s, err := c.Session(milter.NewMacroBag())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Conn("client.example", milter.FamilyInet, 4321, "192.0.2.1")
+	s.Helo("client.example")
+	s.Mail("sender@example.com", "")
+	s.Rcpt("dev@lists.example.org", "")
+	s.DataStart()
+	s.HeaderField("Subject", "no data", nil) // without the leading-space option, as the MTA sends it
+	s.HeaderEnd()
+	_, act, err := s.BodyReadFrom(strings.NewReader("EVIL\r\n"))
+	if err != nil || act == nil || act.SMTPCode != 550 || fs.calls != 1 {
+		t.Errorf("got %v, %v after %d scans; want the message scanned and rejected", act, err, fs.calls)
+	}
+	if !strings.Contains(string(fs.body), "Subject: no data") || !strings.Contains(string(fs.body), "\r\n\r\nEVIL\r\n") {
+		t.Errorf("the scanner saw %q, not the message", fs.body)
+	}
 }

@@ -6,12 +6,16 @@ package milter
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/d--j/go-milter"
@@ -56,6 +60,10 @@ type Server struct {
 	ms       *milter.Server
 	bypass   *bypass.Holder // nil: no bypass file
 
+	// noticeToken marks the notices this process submits (a random word
+	// known only here; removed from every message before delivery).
+	noticeToken string
+
 	// ReleaseKeys verify the release header of a message let out of the
 	// quarantine (avmilter quarantine release); nil: releases are scanned
 	// like any other message.
@@ -73,6 +81,9 @@ func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, re
 	if len(cfg.Stations) > 0 {
 		s.mode = "station"
 	}
+	var tok [16]byte
+	rand.Read(tok[:])
+	s.noticeToken = hex.EncodeToString(tok[:])
 	s.ms = milter.NewServer(
 		milter.WithDynamicMilter(func(uint32, milter.OptAction, milter.OptProtocol, milter.DataSize) milter.Milter {
 			sess := &session{srv: s}
@@ -87,6 +98,13 @@ func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, re
 		milter.WithWriteTimeout(30*time.Second),
 	)
 	return s
+}
+
+// ownNotice reports whether a notice header value carries this process's
+// token ("notification TOKEN").
+func (s *Server) ownNotice(value string) bool {
+	f := strings.Fields(value)
+	return len(f) == 2 && subtle.ConstantTimeCompare([]byte(f[1]), []byte(s.noticeToken)) == 1
 }
 
 // negotiate takes what this milter uses of what the MTA offers. Data is kept

@@ -35,6 +35,9 @@ type session struct {
 	bodyErr    error
 	ownHeaders map[string]int // X-Virus-* headers that came with the message
 	releases   []string       // X-Avstation-Release values
+
+	envelopeDone bool // endOfEnvelope has decided
+	notice       bool // one of our own notices (see Header)
 }
 
 var _ milter.Milter = (*session)(nil)
@@ -42,7 +45,7 @@ var _ milter.Milter = (*session)(nil)
 func (s *session) NewConnection(milter.Modifier) error { return nil }
 
 func (s *session) Connect(host, family string, port uint16, addr string, m milter.Modifier) (*milter.Response, error) {
-	s.client = addr
+	s.client, s.local = addr, false
 	if ip, err := netip.ParseAddr(addr); err == nil {
 		s.local = ip.Unmap().IsLoopback()
 	}
@@ -71,28 +74,48 @@ func (s *session) RcptTo(rcpt, esmtpArgs string, m milter.Modifier) (*milter.Res
 // Data is the end of the envelope: mail for no list is let go here, before
 // its body is transferred or buffered.
 func (s *session) Data(m milter.Modifier) (*milter.Response, error) {
+	return s.endOfEnvelope(), nil
+}
+
+// endOfEnvelope decides, once per message, whether it is held: at DATA,
+// or at the first header or body chunk for an MTA that does not send DATA
+// (milter protocol before 4). A message that is not held is accepted.
+func (s *session) endOfEnvelope() *milter.Response {
+	if s.envelopeDone {
+		if s.body == nil {
+			return milter.RespAccept
+		}
+		return milter.RespContinue
+	}
+	s.envelopeDone = true
 	if len(s.lists) == 0 && !s.srv.cfg.ScanAll {
 		s.srv.metrics.notListBound.Inc()
-		return milter.RespAccept, nil
+		return milter.RespAccept
 	}
 	if reason, detail := s.bypassed(); reason != "" {
 		s.srv.metrics.bypassed.WithLabelValues(reason).Inc()
 		s.srv.log.Info("message not scanned", slog.String("reason", reason), slog.String("entry", detail),
 			slog.Any("lists", s.lists), slog.String("from", s.sender), slog.String("client", s.client))
-		return milter.RespAccept, nil
+		return milter.RespAccept
 	}
 	s.body = spool.New(s.srv.cfg.SpoolDir, int64(s.srv.cfg.MemoryBuffer))
-	return milter.RespContinue, nil
+	return milter.RespContinue
 }
 
 // Header rebuilds the header block as received. With the leading-space
 // option negotiated the value is exactly what followed the colon.
 func (s *session) Header(name, value string, m milter.Modifier) (*milter.Response, error) {
-	// Our own quarantine reports and notifications, submitted from this
-	// host, are never scanned again (no loops).
-	if s.local && textproto.CanonicalMIMEHeaderKey(name) == noticeHeader {
-		s.srv.metrics.bypassed.WithLabelValues("notice").Inc()
-		return milter.RespAccept, nil
+	if r := s.endOfEnvelope(); r != milter.RespContinue {
+		return r, nil
+	}
+	// Our own quarantine reports and notifications carry this process's
+	// secret token: from this host with the null sender, they are not
+	// scanned again (no loops). The header is always removed.
+	if textproto.CanonicalMIMEHeaderKey(name) == noticeHeader {
+		s.ownHeaders[noticeHeader]++
+		if s.local && s.sender == "" && s.srv.ownNotice(value) {
+			s.notice = true
+		}
 	}
 	if textproto.CanonicalMIMEHeaderKey(name) == quarantine.ReleaseHeader {
 		s.releases = append(s.releases, strings.TrimSpace(value))
@@ -117,6 +140,9 @@ func (s *session) Headers(m milter.Modifier) (*milter.Response, error) {
 }
 
 func (s *session) BodyChunk(chunk []byte, m milter.Modifier) (*milter.Response, error) {
+	if r := s.endOfEnvelope(); r != milter.RespContinue {
+		return r, nil
+	}
 	if s.body != nil && s.bodyErr == nil {
 		_, s.bodyErr = s.body.Write(chunk)
 	}
@@ -133,8 +159,8 @@ func (s *session) write(text string) {
 // decision: the one place where a verdict turns into an action.
 func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 	defer s.reset()
-	if s.body == nil { // DATA was not seen (an MTA that skips it): nothing held
-		s.body = spool.New(s.srv.cfg.SpoolDir, int64(s.srv.cfg.MemoryBuffer))
+	if r := s.endOfEnvelope(); r != milter.RespContinue {
+		return r, nil // not held: a message with no header and no body
 	}
 	meta := jobproto.Meta{
 		JobID:      jobproto.NewJobID(),
@@ -144,6 +170,13 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 		Lists:      s.lists,
 		Client:     s.client,
 		Primary:    s.srv.hostname,
+	}
+	if s.notice {
+		s.srv.metrics.bypassed.WithLabelValues("notice").Inc()
+		if err := s.replaceHeaders(m, nil); err != nil {
+			return nil, err
+		}
+		return milter.RespAccept, nil
 	}
 	if resp, ok := s.released(m, meta); ok {
 		return resp, nil
@@ -251,6 +284,7 @@ func (s *session) reset() {
 	s.sender, s.authUser, s.recipients, s.lists, s.body, s.bodyErr = "", "", nil, nil, nil, nil
 	s.ownHeaders = map[string]int{}
 	s.releases = nil
+	s.envelopeDone, s.notice = false, false
 }
 
 func contains(list []string, s string) bool {

@@ -62,7 +62,7 @@ func (srv *Server) quarantine(ctx context.Context, meta jobproto.Meta, d policy.
 		}
 		return stored.ID, nil
 	}
-	dest := quarantine.SMTPDest{Addr: q.SMTP, To: q.Address, From: srv.cfg.Notify.From, Timeout: q.Timeout}
+	dest := quarantine.SMTPDest{Addr: q.SMTP, To: q.Address, From: srv.cfg.Notify.From, Timeout: q.Timeout, Token: srv.noticeToken}
 	if err := dest.Put(ctx, rec, msg); err != nil {
 		return "", err
 	}
@@ -73,7 +73,7 @@ func (srv *Server) quarantine(ctx context.Context, meta jobproto.Meta, d policy.
 // bypass list; it returns the kinds sent and the errors of the others.
 func (srv *Server) notify(ctx context.Context, meta jobproto.Meta, d policy.Decision) (sent []string, errs []error) {
 	n := srv.cfg.Notify
-	mailer := notify.Mailer{Addr: srv.cfg.Quarantine.SMTP, From: n.From, Timeout: srv.cfg.Quarantine.Timeout}
+	mailer := notify.Mailer{Addr: srv.cfg.Quarantine.SMTP, From: n.From, Timeout: srv.cfg.Quarantine.Timeout, Token: srv.noticeToken}
 	event := notify.Event{Threat: d.Threat, FileName: d.FileName, Lists: meta.Lists, Sender: meta.Sender,
 		Recipients: meta.Recipients, QueueID: meta.QueueID, JobID: meta.JobID, Outcome: string(d.Outcome), Time: time.Now()}
 	templates := notify.DefaultTemplates()

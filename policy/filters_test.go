@@ -142,3 +142,48 @@ func TestOversizeDryRunAndLists(t *testing.T) {
 		}
 	}
 }
+
+func TestStripLeavesNothingUnscanned(t *testing.T) {
+	c := Defaults()
+	c.Actions.Infected = Rule{Action: Strip}
+	c.Check()
+	v := &verdict.Verdict{}
+	v.Add(verdict.Finding{Path: "2", FileName: "a.exe", Kind: verdict.KindVirus, Threat: "T"})
+	v.Add(verdict.Finding{Path: "", Kind: verdict.KindVirus, Threat: "T"})
+	v.Add(verdict.Finding{Path: "3", FileName: "b.pdf", Kind: verdict.KindScanError, Detail: "clamd down"})
+	if d := c.Decide(Input{Verdict: v}); d.Verb != TempfailMsg {
+		t.Errorf("strip with an unscanned part left: %s, want tempfail", d.Verb)
+	}
+	v = &verdict.Verdict{}
+	v.Add(verdict.Finding{Path: "2", FileName: "a.exe", Kind: verdict.KindVirus, Threat: "T"})
+	v.Add(verdict.Finding{Path: "3/x.zip", FileName: "x.zip", Kind: verdict.KindEncrypted})
+	d := c.Decide(Input{Verdict: v})
+	if d.Verb != AcceptMsg || len(d.Strip) != 1 || len(d.Headers) == 0 || d.Headers[0].Value != "Encrypted" {
+		t.Errorf("strip with an encrypted part left (tagged by default): %+v", d)
+	}
+	v = &verdict.Verdict{}
+	v.Add(verdict.Finding{Path: "2", FileName: "a.exe", Kind: verdict.KindVirus, Threat: "T"})
+	v.Add(verdict.Finding{Path: "2/inner.zip", FileName: "inner.zip", Kind: verdict.KindEncrypted})
+	if d := c.Decide(Input{Verdict: v}); d.Verb != AcceptMsg || d.Headers[0].Value != "Cleaned (Infected (T) removed)" {
+		t.Errorf("findings inside the stripped part go with it: %+v", d)
+	}
+}
+
+func TestListsDryRunAndSideEffects(t *testing.T) {
+	inf := &verdict.Verdict{}
+	inf.Add(verdict.Finding{Path: "2", FileName: "x", Kind: verdict.KindVirus, Threat: "T"})
+	trial := Defaults()
+	trial.DryRun = true
+	keep := Defaults()
+	keep.Actions.Infected = Rule{Action: Tag, Quarantine: true, Notify: []string{"owner"}}
+	strict := Defaults()
+	strict.Actions.Infected = Rule{Action: Reject, Notify: []string{"admin"}}
+	set := &Set{Global: Defaults(), Lists: map[string]*Config{"trial": &trial, "keep": &keep, "strict": &strict}}
+	if d := set.Decide(Input{Lists: []string{"trial", "keep"}, Verdict: inf}); d.DryRun || d.Verb != AcceptMsg || !d.Quarantine {
+		t.Errorf("a list on trial outranked one that acts: %+v", d)
+	}
+	d := set.Decide(Input{Lists: []string{"keep", "strict"}, Verdict: inf})
+	if d.Verb != RejectMsg || !d.Quarantine || len(d.Notify) != 2 {
+		t.Errorf("the refusing list dropped the other's quarantine or notices: %+v", d)
+	}
+}

@@ -6,6 +6,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/avstation/avstation/mimepart"
@@ -137,6 +138,18 @@ func (c *Config) Decide(in Input) Decision {
 		}
 		d.Verb, d.Strip = AcceptMsg, parts
 		d.Reply = &Reply{Code: 550, Enhanced: "5.7.1", Text: rejectText(in.Lists, outcome, f)}
+		// What stays must pass on its own: a part the engines failed on,
+		// an encrypted archive or a banned name elsewhere is decided as if
+		// the stripped parts were not there, and the stricter wins.
+		if rest := c.remainder(in, parts); rest.Verb != AcceptMsg || rest.Outcome != OutcomeClean {
+			if rest.Verb != AcceptMsg {
+				rest.Quarantine = rest.Quarantine || d.Quarantine
+				rest.Notify = union(rest.Notify, d.Notify)
+				return rest
+			}
+			d.Headers = rest.Headers // tagged for what remains
+			break
+		}
 		c.addHeaders(&d, in, "Cleaned ("+statusValue(outcome, f)+" removed)")
 	case Accept:
 		d.Verb = AcceptMsg
@@ -220,6 +233,57 @@ func strippable(fs []verdict.Finding) (parts []StripPart, ok bool) {
 	return parts, len(parts) > 0
 }
 
+// remainder decides the message as if the parts to strip were gone: their
+// findings and manifest entries dropped, and findings of the message as a
+// whole that a stripped part explains (same threat).
+func (c *Config) remainder(in Input, parts []StripPart) Decision {
+	gone := map[string]bool{}
+	threats := map[string]bool{}
+	for _, p := range parts {
+		gone[mimepart.Part(p.Path)] = true
+		threats[p.Threat] = true
+	}
+	under := func(path string) bool {
+		part := mimepart.Part(path)
+		for g := range gone {
+			if part == g || strings.HasPrefix(part, g+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	v := &verdict.Verdict{Scanner: in.Verdict.Scanner, Engines: in.Verdict.Engines}
+	for _, f := range in.Verdict.Findings {
+		if f.Path != "" && under(f.Path) || f.Path == "" && f.Kind == verdict.KindVirus && threats[f.Threat] {
+			continue
+		}
+		v.Add(f)
+	}
+	for _, p := range in.Verdict.Manifest {
+		if !under(p.Path) {
+			v.Manifest = append(v.Manifest, p)
+		}
+	}
+	v.Settle()
+	rest := in
+	rest.Verdict = v
+	d := c.Decide(rest)
+	if d.Action == Strip && len(d.Strip) > 0 { // another outcome stripping too: strip both
+		d.Strip = append(parts, d.Strip...)
+	}
+	return d
+}
+
+func union(a, b []string) []string {
+	out := append([]string(nil), a...)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // Set is the global policy and each list's own.
 type Set struct {
 	Global Config
@@ -230,26 +294,34 @@ type Set struct {
 // keeps the most severe decision: a message is one SMTP transaction, so
 // the strictest list wins.
 func (s *Set) Decide(in Input) Decision {
-	var best *Decision
+	var decisions []Decision
 	global := len(in.Lists) == 0
 	for _, l := range in.Lists {
-		c, ok := s.Lists[l]
-		if !ok {
+		if c, ok := s.Lists[l]; ok {
+			decisions = append(decisions, c.Decide(in))
+		} else {
 			global = true
-			continue
-		}
-		d := c.Decide(in)
-		if best == nil || severity(d) > severity(*best) {
-			best = &d
 		}
 	}
 	if global {
-		d := s.Global.Decide(in)
-		if best == nil || severity(d) > severity(*best) {
-			best = &d
+		decisions = append(decisions, s.Global.Decide(in))
+	}
+	best := decisions[0]
+	for _, d := range decisions[1:] {
+		if severity(d) > severity(best) {
+			best = d
 		}
 	}
-	return *best
+	// Every list's side effects are kept: a list that wants a copy in the
+	// quarantine gets it even when another list's rule refuses the message.
+	for _, d := range decisions {
+		if d.DryRun {
+			continue
+		}
+		best.Quarantine = best.Quarantine || d.Quarantine
+		best.Notify = union(best.Notify, d.Notify)
+	}
+	return best
 }
 
 // For returns the policy of a list (the global one when it has none).
@@ -261,6 +333,9 @@ func (s *Set) For(list string) *Config {
 }
 
 func severity(d Decision) int {
+	if d.DryRun { // a list on trial changes nothing: it must not outrank one that acts
+		return 0
+	}
 	switch d.Verb {
 	case RejectMsg:
 		return 5

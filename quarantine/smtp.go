@@ -25,6 +25,7 @@ type SMTPDest struct {
 	From    string        // the report's From header
 	HELO    string        // the host name when empty
 	Timeout time.Duration // notify.DefaultTimeout when zero
+	Token   string        // follows the kind in X-Avstation-Notice (see notify.Mailer.Token)
 }
 
 // Put submits the report with msg attached as message/rfc822. msg is sent as
@@ -52,7 +53,7 @@ func (s SMTPDest) Put(ctx context.Context, rec Record, msg io.Reader) error {
 		notify.WriteHeader(&b, "MIME-Version", "1.0")
 		notify.WriteHeader(&b, "Content-Type", `multipart/mixed; boundary="`+boundary+`"`)
 		notify.WriteHeader(&b, "Auto-Submitted", "auto-generated")
-		notify.WriteHeader(&b, notify.NoticeHeader, notify.NoticeQuarantine)
+		notify.WriteHeader(&b, notify.NoticeHeader, strings.TrimSpace(notify.NoticeQuarantine+" "+s.Token))
 		b.WriteString("\r\nThis is a quarantine report in MIME format.\r\n")
 		b.WriteString("--" + boundary + "\r\n")
 		b.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")

@@ -10,13 +10,18 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // Buffer collects bytes written to it. Up to MemLimit bytes stay in memory;
 // past that everything moves to a file created 0600 in Dir. A Buffer is not
-// safe for concurrent use. Close it to release memory and remove the file;
+// safe for concurrent writes; reads may run alongside Close. Close it to release memory and remove the file;
 // Close is idempotent.
 type Buffer struct {
+	// mu lets a reader that outlives its use (an HTTP transport still
+	// sending a request body after the response came) see ErrClosed
+	// instead of racing Close.
+	mu       sync.RWMutex
 	dir      string
 	memLimit int64
 	mem      bytes.Buffer
@@ -36,6 +41,8 @@ var ErrClosed = errors.New("spool: buffer closed")
 
 // Write appends p, spilling to disk when the memory limit is passed.
 func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.closed {
 		return 0, ErrClosed
 	}
@@ -72,13 +79,23 @@ func (b *Buffer) spill() error {
 }
 
 // Size is the number of bytes written.
-func (b *Buffer) Size() int64 { return b.size }
+func (b *Buffer) Size() int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.size
+}
 
 // OnDisk reports whether the buffer spilled to a file.
-func (b *Buffer) OnDisk() bool { return b.file != nil }
+func (b *Buffer) OnDisk() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.file != nil
+}
 
 // ReadAt reads the buffered bytes; it may be used while no Write is going on.
 func (b *Buffer) ReadAt(p []byte, off int64) (int, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
 	if b.closed {
 		return 0, ErrClosed
 	}
@@ -89,10 +106,12 @@ func (b *Buffer) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // Reader returns a fresh reader over everything written so far.
-func (b *Buffer) Reader() io.Reader { return io.NewSectionReader(b, 0, b.size) }
+func (b *Buffer) Reader() io.Reader { return io.NewSectionReader(b, 0, b.Size()) }
 
 // Reset empties the buffer for reuse, removing any file.
 func (b *Buffer) Reset() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	err := b.removeFile()
 	b.mem.Reset()
 	b.size = 0
@@ -102,6 +121,8 @@ func (b *Buffer) Reset() error {
 
 // Close releases the memory and removes the file, if any.
 func (b *Buffer) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	err := b.removeFile()
 	b.mem = bytes.Buffer{}
 	b.size = 0
