@@ -87,9 +87,9 @@ func (w *walker) entity(h textproto.Header, body io.Reader, path, leafPath strin
 			w.limit(leafPath, fmt.Sprintf("max_depth %d", w.opt.MaxDepth))
 			return nil
 		}
-		// The attached message is itself a leaf (engines see it whole) and
-		// a tree to walk. Read it once into the spool via a tee: the walk
-		// reads the decoded bytes while the engines get all of them.
+		// The attached message is walked like the outer one: each of its
+		// parts goes to the engines; the raw scan of the outer message
+		// covers it as a whole.
 		return w.attachedMessage(h, body, leafPath, depth)
 	}
 	return w.leaf(h, body, leafPath, ctype, params)
