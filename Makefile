@@ -35,14 +35,15 @@ unit:
 integration: deps
 	$(GO) test -count=1 -v ./test/...
 
-# Short runs of every fuzz target (seeds alone run in `make test`).
+# Short runs of every fuzz target (their seeds alone run in `make test`).
 FUZZTIME ?= 20s
 fuzz:
-	$(GO) test ./scanner/ -run '^$$' -fuzz FuzzScan -fuzztime $(FUZZTIME)
-	$(GO) test ./scanner/clamd/ -run '^$$' -fuzz FuzzParseScanReply -fuzztime $(FUZZTIME)
-	$(GO) test ./scanner/clamd/ -run '^$$' -fuzz FuzzParseVersion -fuzztime $(FUZZTIME)
-	$(GO) test ./jobproto/ -run '^$$' -fuzz FuzzParseAuthorization -fuzztime $(FUZZTIME)
-	$(GO) test ./jobproto/ -run '^$$' -fuzz FuzzParseSecrets -fuzztime $(FUZZTIME)
+	@set -e; for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for target in $$(grep -h '^func Fuzz' $$pkg/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "== $$pkg $$target"; \
+			$(GO) test $$pkg -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME); \
+		done; \
+	done
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -84,6 +84,11 @@ func walks(msg []byte) bool {
 		return false
 	}
 	err = e.Walk(func(_ []int, e *message.Entity, err error) error {
+		// An unknown encoding or charset is this part's own business:
+		// walk on, so that "walks" means the whole tree was read.
+		if err != nil && (message.IsUnknownCharset(err) || message.IsUnknownEncoding(err)) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
