@@ -133,20 +133,11 @@ func TestWatchStations(t *testing.T) {
 // our own notices arrive, with the given notice header value.
 func notice(t *testing.T, addr, value string, opts ...milter.Option) (*milter.Action, []milter.ModifyAction) {
 	t.Helper()
-	c := milter.NewClient("tcp", addr, append([]milter.Option{milter.WithReadTimeout(10 * time.Second)}, opts...)...)
-	s, err := c.Session(milter.NewMacroBag())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.Conn("localhost", milter.FamilyInet, 4000, "127.0.0.1")
-	s.Helo("localhost")
-	s.Mail("", "")
-	s.Rcpt("dev@lists.example.org", "")
-	s.DataStart()
+	s := envelope(t, addr, "127.0.0.1", "", append([]milter.Option{milter.WithReadTimeout(10 * time.Second)}, opts...)...)
 	s.HeaderField("Subject", " notice", nil)
 	s.HeaderField("X-Avstation-Notice", " "+value, nil)
 	s.HeaderEnd()
+	defer s.Close() // before the caller's deferred Shutdown, which waits for sessions
 	mods, act, err := s.BodyReadFrom(strings.NewReader("body\r\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -185,17 +176,8 @@ func TestNoticeTokens(t *testing.T) {
 func TestWithoutDataCommand(t *testing.T) {
 	fs := &fakeScanner{v: infectedVerdict()}
 	addr, _, _, _ := startMilter(t, nil, fs)
-	c := milter.NewClient("tcp", addr, milter.WithReadTimeout(10*time.Second), milter.WithMaximumVersion(3), milter.WithProtocols(0))
-	s, err := c.Session(milter.NewMacroBag())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.Conn("client.example", milter.FamilyInet, 4321, "192.0.2.1")
-	s.Helo("client.example")
-	s.Mail("sender@example.com", "")
-	s.Rcpt("dev@lists.example.org", "")
-	s.DataStart()
+	s := envelope(t, addr, "192.0.2.1", "sender@example.com",
+		milter.WithReadTimeout(10*time.Second), milter.WithMaximumVersion(3), milter.WithProtocols(0))
 	s.HeaderField("Subject", "no data", nil) // without the leading-space option, as the MTA sends it
 	s.HeaderEnd()
 	_, act, err := s.BodyReadFrom(strings.NewReader("EVIL\r\n"))

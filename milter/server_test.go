@@ -286,17 +286,7 @@ func TestProgressKeepsTheMTAWaiting(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fs := &fakeScanner{v: clean, delay: 600 * time.Millisecond}
 			addr, _, _, _ := startMilter(t, func(c *config.Milter) { c.ProgressInterval = tt.interval }, fs)
-			c := milter.NewClient("tcp", addr, milter.WithReadTimeout(200*time.Millisecond))
-			s, err := c.Session(milter.NewMacroBag())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			s.Conn("client.example", milter.FamilyInet, 4321, "192.0.2.1")
-			s.Helo("client.example")
-			s.Mail("a@example.com", "")
-			s.Rcpt("dev@lists.example.org", "")
-			s.DataStart()
+			s := envelope(t, addr, "192.0.2.1", "a@example.com", milter.WithReadTimeout(200*time.Millisecond))
 			s.HeaderField("Subject", " x", nil)
 			s.HeaderEnd()
 			_, act, err := s.BodyReadFrom(strings.NewReader("body\r\n"))
@@ -308,6 +298,23 @@ func TestProgressKeepsTheMTAWaiting(t *testing.T) {
 			}
 		})
 	}
+}
+
+// envelope opens a milter session as an MTA does for one message to
+// dev@lists.example.org from client (an IP) and sender, up to DATA.
+func envelope(t *testing.T, addr, client, sender string, opts ...milter.Option) *milter.ClientSession {
+	t.Helper()
+	s, err := milter.NewClient("tcp", addr, opts...).Session(milter.NewMacroBag())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.Conn("client.example", milter.FamilyInet, 4321, client)
+	s.Helo("client.example")
+	s.Mail(sender, "")
+	s.Rcpt("dev@lists.example.org", "")
+	s.DataStart()
+	return s
 }
 
 func wantAccept(t *testing.T, r result) {
