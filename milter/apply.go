@@ -10,6 +10,7 @@ import (
 
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/policy"
+	"github.com/avstation/avstation/smtpreply"
 	"github.com/avstation/avstation/spool"
 	"github.com/avstation/avstation/strip"
 	"github.com/avstation/avstation/verdict"
@@ -19,43 +20,36 @@ import (
 // submitted from this host, they are never scanned again.
 const noticeHeader = "X-Avstation-Notice"
 
-// applied is what was done with a message, for the log line.
+// applied is what was done with a message, for the log line and the MTA.
 type applied struct {
-	resp        *milter.Response
-	err         error // the MTA connection failed while applying
-	verb        policy.Verb
+	verb policy.Verb
+	// reply is the refusal the MTA gives (4xx or 5xx), nil when the message
+	// is accepted or discarded. Its Cause says what went wrong here, for
+	// the log; an *mtaError cause means the MTA connection itself failed.
+	reply       *smtpreply.Reply
 	stripped    []strip.Removal
 	quarantined string // quarantine id or address
 	notified    []string
-	problems    []string // side effects that failed
+	problems    []string // side effects that failed without changing the answer
 }
 
-// apply does what the decision says: side effects first (a message is
-// quarantined before it is refused or dropped, so it is never lost), then
-// the MTA is told. The one place where a decision becomes actions.
-func (s *session) apply(m milter.Modifier, meta jobproto.Meta, d policy.Decision, v *verdict.Verdict) applied {
+// sideEffects does what the decision asks before the MTA is told: the
+// quarantine copy first (a message is quarantined before it is refused or
+// dropped, so it is never lost), then the notifications. It does not touch
+// the MTA connection, so it runs inside the progress loop. With
+// applyToMTA, the one place where a decision becomes actions.
+func (s *session) sideEffects(ctx context.Context, meta jobproto.Meta, d policy.Decision, v *verdict.Verdict) applied {
+	a := applied{verb: d.Verb}
 	if d.DryRun {
-		// Trial mode: say what would have happened, change nothing but the
-		// headers of what would have been accepted anyway.
-		a := applied{verb: policy.AcceptMsg}
-		var headers []policy.Header
-		if d.Verb == policy.AcceptMsg && len(d.Strip) == 0 {
-			headers = d.Headers
-		}
-		a.err = s.replaceHeaders(m, headers) // forged X-Virus-* go in any case
-		a.resp = milter.RespAccept
+		a.verb = policy.AcceptMsg
 		return a
 	}
-	a := applied{verb: d.Verb}
-	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.ScanTimeout)
-	defer cancel()
 	if d.Quarantine {
 		where, err := s.srv.quarantine(ctx, meta, d, v, s.body)
 		if err != nil {
 			// The message would be refused or changed with no copy kept:
 			// have the sender retry instead.
-			a.problems = append(a.problems, "quarantine: "+err.Error())
-			return s.refuse(a, &policy.Reply{Code: 451, Enhanced: "4.3.0", Text: "Temporary failure; please try again later."})
+			return refused(a, smtpreply.LocalError.Because(fmt.Errorf("quarantine: %w", err)))
 		}
 		a.quarantined = where
 	}
@@ -66,24 +60,45 @@ func (s *session) apply(m milter.Modifier, meta jobproto.Meta, d policy.Decision
 			a.problems = append(a.problems, "notify: "+err.Error())
 		}
 	}
+	return a
+}
+
+// applyToMTA tells the MTA what the decision says, unless a side effect
+// already refused the message: strip the parts, replace the X-Virus-*
+// headers, and the verb. It runs on the session goroutine (modifier calls).
+func (s *session) applyToMTA(m milter.Modifier, d policy.Decision, a applied) applied {
+	if a.reply != nil {
+		return a
+	}
+	if d.DryRun {
+		// Trial mode: say what would have happened, change nothing but the
+		// headers of what would have been accepted anyway.
+		var headers []policy.Header
+		if d.Verb == policy.AcceptMsg && len(d.Strip) == 0 {
+			headers = d.Headers
+		}
+		if err := s.replaceHeaders(m, headers); err != nil { // forged X-Virus-* go in any case
+			return refused(a, smtpreply.MTALost.Because(&mtaError{fmt.Errorf("changing headers: %w", err)}))
+		}
+		return a
+	}
 	switch d.Verb {
 	case policy.AcceptMsg:
 		headers := d.Headers
 		if len(d.Strip) > 0 {
 			removed, err := s.strip(m, d)
-			if errors.Is(err, strip.ErrCannotStrip) {
-				// IceWarp: what cannot be removed is rejected.
-				a.problems = append(a.problems, err.Error())
-				return s.refuse(a, d.Reply)
-			}
 			var mtaErr *mtaError
-			if errors.As(err, &mtaErr) {
-				a.err = err // the MTA connection is gone: nothing more to say to it
-				return a
-			}
-			if err != nil { // a local fault (disk): keep the message, have it retried
-				a.problems = append(a.problems, "strip: "+err.Error())
-				return s.refuse(a, &policy.Reply{Code: 451, Enhanced: "4.3.0", Text: "Temporary failure; please try again later."})
+			switch {
+			case errors.Is(err, strip.ErrCannotStrip):
+				// IceWarp: what cannot be removed is rejected.
+				if d.Reply == nil {
+					return refused(a, nil)
+				}
+				return refused(a, d.Reply.Because(err))
+			case errors.As(err, &mtaErr):
+				return refused(a, smtpreply.MTALost.Because(err))
+			case err != nil: // a local fault (disk): keep the message, have it retried
+				return refused(a, smtpreply.LocalError.Because(fmt.Errorf("strip: %w", err)))
 			}
 			a.stripped = removed
 			for _, r := range removed {
@@ -91,29 +106,44 @@ func (s *session) apply(m milter.Modifier, meta jobproto.Meta, d policy.Decision
 			}
 		}
 		if err := s.replaceHeaders(m, headers); err != nil {
-			a.err = fmt.Errorf("adding headers: %w", err)
-			return a
+			return refused(a, smtpreply.MTALost.Because(&mtaError{fmt.Errorf("adding headers: %w", err)}))
 		}
-		a.resp = milter.RespAccept
 	case policy.DiscardMsg:
-		a.resp = milter.RespDiscard
 	case policy.RejectMsg, policy.TempfailMsg:
-		return s.refuse(a, d.Reply)
+		return refused(a, d.Reply)
 	default:
 		// A verb this milter does not know: refuse to guess.
-		a.verb, a.resp = policy.TempfailMsg, milter.RespTempFail
+		return refused(a, smtpreply.LocalError.Because(fmt.Errorf("policy: unknown verb %q", d.Verb)))
 	}
 	return a
 }
 
-// refuse answers with reply (4xx or 5xx).
-func (s *session) refuse(a applied, reply *policy.Reply) applied {
+// refused is a with the MTA told to refuse with reply. A refusal without
+// a reply (a policy bug) is a temporary local error, never an accept.
+func refused(a applied, reply *smtpreply.Reply) applied {
+	if reply == nil {
+		reply = smtpreply.LocalError.Because(errors.New("policy: a refusal without a reply"))
+	}
+	a.reply = reply
 	a.verb = policy.RejectMsg
-	if reply.Code < 500 {
+	if reply.Temporary() {
 		a.verb = policy.TempfailMsg
 	}
-	a.resp, a.err = milter.RejectWithCodeAndReason(uint16(reply.Code), reply.Enhanced+" "+reply.Text)
 	return a
+}
+
+// response is what go-milter sends the MTA for a.
+func (a applied) response() (*milter.Response, error) {
+	var mtaErr *mtaError
+	switch {
+	case a.reply != nil && errors.As(a.reply, &mtaErr):
+		return nil, mtaErr // nobody to answer: go-milter closes the connection
+	case a.reply != nil:
+		return milter.RejectWithCodeAndReason(uint16(a.reply.Code), a.reply.Reason())
+	case a.verb == policy.DiscardMsg:
+		return milter.RespDiscard, nil
+	}
+	return milter.RespAccept, nil
 }
 
 // strip replaces the decision's parts with a note and hands the MTA the

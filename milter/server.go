@@ -201,8 +201,8 @@ func (s *Server) record(meta jobproto.Meta, d policy.Decision, v *verdict.Verdic
 	if d.DryRun {
 		attrs = append(attrs, slog.Bool("dry_run", true), slog.String("would", string(d.Verb)))
 	}
-	if d.Reply != nil && a.verb != policy.AcceptMsg && a.verb != policy.DiscardMsg {
-		attrs = append(attrs, slog.String("reply", d.Reply.String()))
+	if a.reply != nil {
+		attrs = append(attrs, slog.String("reply", a.reply.String()))
 	}
 	for _, r := range a.stripped {
 		attrs = append(attrs, slog.String("stripped", r.Path+" "+r.FileName))
@@ -225,9 +225,13 @@ func (s *Server) record(meta jobproto.Meta, d policy.Decision, v *verdict.Verdic
 		attrs = append(attrs, slog.Any("problems", a.problems))
 		level = slog.LevelWarn
 	}
-	if a.err != nil {
-		attrs = append(attrs, slog.String("apply_err", a.err.Error()))
-		level = slog.LevelError
+	if a.reply != nil && a.reply.Cause != nil {
+		attrs = append(attrs, slog.String("apply_err", a.reply.Cause.Error()))
+		level = slog.LevelWarn
+		var mtaErr *mtaError
+		if errors.As(a.reply.Cause, &mtaErr) {
+			level = slog.LevelError
+		}
 	}
 	s.log.Log(context.Background(), level, "message scanned", attrs...)
 	s.metrics.observe(meta.Lists, d.Outcome, a.verb, took)

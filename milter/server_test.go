@@ -280,13 +280,15 @@ func TestProgressKeepsTheMTAWaiting(t *testing.T) {
 		interval time.Duration
 		ok       bool
 	}{
-		{"with progress", 30 * time.Millisecond, true},
+		{"with progress", 50 * time.Millisecond, true},
 		{"progress too rare", 10 * time.Second, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := &fakeScanner{v: clean, delay: 600 * time.Millisecond}
+			// Generous margins: the MTA waits 1 s between packets, progress
+			// comes every 50 ms, so only a stalled machine could fail it.
+			fs := &fakeScanner{v: clean, delay: 3 * time.Second}
 			addr, _, _, _ := startMilter(t, func(c *config.Milter) { c.ProgressInterval = tt.interval }, fs)
-			s := envelope(t, addr, "192.0.2.1", "a@example.com", milter.WithReadTimeout(200*time.Millisecond))
+			s := envelope(t, addr, "192.0.2.1", "a@example.com", milter.WithReadTimeout(time.Second))
 			s.HeaderField("Subject", " x", nil)
 			s.HeaderEnd()
 			_, act, err := s.BodyReadFrom(strings.NewReader("body\r\n"))

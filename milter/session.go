@@ -15,8 +15,8 @@ import (
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/policy"
 	"github.com/avstation/avstation/quarantine"
+	"github.com/avstation/avstation/smtpreply"
 	"github.com/avstation/avstation/spool"
-	"github.com/avstation/avstation/verdict"
 )
 
 // session is one MTA connection's milter. go-milter calls it from one
@@ -182,51 +182,70 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 		return resp, nil
 	}
 	start := time.Now()
-	in := policy.Input{Lists: s.lists, Sender: s.sender, Recipients: s.recipients, Authenticated: s.authUser != ""}
-	if max := int64(s.srv.cfg.Policy.MaxScanSize); max > 0 && s.body.Size() > max {
-		in.Oversize = true
-	} else {
-		in.Verdict, in.ScanError = s.scan(m, meta)
-	}
-	d := s.srv.cfg.Policies.Decide(in)
-	done := s.apply(m, meta, d, in.Verdict)
-	s.srv.record(meta, d, in.Verdict, in.ScanError, done, time.Since(start), s.body.Size())
-	return done.resp, done.err
-}
-
-type scanResult struct {
-	v   *verdict.Verdict
-	err error
-}
-
-// scan runs the scan in its own goroutine and keeps the MTA waiting with
-// progress packets (milter protocol v6 SMFIR_PROGRESS) so that a long scan
-// does not hit milter_content_timeout. Only this goroutine talks to m.
-func (s *session) scan(m milter.Modifier, meta jobproto.Meta) (*verdict.Verdict, error) {
-	if s.bodyErr != nil {
-		return nil, fmt.Errorf("holding the message: %w", s.bodyErr)
-	}
+	// One deadline for the whole transaction: the scan, the quarantine
+	// copy and the notifications all count within scan_timeout, and the
+	// MTA hears progress all along.
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.ScanTimeout)
 	defer cancel()
-	done := make(chan scanResult, 1)
+	var t transaction
+	if err := s.withProgress(ctx, cancel, m, func(ctx context.Context) { t = s.decide(ctx, meta) }); err != nil {
+		t.done = refused(t.done, smtpreply.MTALost.Because(&mtaError{err}))
+	} else {
+		t.done = s.applyToMTA(m, t.d, t.done)
+	}
+	s.srv.record(meta, t.d, t.in.Verdict, t.in.ScanError, t.done, time.Since(start), s.body.Size())
+	return t.done.response()
+}
+
+// transaction is one message's way from scan to answer.
+type transaction struct {
+	in   policy.Input
+	d    policy.Decision
+	done applied
+}
+
+// decide scans the held message, asks the policy and carries out the side
+// effects that do not talk to the MTA (quarantine, notifications). It runs
+// off the session goroutine, so it must not use the milter.Modifier.
+func (s *session) decide(ctx context.Context, meta jobproto.Meta) transaction {
+	in := policy.Input{Lists: s.lists, Sender: s.sender, Recipients: s.recipients, Authenticated: s.authUser != ""}
+	switch max := int64(s.srv.cfg.Policy.MaxScanSize); {
+	case max > 0 && s.body.Size() > max:
+		in.Oversize = true
+	case s.bodyErr != nil:
+		in.ScanError = fmt.Errorf("holding the message: %w", s.bodyErr)
+	default:
+		in.Verdict, in.ScanError = s.srv.scanner.Scan(ctx, meta, s.body, s.body.Size())
+		if in.ScanError == nil && in.Verdict == nil {
+			in.ScanError = errors.New("scanner returned no verdict")
+		}
+	}
+	d := s.srv.cfg.Policies.Decide(in)
+	return transaction{in: in, d: d, done: s.sideEffects(ctx, meta, d, in.Verdict)}
+}
+
+// withProgress runs work in its own goroutine and keeps the MTA waiting
+// with progress packets (milter protocol v6 SMFIR_PROGRESS) so that a long
+// scan does not hit milter_content_timeout. Only this goroutine talks to
+// m. When the MTA is gone, work's context is cancelled and the error says
+// so once work has returned.
+func (s *session) withProgress(ctx context.Context, cancel context.CancelFunc, m milter.Modifier, work func(context.Context)) error {
+	done := make(chan struct{})
 	go func() {
-		v, err := s.srv.scanner.Scan(ctx, meta, s.body, s.body.Size())
-		done <- scanResult{v, err}
+		defer close(done)
+		work(ctx)
 	}()
 	tick := time.NewTicker(s.srv.cfg.ProgressInterval)
 	defer tick.Stop()
 	for {
 		select {
-		case r := <-done:
-			if r.err == nil && r.v == nil {
-				r.err = errors.New("scanner returned no verdict")
-			}
-			return r.v, r.err
+		case <-done:
+			return nil
 		case <-tick.C:
 			if err := m.Progress(); err != nil && !errors.Is(err, milter.ErrVersionTooLow) {
 				cancel() // the MTA is gone: stop the scan too
-				r := <-done
-				return nil, fmt.Errorf("MTA connection lost while scanning: %w (scan: %v)", err, r.err)
+				<-done
+				return fmt.Errorf("MTA connection lost while scanning: %w", err)
 			}
 		}
 	}

@@ -3,6 +3,8 @@ package notify
 import (
 	"strings"
 	"time"
+
+	"github.com/avstation/avstation/placeholder"
 )
 
 // Template is the text of one kind of notice. Subject and Body may use these
@@ -44,8 +46,8 @@ type Event struct {
 // in the template's subject becomes a space as well.
 func (t Template) Render(e Event) (subject, body string) {
 	vals := e.values()
-	subject = oneLine(expand(t.Subject, vals))
-	body = expand(t.Body, vals)
+	subject = oneLine(placeholder.Expand(t.Subject, vals))
+	body = placeholder.Expand(t.Body, vals)
 	return subject, body
 }
 
@@ -106,34 +108,6 @@ func Reason(outcome, threat string) string {
 		return "It could not be checked for viruses."
 	}
 	return "The virus check ended with the outcome \"" + outcome + "\"."
-}
-
-// expand replaces every known %%Name%% in s in a single pass.
-func expand(s string, vals map[string]string) string {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "%%")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String()
-		}
-		b.WriteString(s[:i])
-		rest := s[i+2:]
-		j := strings.Index(rest, "%%")
-		if j < 0 {
-			b.WriteString(s[i:])
-			return b.String()
-		}
-		if v, ok := vals[strings.ToLower(rest[:j])]; ok {
-			b.WriteString(v)
-			s = rest[j+2:]
-			continue
-		}
-		// Unknown: keep "%%Name" and look again from the closing "%%",
-		// which may open a placeholder of its own.
-		b.WriteString(s[i : i+2+j])
-		s = rest[j:]
-	}
 }
 
 // oneLine turns control characters, line breaks included, into spaces.

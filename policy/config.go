@@ -14,6 +14,9 @@ type Rule struct {
 	Action     Action   `yaml:"action" doc:"reject, tempfail, discard, strip, tag or accept"`
 	Quarantine bool     `yaml:"quarantine" doc:"also keep a copy in the quarantine"`
 	Notify     []string `yaml:"notify" doc:"who is told: admin, owner, recipient, sender"`
+	// Reply is the text of the SMTP reply when the rule refuses the
+	// message (reject, tempfail, or a strip that cannot be done).
+	Reply string `yaml:"reply" doc:"text of the SMTP reply when the message is refused; placeholders %%List%% %%VirusName%% %%FileName%% %%Reason%%; printable ASCII, one paragraph (long replies are sent as several lines); empty: the standard text (LISTSERV's for a virus)"`
 }
 
 // Rules maps every outcome to its rule.
@@ -115,6 +118,11 @@ func (c *Config) Check() map[string]string {
 				names = append(names, string(a))
 			}
 			probs[key+".action"] = fmt.Sprintf("%q is not an action for %s; use one of: %s", r.Action, o, strings.Join(names, ", "))
+		}
+		if r.Reply != "" {
+			if p := checkReply(r.Reply); p != "" {
+				probs[key+".reply"] = p
+			}
 		}
 		for i, n := range r.Notify {
 			if !slices.Contains(recipients, n) {

@@ -5,11 +5,11 @@
 package policy
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/avstation/avstation/mimepart"
+	"github.com/avstation/avstation/smtpreply"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -63,15 +63,6 @@ type Input struct {
 // Header is a header field to add to the message.
 type Header struct{ Name, Value string }
 
-// Reply is an SMTP reply to the client.
-type Reply struct {
-	Code     int    // 550, 451
-	Enhanced string // 5.7.1
-	Text     string
-}
-
-func (r Reply) String() string { return fmt.Sprintf("%d %s %s", r.Code, r.Enhanced, r.Text) }
-
 // Verb is what the MTA is told to do.
 type Verb string
 
@@ -94,7 +85,7 @@ type Decision struct {
 	Outcome Outcome
 	Action  Action // the configured action that led to Verb
 	Verb    Verb
-	Reply   *Reply // for RejectMsg and TempfailMsg; with Strip, the reply if stripping fails
+	Reply   *smtpreply.Reply // for RejectMsg and TempfailMsg; with Strip, the reply if stripping fails
 	Headers []Header
 	// Strip lists the parts to replace before accepting.
 	Strip []StripPart
@@ -123,21 +114,21 @@ func (c *Config) Decide(in Input) Decision {
 	switch rule.Action {
 	case Reject:
 		d.Verb = RejectMsg
-		d.Reply = &Reply{Code: 550, Enhanced: "5.7.1", Text: rejectText(in.Lists, outcome, f)}
+		d.Reply = refusal(rule, Reject, in.Lists, outcome, f)
 	case Tempfail:
 		d.Verb = TempfailMsg
-		d.Reply = &Reply{Code: 451, Enhanced: "4.7.1", Text: tempfailText(outcome)}
+		d.Reply = refusal(rule, Tempfail, in.Lists, outcome, f)
 	case Discard:
 		d.Verb = DiscardMsg
 	case Strip:
 		parts, ok := strippable(related)
 		if !ok { // found in the message as a whole, in no part: nothing to strip
 			d.Action, d.Verb = Reject, RejectMsg
-			d.Reply = &Reply{Code: 550, Enhanced: "5.7.1", Text: rejectText(in.Lists, outcome, f)}
+			d.Reply = refusal(rule, Reject, in.Lists, outcome, f)
 			break
 		}
 		d.Verb, d.Strip = AcceptMsg, parts
-		d.Reply = &Reply{Code: 550, Enhanced: "5.7.1", Text: rejectText(in.Lists, outcome, f)}
+		d.Reply = refusal(rule, Reject, in.Lists, outcome, f)
 		// What stays must pass on its own: a part the engines failed on,
 		// an encrypted archive or a banned name elsewhere is decided as if
 		// the stripped parts were not there, and the stricter wins.
@@ -403,67 +394,4 @@ func threatName(t string) string {
 		return "???"
 	}
 	return t
-}
-
-func rejectText(lists []string, o Outcome, f verdict.Finding) string {
-	where := "the message body"
-	if name := displayName(f); name != "" {
-		where = "attachment '" + safe(name, 120) + "'"
-	}
-	var why string
-	switch o {
-	case OutcomeInfected:
-		if f.Threat == "" {
-			why = "it contains a virus in " + where
-		} else {
-			why = "it contains the '" + safe(f.Threat, 100) + "' virus in " + where
-		}
-	case OutcomeEncrypted:
-		why = "it contains encrypted content that cannot be scanned in " + where
-	case OutcomeBannedName:
-		why = "attachments like '" + safe(displayName(f), 120) + "' are not accepted"
-	case OutcomeOversize:
-		why = "it is too large to be scanned for viruses"
-	case OutcomeLimitExceeded:
-		why = "it is too complex to scan (" + safe(f.Detail, 80) + ")"
-	case OutcomeUnscannable:
-		why = "its structure is malformed and it cannot be scanned"
-	default:
-		why = "it could not be scanned for viruses"
-	}
-	return "Your posting " + toLists(lists) + "has been rejected because " + why + "."
-}
-
-func tempfailText(o Outcome) string {
-	if o == OutcomeStationFailure {
-		return "Virus scanning is temporarily unavailable; please try again later."
-	}
-	return "Your message could not be scanned for viruses (" + string(o) + "); please try again later."
-}
-
-func toLists(lists []string) string {
-	switch len(lists) {
-	case 0:
-		return ""
-	case 1:
-		return "to the " + safe(lists[0], 64) + " list "
-	}
-	return "to the " + safe(strings.Join(lists, ", "), 120) + " lists "
-}
-
-// safe makes text from the message or the engine safe for an SMTP reply or
-// a header: printable ASCII only, bounded length.
-func safe(s string, max int) string {
-	var b strings.Builder
-	for _, r := range s {
-		if b.Len() >= max {
-			b.WriteString("...")
-			break
-		}
-		if r < 0x20 || r > 0x7e {
-			r = '?'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

@@ -1,0 +1,77 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/avstation/avstation/verdict"
+)
+
+// TestReplyTemplates: the reply is the admin's text with the placeholders
+// filled, and LISTSERV's wording, advice included, when none is set.
+func TestReplyTemplates(t *testing.T) {
+	banned := &verdict.Verdict{Scanner: "s"}
+	banned.Manifest = []verdict.Part{{Path: "2", FileName: "setup.exe", ContentType: "application/octet-stream"}}
+	banned.Settle()
+	with := func(f func(*Config)) Config {
+		c := Defaults()
+		f(&c)
+		if probs := c.Check(); len(probs) > 0 {
+			t.Fatalf("config problems: %v", probs)
+		}
+		return c
+	}
+	tests := []struct {
+		name string
+		cfg  Config
+		in   Input
+		want string // the whole reply
+	}{
+		{"LISTSERV's default for a virus", Defaults(), Input{Lists: []string{"dev"}, Verdict: infected("Eicar-Test-Signature", "eicar.com")},
+			"550 5.7.1 Your posting to the dev list has been rejected because it contains the 'Eicar-Test-Signature' virus in attachment 'eicar.com'. You are strongly advised to check your computer for viruses."},
+		{"default without list, file or name", Defaults(), Input{Verdict: infected("", "")},
+			"550 5.7.1 Your posting has been rejected because it contains a virus in the message body. You are strongly advised to check your computer for viruses."},
+		{"the admin's text", with(func(c *Config) {
+			c.Actions.Infected.Reply = "%%List%%: '%%virusname%%' found in %%FileName%% (%%Reason%%)"
+		}), Input{Lists: []string{"dev"}, Verdict: infected("Worm.X", "a.doc")},
+			"550 5.7.1 dev: 'Worm.X' found in a.doc (it contains the 'Worm.X' virus in attachment 'a.doc')"},
+		{"the admin's text for a tempfail", with(func(c *Config) {
+			c.Actions.Infected.Action = Tempfail
+			c.Actions.Infected.Reply = "Held: %%VirusName%%"
+		}), Input{Lists: []string{"dev"}, Verdict: infected("Worm.X", "a.doc")},
+			"451 4.7.1 Held: Worm.X"},
+		{"banned name default", with(func(c *Config) {
+			c.Filters.Rules = []FilterRule{{Mask: "*.exe", Action: "block"}}
+		}), Input{Lists: []string{"dev"}, Verdict: banned},
+			"550 5.7.1 Your posting to the dev list has been rejected because attachments like 'setup.exe' are not accepted."},
+		{"a hostile file name stays one printable line", Defaults(), Input{Lists: []string{"dev"}, Verdict: infected("T", "a\r\n250 ok\x00é.exe")},
+			"550 5.7.1 Your posting to the dev list has been rejected because it contains the 'T' virus in attachment 'a??250 ok??.exe'. You are strongly advised to check your computer for viruses."},
+		{"a placeholder in a value is not expanded", Defaults(), Input{Lists: []string{"dev"}, Verdict: infected("%%List%%", "x")},
+			"550 5.7.1 Your posting to the dev list has been rejected because it contains the '%%List%%' virus in attachment 'x'. You are strongly advised to check your computer for viruses."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := tt.cfg.Decide(tt.in)
+			if d.Reply == nil || d.Reply.String() != tt.want {
+				t.Errorf("reply\n got %v\nwant %s", d.Reply, tt.want)
+			}
+		})
+	}
+}
+
+func TestReplyTemplateProblems(t *testing.T) {
+	tests := []struct{ reply, want string }{
+		{"Rejected: %%Virus%%", "%%Virus%% is not a placeholder; use %%List%%, %%VirusName%%, %%FileName%%, %%Reason%%"},
+		{"Rejected:\r\n250 ok", "a line break"},
+		{"Abgelehnt wegen Virus – %%VirusName%%", "not printable ASCII"},
+		{"tab\there", "not printable ASCII"},
+	}
+	for _, tt := range tests {
+		c := Defaults()
+		c.Actions.BannedName.Reply = tt.reply
+		probs := c.Check()
+		if got := probs["actions.banned-name.reply"]; !strings.Contains(got, tt.want) {
+			t.Errorf("reply %q: problem %q, want one with %q (all: %v)", tt.reply, got, tt.want, probs)
+		}
+	}
+}
