@@ -31,6 +31,9 @@ type fakeScanner struct {
 	v     *verdict.Verdict
 	err   error
 	delay time.Duration
+	// during runs while the message is being scanned, to break something
+	// the decision will need.
+	during func()
 }
 
 func (f *fakeScanner) Scan(ctx context.Context, meta jobproto.Meta, body io.ReaderAt, size int64) (*verdict.Verdict, error) {
@@ -39,6 +42,9 @@ func (f *fakeScanner) Scan(ctx context.Context, meta jobproto.Meta, body io.Read
 	f.calls++
 	f.meta, f.body = meta, b
 	f.mu.Unlock()
+	if f.during != nil {
+		f.during()
+	}
 	select {
 	case <-time.After(f.delay):
 	case <-ctx.Done():
@@ -51,12 +57,12 @@ func (f *fakeScanner) Scan(ctx context.Context, meta jobproto.Meta, body io.Read
 	return &v, nil
 }
 
-func startMilter(t *testing.T, mutate func(*config.Milter), sc Scanner) (addr string, logs *bytes.Buffer, reg *prometheus.Registry, spool string) {
+func startMilter(t *testing.T, mutate func(*config.Milter), sc Scanner) (addr string, logs *logBuffer, reg *prometheus.Registry, spool string) {
 	t.Helper()
 	return startMilterWith(t, mutate, sc, nil)
 }
 
-func startMilterWith(t *testing.T, mutate func(*config.Milter), sc Scanner, bp *bypass.Holder) (addr string, logs *bytes.Buffer, reg *prometheus.Registry, spool string) {
+func startMilterWith(t *testing.T, mutate func(*config.Milter), sc Scanner, bp *bypass.Holder) (addr string, logs *logBuffer, reg *prometheus.Registry, spool string) {
 	t.Helper()
 	cfg := config.DefaultMilter()
 	cfg.Lists = []config.ListPattern{{Match: "*@lists.example.org"}}
@@ -65,9 +71,9 @@ func startMilterWith(t *testing.T, mutate func(*config.Milter), sc Scanner, bp *
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	logs = &bytes.Buffer{}
+	logs = &logBuffer{}
 	reg = prometheus.NewRegistry()
-	srv := New(&cfg, sc, bp, slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil)), reg)
+	srv := New(&cfg, sc, bp, slog.New(slog.NewTextHandler(logs, nil)), reg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -82,15 +88,49 @@ func startMilterWith(t *testing.T, mutate func(*config.Milter), sc Scanner, bp *
 	return ln.Addr().String(), logs, reg, cfg.SpoolDir
 }
 
-type lockedWriter struct {
+// logBuffer is the log the sessions write while the test reads it.
+type logBuffer struct {
 	mu sync.Mutex
-	w  io.Writer
+	b  bytes.Buffer
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
+func (l *logBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitFor returns the first log line containing every one of subs, waiting
+// up to 10 s for it.
+func waitFor(t *testing.T, logs *logBuffer, subs ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if containsAll(line, subs) {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line with %q in:\n%s", subs, logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
 
 type result struct {

@@ -62,9 +62,11 @@ func As(err error) (*Reply, bool) {
 }
 
 // MaxLine is the most text one reply line carries. RFC 5321 4.5.3.1.5
-// allows 512 octets a reply line, CRLF included; "550-5.7.1 " and the line
-// ending take the rest, with room for an enhanced code of the longest form.
-const MaxLine = 512 - len("550-5.7.100 ") - len("\r\n")
+// allows 512 octets a reply line, CRLF included, but Postfix's smtpd cuts
+// lines of about 500 octets again on its own, mid-word and without the
+// enhanced code (seen with Postfix 3.7): 400 leaves room for the code, the
+// enhanced code and any reply footer.
+const MaxLine = 400
 
 // Lines is the text cut at spaces into lines of at most max octets (MaxLine
 // when max is 0), for a multi-line reply. A word longer than max is cut.
