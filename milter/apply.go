@@ -154,7 +154,7 @@ func (s *session) strip(m milter.Modifier, d policy.Decision) ([]strip.Removal, 
 	}
 	removals := make([]strip.Removal, 0, len(d.Strip))
 	for _, p := range d.Strip {
-		removals = append(removals, strip.Removal{Path: p.Path, FileName: p.FileName, Threat: p.Threat})
+		removals = append(removals, strip.Removal{Path: p.Path, FileName: p.FileName, Threat: p.Threat, Kind: string(p.Kind)})
 	}
 	out := spool.New(s.srv.cfg.SpoolDir, int64(s.srv.cfg.MemoryBuffer))
 	defer out.Close()

@@ -43,9 +43,15 @@ func (srv *Server) quarantine(ctx context.Context, meta jobproto.Meta, d policy.
 		Lists: meta.Lists, Outcome: string(d.Outcome), Verdict: v, Size: body.Size(),
 	}
 	msg := body.Reader()
-	if q.Contents == "attachments" && len(d.Strip) > 0 {
-		parts := make([]string, 0, len(d.Strip))
-		for _, p := range d.Strip {
+	offending := d.Strip // what strip removes, which may span outcomes
+	if len(offending) == 0 {
+		offending = d.Offending
+	}
+	// Only the offending parts, for every action; a finding in the message
+	// as a whole has no part to cut out, so the whole message is kept.
+	if q.Contents == "attachments" && len(offending) > 0 {
+		parts := make([]string, 0, len(offending))
+		for _, p := range offending {
 			parts = append(parts, p.Path)
 		}
 		kept := spool.New(srv.cfg.SpoolDir, int64(srv.cfg.MemoryBuffer))
@@ -75,7 +81,7 @@ func (srv *Server) notify(ctx context.Context, meta jobproto.Meta, d policy.Deci
 	n := srv.cfg.Notify
 	mailer := notify.Mailer{Addr: srv.cfg.Quarantine.SMTP, From: n.From, Timeout: srv.cfg.Quarantine.Timeout, Token: srv.noticeToken}
 	event := notify.Event{Threat: d.Threat, FileName: d.FileName, Lists: meta.Lists, Sender: meta.Sender,
-		Recipients: meta.Recipients, QueueID: meta.QueueID, JobID: meta.JobID, Outcome: string(d.Outcome), Time: time.Now()}
+		Recipients: meta.Recipients, QueueID: meta.QueueID, JobID: meta.JobID, Outcome: string(d.Outcome), Action: string(d.Action), Time: time.Now()}
 	templates := notify.DefaultTemplates()
 	for kind, t := range n.Templates {
 		templates[kind] = notify.Template{Subject: t.Subject, Body: t.Body}

@@ -18,8 +18,9 @@ import (
 //	%%QueueID%%     the MTA's queue id
 //	%%JobID%%       the scan job id
 //	%%Date%%        when the message was stopped (RFC 5322 date)
-//	%%Outcome%%     the verdict status: "infected", "encrypted", …
+//	%%Outcome%%     the outcome: "infected", "encrypted", "banned-name", …
 //	%%Reason%%      a sentence saying why the message was stopped
+//	%%Action%%      a sentence saying what was done with it
 //
 // A placeholder not in this list is left as it is. Values are inserted once
 // and never expanded again, and control characters in them (CR, LF, …) become
@@ -39,6 +40,7 @@ type Event struct {
 	QueueID    string
 	JobID      string
 	Outcome    string
+	Action     string // the rule's action: reject, tempfail, discard, strip, tag, accept
 	Time       time.Time
 }
 
@@ -80,6 +82,7 @@ func (e Event) values() map[string]string {
 		"date":       date,
 		"outcome":    e.Outcome,
 		"reason":     Reason(e.Outcome, e.Threat),
+		"action":     Done(e.Action),
 	}
 	for k, s := range v {
 		v[k] = oneLine(s)
@@ -88,7 +91,8 @@ func (e Event) values() map[string]string {
 }
 
 // Reason says in a sentence why a message with this outcome was stopped,
-// without suggesting that the sender did anything wrong.
+// without suggesting that the sender did anything wrong. Every outcome has
+// its own.
 func Reason(outcome, threat string) string {
 	switch outcome {
 	case "infected":
@@ -98,16 +102,37 @@ func Reason(outcome, threat string) string {
 		return "The virus scanner reported " + threat + "."
 	case "encrypted":
 		return "It contains encrypted or password-protected content that could not be checked for viruses."
+	case "banned-name":
+		return "It has an attachment of a type that is not accepted here (an extension filter blocks it)."
 	case "limit-exceeded":
 		return "It is too large or too deeply nested to be checked for viruses completely."
 	case "unscannable":
 		return "Its structure could not be read completely, so it could not be checked for viruses."
-	case "error":
-		return "The virus scanner failed while checking it."
+	case "oversize":
+		return "It is larger than the size up to which messages are checked for viruses, so it was not checked."
+	case "station-failure":
+		return "The virus scanner could not be reached or failed while checking it."
 	case "":
 		return "It could not be checked for viruses."
 	}
 	return "The virus check ended with the outcome \"" + outcome + "\"."
+}
+
+// Done says in a sentence what was done with the message.
+func Done(action string) string {
+	switch action {
+	case "reject":
+		return "It was refused, and the sending server was told why."
+	case "tempfail":
+		return "It was refused for now; the sending server will try again later."
+	case "discard":
+		return "It was accepted and then discarded: nobody received it."
+	case "strip":
+		return "It was delivered with the offending attachment removed."
+	case "tag", "accept":
+		return "It was delivered, marked with an X-Virus-Status header that says what was found."
+	}
+	return "It was handled as the anti-virus policy says."
 }
 
 // oneLine turns control characters, line breaks included, into spaces.
@@ -137,18 +162,19 @@ Job ID:     %%JobID%%
 `
 	return map[string]Template{
 		"admin": {
-			Subject: "Virus alert: %%Outcome%% message from %%Sender%% stopped (%%VirusName%%)",
-			Body: `A message was stopped by the anti-virus check and not delivered.
+			Subject: "Virus alert: %%Outcome%% message from %%Sender%% (%%VirusName%%)",
+			Body: `A message did not pass the anti-virus check.
 %%Reason%%
+%%Action%%
 ` + details + `
 If quarantine is enabled, the message is kept there under the job ID above.
 `,
 		},
 		"owner": {
-			Subject: "Message to %%List%% stopped by the virus check",
-			Body: `A message posted to %%List%% was stopped by the anti-virus check and
-was not distributed to the list.
+			Subject: "Message to %%List%% held by the virus check",
+			Body: `A message posted to %%List%% did not pass the anti-virus check.
 %%Reason%%
+%%Action%%
 ` + details + `
 The sender address of such mail is often forged, so the person named above
 may have nothing to do with it. The server administrator can tell you more
@@ -156,10 +182,10 @@ with the job ID above.
 `,
 		},
 		"recipient": {
-			Subject: "A message to you was stopped by the virus check",
-			Body: `A message addressed to you was stopped by the anti-virus check and
-was not delivered.
+			Subject: "A message to you was held by the virus check",
+			Body: `A message addressed to you did not pass the anti-virus check.
 %%Reason%%
+%%Action%%
 
 Sender: %%Sender%%
 List:   %%List%%
@@ -172,9 +198,10 @@ this message, please ask your mail administrator about job %%JobID%%.
 		},
 		"sender": {
 			Subject: "Your message to %%List%% was not delivered",
-			Body: `A message sent from your address to %%List%% on %%Date%% was not
-delivered to the list, because the anti-virus check stopped it.
+			Body: `A message sent from your address to %%List%% on %%Date%% did not
+pass the anti-virus check.
 %%Reason%%
+%%Action%%
 
 File: %%FileName%%
 

@@ -4,10 +4,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/avstation/avstation/policy"
 )
 
 var testEvent = Event{
 	Threat:     "Eicar-Signature",
+	Action:     "reject",
 	FileName:   "eicar.com",
 	Lists:      []string{"dev-l@lists.example.org", "ann-l@lists.example.org"},
 	Sender:     "alice@example.com",
@@ -90,13 +93,32 @@ func TestDefaultTemplates(t *testing.T) {
 		})
 	}
 	_, body := tmpls["sender"].Render(testEvent)
-	for _, want := range []string{"not", "delivered", "Eicar-Signature", "forged"} {
+	for _, want := range []string{"did not", "refused", "Eicar-Signature", "forged"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("sender notice does not say %q:\n%s", want, body)
 		}
 	}
 	if strings.Contains(strings.ToLower(body), "your computer is infected.") {
 		t.Errorf("sender notice blames the sender:\n%s", body)
+	}
+}
+
+// TestEveryOutcomeAndActionHasItsWords: no outcome or action falls back
+// to the generic sentence.
+func TestEveryOutcomeAndActionHasItsWords(t *testing.T) {
+	generic := Reason("no-such-outcome", "")
+	for _, o := range policy.Outcomes {
+		if o == policy.OutcomeClean {
+			continue
+		}
+		if got := Reason(string(o), ""); got == generic || strings.Contains(got, "ended with the outcome") {
+			t.Errorf("outcome %s has no sentence of its own: %q", o, got)
+		}
+	}
+	for _, a := range []policy.Action{policy.Reject, policy.Tempfail, policy.Discard, policy.Strip, policy.Tag, policy.Accept} {
+		if got := Done(string(a)); got == Done("no-such-action") {
+			t.Errorf("action %s has no sentence of its own: %q", a, got)
+		}
 	}
 }
 

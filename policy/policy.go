@@ -76,8 +76,12 @@ const (
 // Verbs lists the verbs, for metric labels.
 var Verbs = []Verb{AcceptMsg, RejectMsg, TempfailMsg, DiscardMsg}
 
-// StripPart is an attachment to replace by a note.
-type StripPart struct{ Path, FileName, Threat string }
+// StripPart is an attachment to replace by a note. Kind is the finding's
+// (virus, encrypted, banned-name), so the note says why in words that fit.
+type StripPart struct {
+	Path, FileName, Threat string
+	Kind                   verdict.Kind
+}
 
 // Decision is the whole answer for one message. Detection has already
 // happened; this says what to do about it, and the milter does exactly that.
@@ -89,6 +93,10 @@ type Decision struct {
 	Headers []Header
 	// Strip lists the parts to replace before accepting.
 	Strip []StripPart
+	// Offending lists the parts the outcome's findings are in, whatever
+	// the action: what quarantine.contents: attachments keeps. Empty when
+	// the findings are in the message as a whole.
+	Offending []StripPart
 	// Quarantine and Notify are the rule's side effects.
 	Quarantine bool
 	Notify     []string
@@ -103,7 +111,7 @@ type Decision struct {
 // Decide maps the input to a decision.
 func (c *Config) Decide(in Input) Decision {
 	outcome, f, related := c.outcomeOf(in)
-	d := Decision{Outcome: outcome, Finding: f, Threat: f.Threat, FileName: displayName(f)}
+	d := Decision{Outcome: outcome, Finding: f, Threat: f.Threat, FileName: displayName(f), Offending: inParts(related)}
 	if outcome == OutcomeClean {
 		d.Verb, d.Action = AcceptMsg, Accept
 		c.addHeaders(&d, in, "Clean")
@@ -210,11 +218,9 @@ func only(fs []verdict.Finding, k verdict.Kind) []verdict.Finding {
 // the threat is somewhere no part boundary can cut, and ok is false.
 func strippable(fs []verdict.Finding) (parts []StripPart, ok bool) {
 	threats := map[string]bool{}
-	for _, f := range fs {
-		if f.Path != "" {
-			threats[f.Threat] = true
-			parts = append(parts, StripPart{Path: f.Path, FileName: displayName(f), Threat: f.Threat})
-		}
+	parts = inParts(fs)
+	for _, p := range parts {
+		threats[p.Threat] = true
 	}
 	for _, f := range fs {
 		if f.Path == "" && !threats[f.Threat] {
@@ -222,6 +228,20 @@ func strippable(fs []verdict.Finding) (parts []StripPart, ok bool) {
 		}
 	}
 	return parts, len(parts) > 0
+}
+
+// inParts lists the parts that findings are in (not the message as a
+// whole).
+func inParts(fs []verdict.Finding) []StripPart {
+	var parts []StripPart
+	seen := map[string]bool{}
+	for _, f := range fs {
+		if f.Path != "" && !seen[f.Path] {
+			seen[f.Path] = true
+			parts = append(parts, StripPart{Path: f.Path, FileName: displayName(f), Threat: f.Threat, Kind: f.Kind})
+		}
+	}
+	return parts
 }
 
 // remainder decides the message as if the parts to strip were gone: their

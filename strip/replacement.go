@@ -9,10 +9,11 @@ import (
 // maxName bounds a file or threat name in the replacement text.
 const maxName = 200
 
-// DefaultReplacement is the text that takes a removed attachment's place:
-// "The attachment 'invoice.zip' was removed because it contained the virus
-// 'Eicar-Test-Signature'." File and threat names are cut to 200 characters
-// and reduced to printable text.
+// DefaultReplacement is the text that takes a removed attachment's place,
+// in words that fit why it was removed: "The attachment 'invoice.zip' was
+// removed because it contained the virus 'Eicar-Test-Signature'.", or
+// "… because files of its type are not accepted here." File and threat
+// names are cut to 200 characters and reduced to printable text.
 func DefaultReplacement(r Removal) string {
 	file, threat := printable(r.FileName), printable(r.Threat)
 	var b strings.Builder
@@ -21,10 +22,19 @@ func DefaultReplacement(r Removal) string {
 	} else {
 		b.WriteString("The attachment '" + file + "' was removed")
 	}
-	if threat == "" {
-		b.WriteString(" because it contained a virus.")
-	} else {
-		b.WriteString(" because it contained the virus '" + threat + "'.")
+	switch r.Kind {
+	case "", "virus":
+		if threat == "" {
+			b.WriteString(" because it contained a virus.")
+		} else {
+			b.WriteString(" because it contained the virus '" + threat + "'.")
+		}
+	case "banned-name":
+		b.WriteString(" because files of its type are not accepted here.")
+	case "encrypted":
+		b.WriteString(" because it is encrypted, so it could not be checked for viruses.")
+	default:
+		b.WriteString(" because it could not be checked for viruses.")
 	}
 	return b.String()
 }

@@ -36,6 +36,9 @@ type Removal struct {
 	Path     string
 	FileName string // for the replacement text
 	Threat   string // for the replacement text
+	// Kind is why it goes, for the replacement text: "virus" (the
+	// default), "banned-name", "encrypted", or another finding kind.
+	Kind string
 }
 
 // Result says what was done.

@@ -365,6 +365,9 @@ func TestDefaultReplacement(t *testing.T) {
 		{Removal{Threat: "Eicar"}, "An attachment was removed because it contained the virus 'Eicar'."},
 		{Removal{FileName: "a.exe"}, "The attachment 'a.exe' was removed because it contained a virus."},
 		{Removal{}, "An attachment was removed because it contained a virus."},
+		{Removal{FileName: "setup.exe", Kind: "banned-name"}, "The attachment 'setup.exe' was removed because files of its type are not accepted here."},
+		{Removal{FileName: "plan.zip", Kind: "encrypted", Threat: "Heuristics.Encrypted.Zip"}, "The attachment 'plan.zip' was removed because it is encrypted, so it could not be checked for viruses."},
+		{Removal{FileName: "deep.zip", Kind: "limit-exceeded"}, "The attachment 'deep.zip' was removed because it could not be checked for viruses."},
 		{Removal{FileName: "a\r\n--b\x00.exe", Threat: "T\xff"}, "The attachment 'a  --b?.exe' was removed because it contained the virus 'T?'."},
 		{Removal{FileName: strings.Repeat("x", 300)}, "The attachment '" + strings.Repeat("x", 200) + "…' was removed because it contained a virus."},
 	}
