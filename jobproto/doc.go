@@ -1,6 +1,8 @@
 // Package jobproto is job protocol v1: how avmilter hands a message to an
 // avstation and how the verdict comes back, both signed with the shared
-// secret word (DESIGN.md, "The job protocol").
+// secret word. docs/job-protocol.md in the repository is the full wire
+// format, with test vectors that vectors_test.go checks against this code;
+// this is its summary.
 //
 // # Wire format
 //
@@ -8,13 +10,14 @@
 //
 //	POST /v1/scan
 //	Avs-Meta: {"job_id":"...","queue_id":"...",...}   JSON of Meta, non-ASCII escaped as \uXXXX
-//	Avs-Content-Sha256: <hex SHA-256 of the body>
+//	Avs-Content-Sha256: <lowercase hex SHA-256 of the body>
 //	Authorization: AVS1-HMAC-SHA256 key=<keyid>, ts=<unix seconds>, nonce=<32 hex>, sig=<64 hex>
 //
 //	<the raw message, CRLF, headers and body>
 //
-// sig is HMAC-SHA256(secret of keyid, canonical request), lowercase hex, where
-// the canonical request is these lines joined by "\n" (no final newline):
+// sig is HMAC-SHA256(secret of keyid, canonical request), lowercase hex,
+// keyed by the secret's bytes as they stand in the secret file, where the
+// canonical request is these lines joined by "\n" (no final newline):
 //
 //	AVS1-HMAC-SHA256
 //	<method>
@@ -22,7 +25,7 @@
 //	<keyid>
 //	<ts>
 //	<nonce>
-//	<body SHA-256, lowercase hex>
+//	<Avs-Content-Sha256 value>
 //	<Avs-Meta value, "" when absent>
 //
 // GET /v1/info is signed the same way over an empty body (its digest is the
@@ -30,7 +33,8 @@
 //
 // Parameters are tokens, never quoted: keyid is 1-64 of [A-Za-z0-9._-], ts
 // decimal digits, nonce 32 lowercase hex digits (16 random bytes), sig 64 hex
-// digits. Every parameter appears exactly once; anything else is refused.
+// digits. Every parameter appears exactly once, in any order; anything else
+// is refused.
 //
 // Once a request is authenticated, every response, errors included, carries
 //
@@ -54,17 +58,17 @@
 // or body digest does not verify; it never takes an unsigned answer for a
 // verdict.
 //
-// Bodies are JSON: 200 on /v1/scan carries a verdict.Verdict whose job_id is
-// the request's; 200 on /v1/info carries an Info; every other status carries
-// {"error": "..."}.
+// Bodies are JSON and end with a newline: 200 on /v1/scan carries a
+// verdict.Verdict whose job_id is the request's; 200 on /v1/info carries an
+// Info; every other status carries {"error": "..."}.
 //
 // The station checks, before it reads a byte of the body: the header format,
 // that the key id is known, that |now - ts| <= window (5 minutes by default),
-// and the HMAC. Only then is the nonce recorded; a nonce seen before is
-// refused. Any of these failures is an unsigned 401 with
-// {"error": "invalid job signature: <reason>"}. The body is then spooled to a
-// 0600 temp file while hashed; a digest that does not match the declared one
-// is a (signed) 401 and the file is removed unscanned.
+// and the HMAC. Only then is the nonce recorded, for twice the window; a
+// nonce seen before is refused. Any of these failures is an unsigned 401
+// with {"error": "invalid job signature: <reason>"}. The body is then
+// spooled to a 0600 temp file while hashed; a digest that does not match the
+// declared one is a (signed) 401 and the file is removed unscanned.
 //
 // Statuses: 200 verdict; 400 bad meta or unreadable body; 401 invalid job
 // signature; 413 body over the station's limit; 500 the scan failed or the

@@ -212,7 +212,7 @@ func TestEmptyMessage(t *testing.T) {
 	}
 }
 
-// TestWireVector pins the wire format the README documents.
+// TestWireVector pins the wire format; docs/job-protocol.md has more vectors (vectors_test.go).
 func TestWireVector(t *testing.T) {
 	k := Key{ID: "default", Secret: []byte("secret")}
 	c := canonicalRequest("POST", "/v1/scan", "default", 1800000000, "00112233445566778899aabbccddeeff", emptyDigest, `{"job_id":"j"}`)

@@ -108,8 +108,8 @@ func (s *Server) ownNotice(value string) bool {
 }
 
 // negotiate takes what this milter uses of what the MTA offers. Data is kept
-// to 64 KB packets even where Sendmail offers more (go-milter's ReplaceBody
-// breaks above that, see LAB.md).
+// to 64 KB packets even where Sendmail offers more: go-milter's ReplaceBody
+// breaks above that size.
 func negotiate(mtaVersion, milterVersion uint32, mtaActions, _ milter.OptAction, mtaProtocol, _ milter.OptProtocol, _ milter.DataSize) (uint32, milter.OptAction, milter.OptProtocol, milter.DataSize, error) {
 	version := min(mtaVersion, milterVersion)
 	if version < 2 {
