@@ -34,7 +34,9 @@ func TestEicarTestConfirms(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := harness.MilterOptions{Clamd: clamd.Addr, Metrics: tc.metrics, Policy: "  actions: {infected: {action: " + tc.action + "}}\n"}
 			if tc.activity {
-				o.Extra = "activity_dir: " + t.TempDir() + "\n"
+				withActivity(&o, t.TempDir())
+			} else {
+				withActivity(&o, "")
 			}
 			c := newChain(t, sink, harness.StartMilter(t, bin.Milter, o))
 
@@ -66,6 +68,14 @@ func TestEicarTestConfirms(t *testing.T) {
 				t.Errorf("through a Postfix with no milter (exit %d), want non-zero and %q:\n%s", code, tc.notApplied, out)
 			}
 		})
+	}
+}
+
+// withActivity sets the milter's activity_dir: a directory, or "" for none
+// (the milter's default here).
+func withActivity(o *harness.MilterOptions, dir string) {
+	if dir != "" {
+		o.Extra += "activity_dir: " + dir + "\n"
 	}
 }
 
