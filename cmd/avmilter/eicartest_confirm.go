@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -100,11 +101,20 @@ func (r *records) fromActivity(qid string, start time.Time, wait time.Duration) 
 // findActivity looks through every list's log in dir for the event of the
 // message queued as qid, written at since or later.
 func findActivity(dir, qid string, since time.Time) (file, line string, e activity.Event, err error) {
-	names, err := filepath.Glob(filepath.Join(dir, "*.log"))
-	if err != nil {
-		return "", "", e, fmt.Errorf("activity log %s: %w", dir, err)
+	// ReadDir, not Glob: Glob says nothing of a directory it cannot read
+	// (0700, another user's), and that must not read as "no line".
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", "", e, nil // no event written yet
 	}
-	for _, name := range names {
+	if err != nil {
+		return "", "", e, fmt.Errorf("activity log: %w", err)
+	}
+	for _, de := range entries {
+		if !strings.HasSuffix(de.Name(), ".log") {
+			continue
+		}
+		name := filepath.Join(dir, de.Name())
 		f, err := os.Open(name)
 		if err != nil {
 			return "", "", e, fmt.Errorf("activity log: %w", err)

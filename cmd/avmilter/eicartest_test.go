@@ -117,14 +117,28 @@ func TestConfirmMetrics(t *testing.T) {
 	}
 }
 
-// TestFindActivityUnreadable: a log that cannot be read is an error, not
-// "no line" (a directory in a log's place: root reads any file).
+// TestFindActivityUnreadable: a log or directory that cannot be read is an
+// error, not "no line" (root reads any file, so they are made unreadable by
+// being of the wrong kind); a directory not made yet is no line.
 func TestFindActivityUnreadable(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "dev.log"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, _, err := findActivity(dir, "Q1", time.Time{}); err == nil {
-		t.Errorf("a log that cannot be read: no error")
+	for _, tc := range []struct {
+		name    string
+		make    func(dir string) string // returns the activity_dir
+		wantErr bool
+	}{
+		{"a log that is a directory", func(dir string) string { os.Mkdir(filepath.Join(dir, "dev.log"), 0o755); return dir }, true},
+		{"activity_dir a file", func(dir string) string {
+			p := filepath.Join(dir, "file")
+			os.WriteFile(p, nil, 0o600)
+			return p
+		}, true},
+		{"activity_dir not made yet", func(dir string) string { return filepath.Join(dir, "none") }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, line, _, err := findActivity(tc.make(t.TempDir()), "Q1", time.Time{})
+			if (err != nil) != tc.wantErr || line != "" {
+				t.Errorf("findActivity: %q, %v; want error %v", line, err, tc.wantErr)
+			}
+		})
 	}
 }
