@@ -145,12 +145,14 @@ func TestEndToEnd(t *testing.T) {
 		t.Logf("Postfix answered: %d %s", r.Code, r.Text)
 		wantCode(t, r, 550, "5.7.1", "to the dev list", "'Eicar", "attachment 'eicar.com'")
 		line := c.milter.WaitLog(t, 5*time.Second, "message scanned", "outcome=infected", "action=reject")
-		// The milter's line and the station's record meet by job id.
-		jobID := field(line, "job_id")
-		if jobID == "" || !strings.Contains(field(line, "queue_id"), "") {
-			t.Errorf("log line without job id: %s", line)
+		// The milter's line and the station's record meet by job id, and
+		// the milter's line and Postfix's meet by queue id.
+		jobID, queueID := field(line, "job_id"), field(line, "queue_id")
+		if jobID == "" || queueID == "" {
+			t.Fatalf("log line without job id or queue id: %s", line)
 		}
 		station.WaitLog(t, 5*time.Second, "job scanned", "job_id="+jobID, "status=infected")
+		c.postfix.WaitLog(t, queueID+": milter-reject: END-OF-MESSAGE", 5*time.Second)
 		c.waitNotDelivered(t, "eicar posting")
 	})
 
@@ -182,7 +184,14 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("tag delivers with the threat in the header", func(t *testing.T) {
 		c := newChain(t, sink, harness.StartMilter(t, bin.Milter, harness.MilterOptions{Station: stationURL, Secret: secret, Policy: "  actions: {infected: {action: tag}}\n"}))
-		wantCode(t, c.send(t, listRcp, "eicar tagged", eicarAttachment()), 250)
+		r := c.send(t, listRcp, "eicar tagged", eicarAttachment())
+		wantCode(t, r, 250)
+		// The queue id Postfix gave the message is the one the milter logged.
+		_, queueID, ok := strings.Cut(r.Text, "queued as ")
+		if !ok || queueID == "" {
+			t.Fatalf("no queue id in Postfix's reply %q", r.Text)
+		}
+		c.milter.WaitLog(t, 5*time.Second, "message scanned", "queue_id="+queueID+" ", "outcome=infected", "action=accept")
 		d := c.delivered(t, "eicar tagged")
 		if got := header(d, "X-Virus-Status"); len(got) != 1 || !strings.HasPrefix(got[0], "Infected (Eicar") {
 			t.Errorf("X-Virus-Status = %q, want Infected (Eicar...)", got)

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -56,6 +58,19 @@ func StartClamd(t testing.TB) *Clamd {
 // database's main.cvd, daily.cld, ...) linked into its database directory.
 func StartClamdWith(t testing.TB, databases ...string) *Clamd {
 	t.Helper()
+	return StartClamdOpts(t, ClamdOptions{Databases: databases})
+}
+
+// ClamdOptions vary the private clamd.
+type ClamdOptions struct {
+	Databases []string          // more signature files, as for StartClamdWith
+	Settings  map[string]string // clamd.conf settings that replace the harness's, e.g. "StreamMaxLength": "256M"
+}
+
+// StartClamdOpts is StartClamd with options.
+func StartClamdOpts(t testing.TB, o ClamdOptions) *Clamd {
+	t.Helper()
+	databases := o.Databases
 	bin := lookBin(t, "clamd", "clamav-daemon")
 	dir := t.TempDir()
 	recordStarted(dir)
@@ -111,8 +126,8 @@ func StartClamdWith(t testing.TB, databases ...string) *Clamd {
 		"ScanMail yes",
 		"ScanArchive yes",
 		"Bytecode no",
-		"",
 	}, "\n")
+	conf = replaceSettings(conf, o.Settings) + "\n"
 	confPath := filepath.Join(dir, "clamd.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatalf("harness: clamd: %v", err)
@@ -221,4 +236,23 @@ func (c *Clamd) Running() bool {
 // LogTail returns the last n lines of clamd's log file.
 func (c *Clamd) LogTail(n int) string {
 	return tailFile(c.LogFile, n)
+}
+
+// replaceSettings replaces the lines of conf whose setting is a key of
+// settings, and appends the settings conf does not have.
+func replaceSettings(conf string, settings map[string]string) string {
+	lines := strings.Split(conf, "\n")
+	done := map[string]bool{}
+	for i, l := range lines {
+		name, _, _ := strings.Cut(l, " ")
+		if v, ok := settings[name]; ok {
+			lines[i], done[name] = name+" "+v, true
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(settings)) {
+		if !done[name] {
+			lines = append(lines, name+" "+settings[name])
+		}
+	}
+	return strings.Join(lines, "\n")
 }

@@ -348,3 +348,23 @@ func TestPostfixMilterDefaultAction(t *testing.T) {
 		})
 	}
 }
+
+func TestReplaceSettings(t *testing.T) {
+	conf := "Foreground yes\nStreamMaxLength 64M\nMaxFileSize 64M"
+	for _, tc := range []struct {
+		name     string
+		settings map[string]string
+		want     string
+	}{
+		{"none", nil, conf},
+		{"replace", map[string]string{"StreamMaxLength": "512M"}, "Foreground yes\nStreamMaxLength 512M\nMaxFileSize 64M"},
+		{"append, sorted", map[string]string{"ReadTimeout": "300", "MaxThreads": "2", "MaxFileSize": "1G"},
+			"Foreground yes\nStreamMaxLength 64M\nMaxFileSize 1G\nMaxThreads 2\nReadTimeout 300"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := replaceSettings(conf, tc.settings); got != tc.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}
