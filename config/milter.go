@@ -42,7 +42,8 @@ type Milter struct {
 	Quarantine Quarantine `yaml:"quarantine" doc:"where quarantined messages go"`
 	Notify     Notify     `yaml:"notify" doc:"notifications"`
 
-	// Policies is the global policy and each list's, built by LoadMilter.
+	// Policies is the global policy and each list's, compiled by LoadMilter
+	// (or Prepare): the only form of the policy the milter can use.
 	Policies *policy.Set `yaml:"-"`
 
 	ActivityDir string `yaml:"activity_dir" doc:"directory of the per-list activity logs (LIST.log, one line per virus and other event, as LISTSERV writes them); empty: off"`
@@ -111,6 +112,15 @@ func DefaultMilter() Milter {
 	}
 }
 
+// Prepare checks a configuration built in code, as LoadMilter checks a
+// file, and compiles its policies; ListPolicies hold each list's whole
+// policy. The error, when not nil, is a *Problems.
+func (m *Milter) Prepare() error {
+	c := &checker{file: "(config built in code)", lines: map[string]int{}}
+	m.check(c)
+	return c.err()
+}
+
 // LoadMilter reads and checks avmilter's config file. The error, when not
 // nil, is a *Problems listing everything wrong.
 func LoadMilter(path string) (*Milter, error) {
@@ -166,54 +176,78 @@ func (m *Milter) check(c *checker) {
 	if len(m.Stations) == 0 {
 		m.Scanner.check(c, "scanner")
 	}
-	checkPolicy(c, "policy", &m.Policy)
-	m.Policies = &policy.Set{Global: m.Policy, Lists: map[string]*policy.Config{}}
-	if node := c.node("list_policies"); node != nil && node.Kind == yaml.MappingNode {
-		// Each list starts from the global policy and takes what it sets:
-		// decoding a node over a filled struct changes only the keys present
-		// (unknown keys were refused when the whole file was decoded).
-		for i := 0; i+1 < len(node.Content); i += 2 {
-			name := node.Content[i].Value
-			lp := m.Policy
-			if err := node.Content[i+1].Decode(&lp); err != nil {
-				c.addf("list_policies."+name, "%v", err)
-				continue
-			}
-			checkPolicy(c, "list_policies."+name, &lp)
-			// These decide before a message is tied to one list's policy
-			// (whether it is scanned at all): they are the whole message's.
-			if lp.MaxScanSize != m.Policy.MaxScanSize || lp.ApplyToOutgoing != m.Policy.ApplyToOutgoing ||
-				!slices.Equal(lp.LocalDomains, m.Policy.LocalDomains) {
-				c.addf("list_policies."+name, "max_scan_size, apply_to_outgoing and local_domains apply to the whole message; set them under policy, not per list")
-			}
-			m.Policies.Lists[name] = &lp
-		}
-	}
-	m.Policies.Global = m.Policy
+	m.Policies = m.compilePolicies(c)
 	m.checkSideEffects(c)
 	m.Log.check(c)
 }
 
-func checkPolicy(c *checker, prefix string, p *policy.Config) {
-	probs := p.Check()
-	for _, key := range slices.Sorted(maps.Keys(probs)) {
-		c.addf(prefix+"."+key, "%s", probs[key])
+// compilePolicies compiles the global policy and each list's into the set
+// the milter decides with; nil when any has a problem (each reported with
+// its key and line).
+func (m *Milter) compilePolicies(c *checker) *policy.Set {
+	global := compilePolicy(c, "policy", m.Policy)
+	lists := map[string]*policy.Policy{}
+	ok := global != nil
+	lps := m.listPolicies(c)
+	for _, name := range slices.Sorted(maps.Keys(lps)) {
+		lp := lps[name]
+		p := compilePolicy(c, "list_policies."+name, lp)
+		ok = ok && p != nil
+		lists[name] = p
+		// These decide before a message is tied to one list's policy
+		// (whether it is scanned at all): they are the whole message's.
+		if lp.MaxScanSize != m.Policy.MaxScanSize || lp.ApplyToOutgoing != m.Policy.ApplyToOutgoing ||
+			!slices.Equal(lp.LocalDomains, m.Policy.LocalDomains) {
+			c.addf("list_policies."+name, "max_scan_size, apply_to_outgoing and local_domains apply to the whole message; set them under policy, not per list")
+		}
 	}
+	if !ok {
+		return nil
+	}
+	return policy.NewSet(global, lists)
+}
+
+// listPolicies is each list's whole policy: the global one with what the
+// list sets. From a file, decoding a list's node over a copy of the global
+// policy changes only the keys present (unknown keys were refused when the
+// whole file was decoded); a config built in code gives whole policies.
+func (m *Milter) listPolicies(c *checker) map[string]policy.Config {
+	node := c.node("list_policies")
+	if node == nil || node.Kind != yaml.MappingNode {
+		return m.ListPolicies
+	}
+	out := map[string]policy.Config{}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		name := node.Content[i].Value
+		lp := m.Policy
+		if err := node.Content[i+1].Decode(&lp); err != nil {
+			c.addf("list_policies."+name, "%v", err)
+			continue
+		}
+		out[name] = lp
+	}
+	return out
+}
+
+func compilePolicy(c *checker, prefix string, cfg policy.Config) *policy.Policy {
+	p, probs := policy.Compile(cfg)
+	for _, pr := range probs {
+		c.addf(prefix+"."+pr.Key, "%s", pr.Message)
+	}
+	return p
 }
 
 // checkSideEffects checks that what the policies ask for is configured.
 func (m *Milter) checkSideEffects(c *checker) {
-	rules := []policy.Config{m.Policy}
-	for _, lp := range m.Policies.Lists {
-		rules = append(rules, *lp)
-	}
 	var quarantine, notify bool
-	for _, p := range rules {
-		for _, o := range policy.Outcomes {
-			r := p.Rule(o)
-			quarantine = quarantine || r.Quarantine
-			notify = notify || len(r.Notify) > 0
-		}
+	if m.Policies != nil {
+		m.Policies.Each(func(_ string, p *policy.Policy) {
+			for _, o := range policy.Outcomes {
+				r := p.Rule(o)
+				quarantine = quarantine || r.Quarantine
+				notify = notify || len(r.Notify) > 0
+			}
+		})
 	}
 	q := m.Quarantine
 	if quarantine && q.Dir == "" && q.Address == "" {

@@ -176,7 +176,7 @@ func (e *mtaError) Unwrap() error { return e.err }
 
 // stripText is the note that replaces a stripped attachment.
 func (srv *Server) stripText(r strip.Removal) string {
-	t := srv.cfg.Policy.StripText
+	t := srv.cfg.Policies.Global().StripText
 	if t == "" {
 		return strip.DefaultReplacement(r)
 	}

@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,8 +10,10 @@ import (
 	"time"
 
 	"github.com/d--j/go-milter"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/avstation/avstation/config"
+	"github.com/avstation/avstation/policy"
 )
 
 // TestRefusals: every way applying a decision can end in a refusal, with
@@ -63,9 +66,6 @@ func TestRefusals(t *testing.T) {
 			var cfg *config.Milter
 			addr, logs, _, _ := startMilter(t, func(c *config.Milter) {
 				tt.mutate(t, c)
-				if probs := c.Policy.Check(); len(probs) > 0 {
-					t.Fatalf("policy: %v", probs)
-				}
 				cfg = c
 			}, fs)
 			if tt.during != nil {
@@ -138,4 +138,27 @@ func (k *keepConn) Dial(network, addr string) (net.Conn, error) {
 	c, err := net.Dial(network, addr)
 	k.conn = c
 	return c, err
+}
+
+// TestServerNeedsACompiledPolicy: a configuration whose policy was never
+// compiled (its extension filters would enforce nothing) cannot become a
+// Server, and a policy that does not compile stops at Prepare.
+func TestServerNeedsACompiledPolicy(t *testing.T) {
+	cfg := config.DefaultMilter()
+	cfg.Lists = []config.ListPattern{{Match: "*@lists.example.org"}}
+	cfg.Policy.Filters.Rules = []policy.FilterRule{{Mask: "*.exe", Action: "block"}}
+	if srv, err := New(&cfg, &fakeScanner{}, nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry()); err == nil || srv != nil {
+		t.Fatalf("New built a server from an uncompiled policy (err %v)", err)
+	}
+	cfg.Policy.Filters.Rules[0].Action = "maybe"
+	if err := cfg.Prepare(); err == nil || !strings.Contains(err.Error(), "policy.extension_filters.rules[0].action") {
+		t.Fatalf("Prepare = %v, want the filter's problem", err)
+	}
+	cfg.Policy.Filters.Rules[0].Action = "block"
+	if err := cfg.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(&cfg, &fakeScanner{}, nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry()); err != nil {
+		t.Fatalf("New refused a compiled policy: %v", err)
+	}
 }

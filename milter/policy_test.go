@@ -150,7 +150,13 @@ func TestNoticeTokens(t *testing.T) {
 	cfg := config.DefaultMilter()
 	cfg.Lists = []config.ListPattern{{Match: "*@lists.example.org"}}
 	cfg.SpoolDir = t.TempDir()
-	srv := New(&cfg, fs, nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err := cfg.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(&cfg, fs, nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Serve(ln)
 	defer srv.Shutdown(context.Background())

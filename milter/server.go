@@ -70,12 +70,15 @@ type Server struct {
 	ReleaseKeys *jobproto.KeyRing
 }
 
-// New builds a server. reg receives the milter's metrics; bp holds the
-// bypass list (nil for none).
-func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, reg prometheus.Registerer) *Server {
+// New builds a server from a checked configuration (config.LoadMilter, or
+// Prepare for one built in code): its compiled policies are the only ones
+// the milter decides with, so that a policy whose filters were never
+// compiled cannot enforce nothing. reg receives the milter's metrics; bp
+// holds the bypass list (nil for none).
+func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
 	host, _ := os.Hostname()
-	if cfg.Policies == nil { // a config not made by LoadMilter
-		cfg.Policies = &policy.Set{Global: cfg.Policy}
+	if cfg.Policies == nil {
+		return nil, errors.New("milter: the configuration's policy is not compiled: load it with config.LoadMilter, or call its Prepare method")
 	}
 	s := &Server{cfg: cfg, lists: NewLists(cfg.Lists), scanner: sc, bypass: bp, log: log, metrics: newMetrics(reg), hostname: host, mode: "in-process"}
 	if len(cfg.Stations) > 0 {
@@ -97,7 +100,7 @@ func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, re
 		milter.WithReadTimeout(10*time.Minute),
 		milter.WithWriteTimeout(30*time.Second),
 	)
-	return s
+	return s, nil
 }
 
 // ownNotice reports whether a notice header value carries this process's

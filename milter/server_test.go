@@ -73,7 +73,13 @@ func startMilterWith(t *testing.T, mutate func(*config.Milter), sc Scanner, bp *
 	}
 	logs = &logBuffer{}
 	reg = prometheus.NewRegistry()
-	srv := New(&cfg, sc, bp, slog.New(slog.NewTextHandler(logs, nil)), reg)
+	if err := cfg.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(&cfg, sc, bp, slog.New(slog.NewTextHandler(logs, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -209,7 +209,7 @@ type transaction struct {
 // off the session goroutine, so it must not use the milter.Modifier.
 func (s *session) decide(ctx context.Context, meta jobproto.Meta) transaction {
 	in := policy.Input{Lists: s.lists, Sender: s.sender, Recipients: s.recipients, Authenticated: s.authUser != ""}
-	switch max := int64(s.srv.cfg.Policy.MaxScanSize); {
+	switch max := int64(s.srv.cfg.Policies.Global().MaxScanSize); {
 	case max > 0 && s.body.Size() > max:
 		in.Oversize = true
 	case s.bodyErr != nil:

@@ -26,7 +26,7 @@ func (s *session) bypassed() (reason, detail string) {
 			return "bypass-file", e
 		}
 	}
-	p := &s.srv.cfg.Policy
+	p := s.srv.cfg.Policies.Global()
 	if !p.ApplyToOutgoing && p.LocalSender(s.sender, s.authUser != "") {
 		return "outgoing", s.sender
 	}

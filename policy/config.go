@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -44,11 +45,10 @@ type Config struct {
 	MaxScanSize bytesize.Size `yaml:"max_scan_size" doc:"bytes above which a message is not scanned and takes the oversize rule; 0: off"`
 	// ApplyToOutgoing scans mail from local senders (authenticated, or from
 	// a local domain) too.
-	ApplyToOutgoing bool           `yaml:"apply_to_outgoing" doc:"also scan mail from authenticated users and local senders"`
-	LocalDomains    []string       `yaml:"local_domains" doc:"domains that are local, for extension filter scopes and apply_to_outgoing"`
-	Filters         FilterConfig   `yaml:"extension_filters" doc:"attachment name rules"`
-	StripText       string         `yaml:"strip_text" doc:"text that replaces a stripped attachment; %%FileName%% and %%VirusName%% are filled in; empty: a standard sentence"`
-	compiled        []compiledRule // filters, compiled by Check
+	ApplyToOutgoing bool         `yaml:"apply_to_outgoing" doc:"also scan mail from authenticated users and local senders"`
+	LocalDomains    []string     `yaml:"local_domains" doc:"domains that are local, for extension filter scopes and apply_to_outgoing"`
+	Filters         FilterConfig `yaml:"extension_filters" doc:"attachment name rules"`
+	StripText       string       `yaml:"strip_text" doc:"text that replaces a stripped attachment; %%FileName%% and %%VirusName%% are filled in; empty: a standard sentence"`
 }
 
 // Defaults are safe: infected mail is refused, failures are retried, and
@@ -102,10 +102,26 @@ var allowed = map[Outcome][]Action{
 
 var recipients = []string{"admin", "owner", "recipient", "sender"}
 
-// Check compiles the filters and returns every problem, keyed by the
-// setting's path under policy ("actions.infected.action").
-func (c *Config) Check() map[string]string {
-	probs := map[string]string{}
+// Problem is one thing wrong with a policy: the setting's path under
+// policy ("actions.infected.action") and what is wrong, with a hint.
+type Problem struct{ Key, Message string }
+
+// Policy is a Config checked and compiled, the only type that decides: a
+// Config that was never compiled cannot enforce its filters, so it cannot
+// reach the milter either. The Config is its settings, read-only.
+type Policy struct {
+	Config
+	filters  []compiledRule
+	compiled bool // made by Compile; a Policy{} written by hand is not
+}
+
+// Compile checks c and compiles its filters. With problems it returns no
+// Policy: every problem, sorted by key, so that check-config lists them all.
+func Compile(c Config) (*Policy, []Problem) {
+	var probs []Problem
+	add := func(key, format string, args ...any) {
+		probs = append(probs, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+	}
 	for _, o := range Outcomes {
 		if o == OutcomeClean {
 			continue
@@ -117,31 +133,34 @@ func (c *Config) Check() map[string]string {
 			for _, a := range allowed[o] {
 				names = append(names, string(a))
 			}
-			probs[key+".action"] = fmt.Sprintf("%q is not an action for %s; use one of: %s", r.Action, o, strings.Join(names, ", "))
+			add(key+".action", "%q is not an action for %s; use one of: %s", r.Action, o, strings.Join(names, ", "))
 		}
 		if r.Reply != "" {
 			if p := checkReply(r.Reply); p != "" {
-				probs[key+".reply"] = p
+				add(key+".reply", "%s", p)
 			}
 		}
 		for i, n := range r.Notify {
 			if !slices.Contains(recipients, n) {
-				probs[fmt.Sprintf("%s.notify[%d]", key, i)] = fmt.Sprintf("%q is not someone to notify; use admin, owner, recipient or sender", n)
+				add(fmt.Sprintf("%s.notify[%d]", key, i), "%q is not someone to notify; use admin, owner, recipient or sender", n)
 			}
 		}
 	}
 	if c.MaxScanSize < 0 {
-		probs["max_scan_size"] = "must not be negative (0 turns it off)"
+		add("max_scan_size", "must not be negative (0 turns it off)")
 	}
 	for i, d := range c.LocalDomains {
 		if d == "" || strings.ContainsAny(d, "@ *") {
-			probs[fmt.Sprintf("local_domains[%d]", i)] = fmt.Sprintf("%q is not a domain; write it like example.org", d)
+			add(fmt.Sprintf("local_domains[%d]", i), "%q is not a domain; write it like example.org", d)
 		}
 	}
-	compiled, fprobs := c.Filters.compile()
-	for k, v := range fprobs {
-		probs["extension_filters."+k] = v
+	filters, fprobs := c.Filters.compile()
+	for _, k := range slices.Sorted(maps.Keys(fprobs)) {
+		add("extension_filters."+k, "%s", fprobs[k])
 	}
-	c.compiled = compiled
-	return probs
+	if len(probs) > 0 {
+		slices.SortStableFunc(probs, func(a, b Problem) int { return strings.Compare(a.Key, b.Key) })
+		return nil, probs
+	}
+	return &Policy{Config: c, filters: filters, compiled: true}, nil
 }

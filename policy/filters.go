@@ -131,18 +131,18 @@ func containers(p string) []string {
 
 // banned runs the filters over the manifest and returns the entries they
 // block, each as a banned-name finding.
-func (c *Config) banned(manifest []verdict.Part, sc scopes) []verdict.Finding {
+func (p *Policy) banned(manifest []verdict.Part, sc scopes) []verdict.Finding {
 	var out []verdict.Finding
-	for _, p := range manifest {
-		inside := containers(p.Path)
-		if len(inside) > 0 && !c.Filters.ApplyInArchives {
+	for _, part := range manifest {
+		inside := containers(part.Path)
+		if len(inside) > 0 && !p.Filters.ApplyInArchives {
 			continue
 		}
-		name := NormalizeName(p.FileName)
+		name := NormalizeName(part.FileName)
 		if name == "" {
 			continue
 		}
-		for _, r := range c.compiled {
+		for _, r := range p.filters {
 			if !sc.match(r) || !matchAny(r.masks, name) {
 				continue
 			}
@@ -150,7 +150,7 @@ func (c *Config) banned(manifest []verdict.Part, sc scopes) []verdict.Finding {
 				continue
 			}
 			if r.block {
-				out = append(out, verdict.Finding{Path: p.Path, FileName: p.FileName, ContentType: p.ContentType,
+				out = append(out, verdict.Finding{Path: part.Path, FileName: part.FileName, ContentType: part.ContentType,
 					Kind: KindBannedName, Detail: fmt.Sprintf("extension filter %d blocks %s", r.index+1, strings.Join(r.masks, ";"))})
 			}
 			break // first match wins, block or allow

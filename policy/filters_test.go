@@ -63,10 +63,10 @@ func TestExtensionFilters(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := Defaults()
 			c.Filters, c.LocalDomains = tt.filters, tt.local
-			if p := c.Check(); len(p) > 0 {
+			if p := problemsOf(c); len(p) > 0 {
 				t.Fatal(p)
 			}
-			d := c.Decide(tt.in)
+			d := compiled(t, c).Decide(tt.in)
 			if got := d.Outcome == OutcomeBannedName; got != tt.banned {
 				t.Fatalf("outcome %s, banned want %v", d.Outcome, tt.banned)
 			}
@@ -90,9 +90,8 @@ func TestStripAndSideEffects(t *testing.T) {
 	}
 	c := Defaults()
 	c.Actions.Infected = Rule{Action: Strip, Quarantine: true, Notify: []string{"admin"}}
-	c.Check()
 
-	d := c.Decide(Input{Lists: []string{"dev"}, Verdict: infectedWith(part("2", "a.exe", "T"), part("3/1", "b.com", "T2"), part("", "", "T"))})
+	d := compiled(t, c).Decide(Input{Lists: []string{"dev"}, Verdict: infectedWith(part("2", "a.exe", "T"), part("3/1", "b.com", "T2"), part("", "", "T"))})
 	if d.Verb != AcceptMsg || len(d.Strip) != 2 || d.Strip[1].Path != "3/1" || !d.Quarantine || d.Notify[0] != "admin" {
 		t.Errorf("strip decision %+v", d)
 	}
@@ -103,7 +102,7 @@ func TestStripAndSideEffects(t *testing.T) {
 		t.Errorf("headers %v", d.Headers)
 	}
 	// Found only in the message as a whole: nothing to strip, so reject.
-	d = c.Decide(Input{Lists: []string{"dev"}, Verdict: infectedWith(part("", "", "Whole"))})
+	d = compiled(t, c).Decide(Input{Lists: []string{"dev"}, Verdict: infectedWith(part("", "", "Whole"))})
 	if d.Verb != RejectMsg || d.Action != Reject {
 		t.Errorf("raw-only finding: %+v", d)
 	}
@@ -111,14 +110,14 @@ func TestStripAndSideEffects(t *testing.T) {
 
 func TestOversizeDryRunAndLists(t *testing.T) {
 	c := Defaults()
-	d := c.Decide(Input{Oversize: true})
+	d := compiled(t, c).Decide(Input{Oversize: true})
 	if d.Outcome != OutcomeOversize || d.Verb != AcceptMsg || d.Headers[0].Value != "Unscanned (too large)" {
 		t.Errorf("oversize: %+v", d)
 	}
 	inf := &verdict.Verdict{}
 	inf.Add(verdict.Finding{Path: "2", FileName: "x", Kind: verdict.KindVirus, Threat: "T"})
 	c.DryRun = true
-	if d := c.Decide(Input{Verdict: inf}); !d.DryRun || d.Verb != RejectMsg {
+	if d := compiled(t, c).Decide(Input{Verdict: inf}); !d.DryRun || d.Verb != RejectMsg {
 		t.Errorf("dry run keeps what would be done and flags it: %+v", d)
 	}
 
@@ -126,7 +125,7 @@ func TestOversizeDryRunAndLists(t *testing.T) {
 	tagging.Actions.Infected.Action = Tag
 	discarding := Defaults()
 	discarding.Actions.Infected.Action = Discard
-	set := &Set{Global: Defaults(), Lists: map[string]*Config{"chat": &tagging, "announce": &discarding}}
+	set := NewSet(compiled(t, Defaults()), map[string]*Policy{"chat": compiled(t, tagging), "announce": compiled(t, discarding)})
 	for _, tt := range []struct {
 		lists []string
 		verb  Verb
@@ -146,25 +145,24 @@ func TestOversizeDryRunAndLists(t *testing.T) {
 func TestStripLeavesNothingUnscanned(t *testing.T) {
 	c := Defaults()
 	c.Actions.Infected = Rule{Action: Strip}
-	c.Check()
 	v := &verdict.Verdict{}
 	v.Add(verdict.Finding{Path: "2", FileName: "a.exe", Kind: verdict.KindVirus, Threat: "T"})
 	v.Add(verdict.Finding{Path: "", Kind: verdict.KindVirus, Threat: "T"})
 	v.Add(verdict.Finding{Path: "3", FileName: "b.pdf", Kind: verdict.KindScanError, Detail: "clamd down"})
-	if d := c.Decide(Input{Verdict: v}); d.Verb != TempfailMsg {
+	if d := compiled(t, c).Decide(Input{Verdict: v}); d.Verb != TempfailMsg {
 		t.Errorf("strip with an unscanned part left: %s, want tempfail", d.Verb)
 	}
 	v = &verdict.Verdict{}
 	v.Add(verdict.Finding{Path: "2", FileName: "a.exe", Kind: verdict.KindVirus, Threat: "T"})
 	v.Add(verdict.Finding{Path: "3/x.zip", FileName: "x.zip", Kind: verdict.KindEncrypted})
-	d := c.Decide(Input{Verdict: v})
+	d := compiled(t, c).Decide(Input{Verdict: v})
 	if d.Verb != AcceptMsg || len(d.Strip) != 1 || len(d.Headers) == 0 || d.Headers[0].Value != "Encrypted" {
 		t.Errorf("strip with an encrypted part left (tagged by default): %+v", d)
 	}
 	v = &verdict.Verdict{}
 	v.Add(verdict.Finding{Path: "2", FileName: "a.exe", Kind: verdict.KindVirus, Threat: "T"})
 	v.Add(verdict.Finding{Path: "2/inner.zip", FileName: "inner.zip", Kind: verdict.KindEncrypted})
-	if d := c.Decide(Input{Verdict: v}); d.Verb != AcceptMsg || d.Headers[0].Value != "Cleaned (Infected (T) removed)" {
+	if d := compiled(t, c).Decide(Input{Verdict: v}); d.Verb != AcceptMsg || d.Headers[0].Value != "Cleaned (Infected (T) removed)" {
 		t.Errorf("findings inside the stripped part go with it: %+v", d)
 	}
 }
@@ -178,7 +176,7 @@ func TestListsDryRunAndSideEffects(t *testing.T) {
 	keep.Actions.Infected = Rule{Action: Tag, Quarantine: true, Notify: []string{"owner"}}
 	strict := Defaults()
 	strict.Actions.Infected = Rule{Action: Reject, Notify: []string{"admin"}}
-	set := &Set{Global: Defaults(), Lists: map[string]*Config{"trial": &trial, "keep": &keep, "strict": &strict}}
+	set := NewSet(compiled(t, Defaults()), map[string]*Policy{"trial": compiled(t, trial), "keep": compiled(t, keep), "strict": compiled(t, strict)})
 	if d := set.Decide(Input{Lists: []string{"trial", "keep"}, Verdict: inf}); d.DryRun || d.Verb != AcceptMsg || !d.Quarantine {
 		t.Errorf("a list on trial outranked one that acts: %+v", d)
 	}

@@ -5,6 +5,7 @@
 package policy
 
 import (
+	"errors"
 	"slices"
 	"strings"
 
@@ -108,8 +109,13 @@ type Decision struct {
 	Threat, FileName string
 }
 
-// Decide maps the input to a decision.
-func (c *Config) Decide(in Input) Decision {
+// Decide maps the input to a decision. A Policy that Compile did not make
+// (nil, or written by hand) decides nothing: it tempfails (fail closed).
+func (c *Policy) Decide(in Input) Decision {
+	if c == nil || !c.compiled {
+		r := smtpreply.LocalError.Because(errors.New("policy: used without policy.Compile"))
+		return Decision{Outcome: OutcomeStationFailure, Action: Tempfail, Verb: TempfailMsg, Reply: r}
+	}
 	outcome, f, related := c.outcomeOf(in)
 	d := Decision{Outcome: outcome, Finding: f, Threat: f.Threat, FileName: displayName(f), Offending: inParts(related)}
 	if outcome == OutcomeClean {
@@ -165,7 +171,7 @@ func (c *Config) Decide(in Input) Decision {
 // outcomeOf names what happened, picks the finding that explains it and
 // gathers the findings of the same kind (what strip removes). An
 // unsettled or unknown status is a failure, never clean (fail closed).
-func (c *Config) outcomeOf(in Input) (Outcome, verdict.Finding, []verdict.Finding) {
+func (c *Policy) outcomeOf(in Input) (Outcome, verdict.Finding, []verdict.Finding) {
 	v := in.Verdict
 	switch {
 	case in.Oversize:
@@ -247,7 +253,7 @@ func inParts(fs []verdict.Finding) []StripPart {
 // remainder decides the message as if the parts to strip were gone: their
 // findings and manifest entries dropped, and findings of the message as a
 // whole that a stripped part explains (same threat).
-func (c *Config) remainder(in Input, parts []StripPart) Decision {
+func (c *Policy) remainder(in Input, parts []StripPart) Decision {
 	gone := map[string]bool{}
 	threats := map[string]bool{}
 	for _, p := range parts {
@@ -295,10 +301,15 @@ func union(a, b []string) []string {
 	return out
 }
 
-// Set is the global policy and each list's own.
+// Set is the global policy and each list's own, all compiled.
 type Set struct {
-	Global Config
-	Lists  map[string]*Config // by list name
+	global *Policy
+	lists  map[string]*Policy // by list name
+}
+
+// NewSet makes the set from compiled policies; lists may be nil.
+func NewSet(global *Policy, lists map[string]*Policy) *Set {
+	return &Set{global: global, lists: lists}
 }
 
 // Decide decides with the policy of each list the message is bound for and
@@ -308,14 +319,14 @@ func (s *Set) Decide(in Input) Decision {
 	var decisions []Decision
 	global := len(in.Lists) == 0
 	for _, l := range in.Lists {
-		if c, ok := s.Lists[l]; ok {
-			decisions = append(decisions, c.Decide(in))
+		if p, ok := s.lists[l]; ok {
+			decisions = append(decisions, p.Decide(in))
 		} else {
 			global = true
 		}
 	}
 	if global {
-		decisions = append(decisions, s.Global.Decide(in))
+		decisions = append(decisions, s.global.Decide(in))
 	}
 	best := decisions[0]
 	for _, d := range decisions[1:] {
@@ -336,11 +347,23 @@ func (s *Set) Decide(in Input) Decision {
 }
 
 // For returns the policy of a list (the global one when it has none).
-func (s *Set) For(list string) *Config {
-	if c, ok := s.Lists[list]; ok {
-		return c
+func (s *Set) For(list string) *Policy {
+	if p, ok := s.lists[list]; ok {
+		return p
 	}
-	return &s.Global
+	return s.global
+}
+
+// Global is the policy of mail for no list of its own.
+func (s *Set) Global() *Policy { return s.global }
+
+// Each calls f with every policy of the set: the global one first, then the
+// lists' in no particular order.
+func (s *Set) Each(f func(list string, p *Policy)) {
+	f("", s.global)
+	for l, p := range s.lists {
+		f(l, p)
+	}
 }
 
 func severity(d Decision) int {

@@ -94,7 +94,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := tt.cfg.Decide(tt.in)
+			d := compiled(t, tt.cfg).Decide(tt.in)
 			if d.Outcome != tt.outcome || d.Verb != tt.verb {
 				t.Fatalf("got %s/%s, want %s/%s", d.Outcome, d.Verb, tt.outcome, tt.verb)
 			}
@@ -113,7 +113,7 @@ func TestDecide(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	def := Defaults()
-	if p := def.Check(); len(p) != 0 {
+	if p := problemsOf(def); len(p) != 0 {
 		t.Fatalf("defaults have problems: %v", p)
 	}
 	c := Defaults()
@@ -121,7 +121,7 @@ func TestCheck(t *testing.T) {
 	c.Actions.StationFailure.Action = Discard
 	c.Actions.Infected.Notify = []string{"admin", "postmaster"}
 	c.Filters.Rules = []FilterRule{{Mask: "[", Action: "block"}, {Mask: "*.exe", Sender: "nobody", Action: "deny"}}
-	p := c.Check()
+	p := problemsOf(c)
 	for _, key := range []string{"actions.infected.action", "actions.station-failure.action", "actions.infected.notify[1]",
 		"extension_filters.rules[0].mask", "extension_filters.rules[1].sender", "extension_filters.rules[1].action"} {
 		if p[key] == "" {
@@ -169,10 +169,10 @@ func TestEveryOutcomeAndAction(t *testing.T) {
 				case OutcomeStationFailure:
 					c.Actions.StationFailure = r
 				}
-				if p := c.Check(); len(p) > 0 {
+				if p := problemsOf(c); len(p) > 0 {
 					t.Fatal(p)
 				}
-				d := c.Decide(inputs[outcome])
+				d := compiled(t, c).Decide(inputs[outcome])
 				if d.Outcome != outcome {
 					t.Fatalf("outcome %s, want %s", d.Outcome, outcome)
 				}
@@ -193,6 +193,39 @@ func TestEveryOutcomeAndAction(t *testing.T) {
 					t.Errorf("strip with nothing to strip: %+v", d)
 				}
 			})
+		}
+	}
+}
+
+// compiled is c compiled, failing the test on any problem.
+func compiled(t testing.TB, c Config) *Policy {
+	t.Helper()
+	p, probs := Compile(c)
+	if len(probs) > 0 {
+		t.Fatalf("policy problems: %v", probs)
+	}
+	return p
+}
+
+// problemsOf is what Compile finds wrong with c, by key.
+func problemsOf(c Config) map[string]string {
+	_, probs := Compile(c)
+	m := map[string]string{}
+	for _, p := range probs {
+		m[p.Key] = p.Message
+	}
+	return m
+}
+
+// TestUncompiledPolicyFailsClosed: a Policy that Compile did not make,
+// whose filters were never compiled, decides nothing but a retry.
+func TestUncompiledPolicyFailsClosed(t *testing.T) {
+	withFilter := Defaults()
+	withFilter.Filters.Rules = []FilterRule{{Mask: "*.exe", Action: "block"}}
+	for name, p := range map[string]*Policy{"nil": nil, "by hand": {Config: withFilter}} {
+		d := p.Decide(Input{Lists: []string{"dev"}, Verdict: cleanVerdict()})
+		if d.Verb != TempfailMsg || d.Reply == nil || d.Reply.Code != 451 {
+			t.Errorf("%s policy decided %s %v, want a tempfail", name, d.Verb, d.Reply)
 		}
 	}
 }

@@ -16,7 +16,7 @@ func TestReplyTemplates(t *testing.T) {
 	with := func(f func(*Config)) Config {
 		c := Defaults()
 		f(&c)
-		if probs := c.Check(); len(probs) > 0 {
+		if probs := problemsOf(c); len(probs) > 0 {
 			t.Fatalf("config problems: %v", probs)
 		}
 		return c
@@ -51,7 +51,7 @@ func TestReplyTemplates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := tt.cfg.Decide(tt.in)
+			d := compiled(t, tt.cfg).Decide(tt.in)
 			if d.Reply == nil || d.Reply.String() != tt.want {
 				t.Errorf("reply\n got %v\nwant %s", d.Reply, tt.want)
 			}
@@ -69,7 +69,7 @@ func TestReplyTemplateProblems(t *testing.T) {
 	for _, tt := range tests {
 		c := Defaults()
 		c.Actions.BannedName.Reply = tt.reply
-		probs := c.Check()
+		probs := problemsOf(c)
 		if got := probs["actions.banned-name.reply"]; !strings.Contains(got, tt.want) {
 			t.Errorf("reply %q: problem %q, want one with %q (all: %v)", tt.reply, got, tt.want, probs)
 		}

@@ -142,7 +142,10 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 		}
 		go milter.WatchStations(ctx, hc, cfg.Stations, reg, cfg.StationProbe)
 	}
-	srv := milter.New(cfg, sc, bp, log, reg)
+	srv, err := milter.New(cfg, sc, bp, log, reg)
+	if err != nil {
+		return err
+	}
 	srv.ReleaseKeys = keys
 	ln, err := milter.Listen(cfg)
 	if err != nil {
