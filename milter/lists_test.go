@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/avstation/avstation/config"
@@ -89,4 +90,33 @@ func TestListsServiceAddresses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzListsMatch: a recipient from the envelope (the sender's choice) gets
+// a list name that is never empty and, from a *@domain pattern, is always
+// the local part or a piece of it before any +tag: a service address can
+// rename a recipient only to its own list.
+func FuzzListsMatch(f *testing.F) {
+	for _, s := range []string{"owner-dev@lists.example.org", "dev-bounces+a=b@lists.example.org", "-request@lists.example.org",
+		"owner-@lists.example.org", "<OWNER-X-REQUEST@Lists.Example.Org>", "staff@example.org", "@", "a@b@lists.example.org"} {
+		f.Add(s)
+	}
+	l := NewLists([]config.ListPattern{{Match: "*@lists.example.org"}, {Match: "staff@example.org", Name: "STAFF"}})
+	f.Fuzz(func(t *testing.T, rcpt string) {
+		name, ok := l.Match(rcpt)
+		if !ok {
+			return
+		}
+		if name == "" {
+			t.Fatalf("Match(%q) gave an empty name", rcpt)
+		}
+		addr := strings.ToLower(strings.Trim(strings.TrimSpace(rcpt), "<>"))
+		if addr == "staff@example.org" {
+			return
+		}
+		local, _, _ := strings.Cut(addr, "@")
+		if name != local && !strings.Contains(strings.SplitN(local, "+", 2)[0], name) {
+			t.Fatalf("Match(%q) = %q: neither the local part nor a piece of it", rcpt, name)
+		}
+	})
 }
