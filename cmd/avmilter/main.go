@@ -109,7 +109,7 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 	}
 	if cfg.ActivityDir != "" {
 		if err := daemon.Dir("activity_dir", cfg.ActivityDir); err != nil {
-			return err
+			return fmt.Errorf("%w (set activity_dir to a directory this user may write, or off)", err)
 		}
 	}
 	log.Info("activity log", slog.String("activity_dir", or(cfg.ActivityDir, config.Off)))

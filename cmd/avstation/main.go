@@ -89,7 +89,7 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 	}
 	if cfg.RecordsDir != "" {
 		if err := daemon.Dir("records_dir", cfg.RecordsDir); err != nil {
-			return err
+			return fmt.Errorf("%w (set records_dir to a directory this user may write, or off)", err)
 		}
 	}
 	ctx, stop := daemon.Signals()
