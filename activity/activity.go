@@ -64,7 +64,7 @@ func (l Log) Write(e Event) error {
 	}
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if errors.Is(err, fs.ErrNotExist) { // the first event: make the directory
-		if err := os.MkdirAll(l.Dir, 0o750); err != nil {
+		if err := os.MkdirAll(l.Dir, 0o700); err != nil {
 			return fmt.Errorf("activity log: %w", err)
 		}
 		f, err = os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)

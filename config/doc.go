@@ -34,6 +34,11 @@ func reference(b *strings.Builder, prefix string, v reflect.Value) {
 		}
 		key := prefix + name
 		fv := v.Field(i)
+		if d := f.Tag.Get("default"); d != "" {
+			// A default the loader fills in (the zero value means off in code).
+			fmt.Fprintf(b, "| `%s` | `%s` | %s |\n", key, d, f.Tag.Get("doc"))
+			continue
+		}
 		switch {
 		case f.Type.Kind() == reflect.Struct:
 			reference(b, key+".", fv)

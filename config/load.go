@@ -11,20 +11,26 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// Problems is every problem found in one config file.
+// Problems is every problem found in one config file, and its warnings.
 type Problems struct {
-	File string
-	List []string
+	File     string
+	List     []string
+	Warnings []string // settings that work but are likely not what was meant
 }
 
 func (p *Problems) Error() string {
-	return fmt.Sprintf("%s: %d problem(s):\n  %s", p.File, len(p.List), strings.Join(p.List, "\n  "))
+	s := fmt.Sprintf("%s: %d problem(s):\n  %s", p.File, len(p.List), strings.Join(p.List, "\n  "))
+	if len(p.Warnings) > 0 {
+		s += fmt.Sprintf("\n%s: %d warning(s):\n  %s", p.File, len(p.Warnings), strings.Join(p.Warnings, "\n  "))
+	}
+	return s
 }
 
 // checker collects problems, prefixing each with the key path and the line
@@ -34,6 +40,7 @@ type checker struct {
 	root     yaml.Node // the document, for settings that overlay others
 	lines    map[string]int
 	problems []string
+	warnings []string
 }
 
 // node finds the mapping value at a top-level key, nil when absent.
@@ -52,11 +59,39 @@ func (c *checker) node(key string) *yaml.Node {
 
 // addf records a problem with the key at path ("policy.on_infected").
 func (c *checker) addf(path, format string, args ...any) {
-	where := path
+	c.problems = append(c.problems, c.where(path)+": "+fmt.Sprintf(format, args...))
+}
+
+// warnf records a warning: the setting works, but likely not as meant.
+// Warnings do not stop the daemon; check-config prints them.
+func (c *checker) warnf(path, format string, args ...any) {
+	c.warnings = append(c.warnings, c.where(path)+": "+fmt.Sprintf(format, args...))
+}
+
+// where is "line 3: key.path", or the path alone when it is not in the file.
+func (c *checker) where(path string) string {
 	if line, ok := c.lineOf(path); ok {
-		where = fmt.Sprintf("line %d: %s", line, path)
+		return fmt.Sprintf("line %d: %s", line, path)
 	}
-	c.problems = append(c.problems, where+": "+fmt.Sprintf(format, args...))
+	return path
+}
+
+// Off is the value that turns off a directory setting that is on by
+// default (activity_dir, records_dir).
+const Off = "off"
+
+// stateDir resolves a directory setting that is on by default: empty is
+// def, Off turns it off (the field is then empty, which is what the
+// daemons test), anything else must be an absolute path.
+func (c *checker) stateDir(key string, dir *string, def, what string) {
+	switch {
+	case *dir == "":
+		*dir = def
+	case *dir == Off:
+		*dir = ""
+	case !filepath.IsAbs(*dir):
+		c.addf(key, "%q is not an absolute directory path; write one (default %s), or off to keep no %s", *dir, def, what)
+	}
 }
 
 // lineOf finds the line of path, or of its nearest parent present in the file.
@@ -78,7 +113,7 @@ func (c *checker) err() error {
 	if len(c.problems) == 0 {
 		return nil
 	}
-	return &Problems{File: c.file, List: c.problems}
+	return &Problems{File: c.file, List: c.problems, Warnings: c.warnings}
 }
 
 // checkable is a daemon's config: it checks itself into a checker.
@@ -86,14 +121,21 @@ type checkable interface{ check(*checker) }
 
 // loadChecked decodes the file at path into cfg, which holds the defaults,
 // and checks it. The error, when not nil, is a *Problems listing
-// everything wrong.
-func loadChecked(path string, cfg checkable) error {
+// everything wrong; without one, the warnings are returned, each
+// "FILE: line N: key: text".
+func loadChecked(path string, cfg checkable) (warnings []string, err error) {
 	c, err := load(path, cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg.check(c)
-	return c.err()
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	for _, w := range c.warnings {
+		warnings = append(warnings, path+": "+w)
+	}
+	return warnings, nil
 }
 
 // load decodes the YAML file at path into v strictly and maps each key path
@@ -128,6 +170,12 @@ func yamlMessage(err error) string {
 	return strings.TrimPrefix(err.Error(), "yaml: ")
 }
 
+// renamed maps settings that were renamed to their new names, so that an
+// old config gets a precise hint rather than "not a known setting".
+var renamed = map[string]string{
+	"records_keep": "records_max_age",
+}
+
 // decodeProblems splits yaml's "unmarshal errors" list into one problem per
 // line, with a hint for the most common one.
 func decodeProblems(err error) []string {
@@ -140,7 +188,11 @@ func decodeProblems(err error) []string {
 		if strings.Contains(e, "not found in type") {
 			// "line 3: field foo not found in type config.Milter"
 			head, field, _ := strings.Cut(e[:strings.Index(e, " not found in type")], "field ")
-			e = head + "key " + strconv.Quote(field) + " is not a known setting (check its spelling and indentation; the README lists every setting)"
+			if now, ok := renamed[field]; ok {
+				e = head + "key " + strconv.Quote(field) + " was renamed to " + now + "; write " + now + " instead"
+			} else {
+				e = head + "key " + strconv.Quote(field) + " is not a known setting (check its spelling and indentation; the README lists every setting)"
+			}
 		}
 		out = append(out, e)
 	}

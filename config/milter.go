@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avstation/avstation/notify"
 	"github.com/avstation/avstation/policy"
 )
 
@@ -45,8 +46,13 @@ type Milter struct {
 	// Policies is the global policy and each list's, compiled by LoadMilter
 	// (or Prepare): the only form of the policy the milter can use.
 	Policies *policy.Set `yaml:"-"`
+	// Warnings are LoadMilter's: settings that work but are likely not
+	// what was meant, each "FILE: line N: key: text".
+	Warnings []string `yaml:"-"`
 
-	ActivityDir string `yaml:"activity_dir" doc:"directory of the per-list activity logs (LIST.log, one line per virus and other event, as LISTSERV writes them); empty: off"`
+	// ActivityDir is empty after LoadMilter when it is off; a Milter made
+	// in code has it off unless set.
+	ActivityDir string `yaml:"activity_dir" default:"/var/lib/avmilter/activity" doc:"directory of the per-list activity logs (LIST.log, one line per virus and other event, as LISTSERV writes them), created 0700; rotate them with logrotate (deploy/logrotate); off: none kept"`
 
 	MetricsListen string `yaml:"metrics_listen" doc:"address for /metrics and /healthz (host:port); empty: off"`
 	Log           Log    `yaml:"log" doc:"logging"`
@@ -95,7 +101,14 @@ type Log struct {
 	Format string `yaml:"format" doc:"text or json"`
 }
 
-// DefaultMilter is the configuration an empty file gives.
+// DefaultActivityDir is activity_dir's default, under avmilter's state
+// directory (systemd's StateDirectory=avmilter).
+const DefaultActivityDir = "/var/lib/avmilter/activity"
+
+// DefaultMilter is the configuration an empty file gives, but for
+// activity_dir: LoadMilter sets it to DefaultActivityDir unless it is off,
+// so that a Milter made in code (a test) writes no activity log by
+// accident.
 func DefaultMilter() Milter {
 	return Milter{
 		Listen:           "inet:127.0.0.1:7357",
@@ -125,9 +138,11 @@ func (m *Milter) Prepare() error {
 // nil, is a *Problems listing everything wrong.
 func LoadMilter(path string) (*Milter, error) {
 	cfg := DefaultMilter()
-	if err := loadChecked(path, &cfg); err != nil {
+	warnings, err := loadChecked(path, &cfg)
+	if err != nil {
 		return nil, err
 	}
+	cfg.Warnings = warnings
 	return &cfg, nil
 }
 
@@ -167,9 +182,7 @@ func (m *Milter) check(c *checker) {
 	if m.ProgressInterval <= 0 {
 		c.addf("progress_interval", "must be positive (e.g. 10s)")
 	}
-	if m.ActivityDir != "" && !filepath.IsAbs(m.ActivityDir) {
-		c.addf("activity_dir", "must be an absolute directory path")
-	}
+	c.stateDir("activity_dir", &m.ActivityDir, DefaultActivityDir, "activity log")
 	if m.SpoolDir == "" || !filepath.IsAbs(m.SpoolDir) {
 		c.addf("spool_dir", "must be an absolute directory path")
 	}
@@ -253,6 +266,11 @@ func (m *Milter) checkSideEffects(c *checker) {
 	if quarantine && q.Dir == "" && q.Address == "" {
 		c.addf("quarantine", "a rule quarantines but neither quarantine.dir nor quarantine.address is set")
 	}
+	if q.Dir != "" && q.Address != "" {
+		// Refused rather than picking one: either way a message would go
+		// where the admin did not expect (dir once won silently).
+		c.addf("quarantine.address", "quarantine.dir and quarantine.address are both set; set one: dir keeps messages here for avmilter quarantine list/release/rescan, address mails them to a person")
+	}
 	if q.Dir != "" && !filepath.IsAbs(q.Dir) {
 		c.addf("quarantine.dir", "must be an absolute directory path")
 	}
@@ -270,11 +288,57 @@ func (m *Milter) checkSideEffects(c *checker) {
 	if notify && m.Notify.From == "" {
 		c.addf("notify.from", "notifications need a From address (e.g. postmaster@example.org)")
 	}
-	for kind := range m.Notify.Templates {
-		if !slices.Contains([]string{"admin", "owner", "recipient", "sender"}, kind) {
-			c.addf("notify.templates."+kind, "%q is not a recipient kind; use admin, owner, recipient or sender", kind)
+	m.Notify.check(c)
+}
+
+// notifyKinds are the recipient kinds of notify.templates and notify.bypass.
+var notifyKinds = []string{"admin", "owner", "recipient", "sender"}
+
+func (n Notify) check(c *checker) {
+	for _, kind := range slices.Sorted(maps.Keys(n.Templates)) {
+		key := "notify.templates." + kind
+		if !slices.Contains(notifyKinds, kind) {
+			c.addf(key, "%q is not a recipient kind; use admin, owner, recipient or sender", kind)
+			continue
+		}
+		t := n.Templates[kind]
+		for _, f := range [][2]string{{"subject", t.Subject}, {"body", t.Body}} {
+			field, text := f[0], f[1]
+			if bad := notify.UnknownPlaceholders(text); len(bad) > 0 {
+				c.warnf(key+"."+field, "%%%%%s%%%% is not a placeholder and is sent as written; the README lists them (%%%%VirusName%%%%, %%%%List%%%%, ...)", strings.Join(bad, "%%, %%"))
+			}
 		}
 	}
+	for _, kind := range slices.Sorted(maps.Keys(n.Bypass)) {
+		key := "notify.bypass." + kind
+		if !slices.Contains(notifyKinds, kind) {
+			c.addf(key, "%q is not a recipient kind; use admin, owner, recipient or sender", kind)
+			continue
+		}
+		for i, p := range n.Bypass[kind] {
+			if err := checkBypass(p); err != nil {
+				c.addf(fmt.Sprintf("%s[%d]", key, i), "%v", err)
+			}
+		}
+	}
+}
+
+// checkBypass refuses a notification bypass pattern that is malformed or
+// can match no address: "example.org" matches only the address
+// "example.org", never someone at that domain.
+func checkBypass(p string) error {
+	if err := notify.ValidPattern(p); err != nil {
+		return fmt.Errorf("%q is not a pattern (%v); write an address or a glob such as *@example.org", p, err)
+	}
+	t := strings.TrimSpace(p)
+	if strings.Contains(t, "@") || strings.ContainsAny(t, "*?[") {
+		return nil
+	}
+	hint := t + "@*"
+	if strings.Contains(t, ".") {
+		hint = "*@" + t
+	}
+	return fmt.Errorf("%q has no @ and no wildcard, so it matches no address; did you mean %s?", p, hint)
 }
 
 // checkPattern accepts "local@domain" and "*@domain".

@@ -14,18 +14,23 @@ import (
 
 // Station is avstation's whole configuration.
 type Station struct {
-	Listen        string        `yaml:"listen" doc:"host:port for the job protocol, /healthz and /metrics"`
-	TLSCert       string        `yaml:"tls_cert" doc:"certificate file (PEM) to serve HTTPS; empty: plain HTTP (use TLS across hosts)"`
-	TLSKey        string        `yaml:"tls_key" doc:"private key file (PEM) for tls_cert"`
-	SecretFile    string        `yaml:"secret_file" doc:"file with the secret word(s) the milters sign with; mode 0600"`
-	SpoolDir      string        `yaml:"spool_dir" doc:"directory where job bodies are spooled while scanned (files 0600, always removed)"`
-	RecordsDir    string        `yaml:"records_dir" doc:"directory of the per-job records (engines, versions, findings, raw engine replies) that avstation show prints; empty: off"`
-	RecordsKeep   time.Duration `yaml:"records_keep" doc:"how long job records are kept"`
+	Listen     string `yaml:"listen" doc:"host:port for the job protocol, /healthz and /metrics"`
+	TLSCert    string `yaml:"tls_cert" doc:"certificate file (PEM) to serve HTTPS; empty: plain HTTP (use TLS across hosts)"`
+	TLSKey     string `yaml:"tls_key" doc:"private key file (PEM) for tls_cert"`
+	SecretFile string `yaml:"secret_file" doc:"file with the secret word(s) the milters sign with; mode 0600"`
+	SpoolDir   string `yaml:"spool_dir" doc:"directory where job bodies are spooled while scanned (files 0600, always removed)"`
+	// RecordsDir is empty after LoadStation when it is off; a Station
+	// made in code has it off unless set.
+	RecordsDir    string        `yaml:"records_dir" default:"/var/lib/avstation/records" doc:"directory of the per-job records (engines, versions, findings, raw engine replies) that avstation show prints, created 0700; off: none kept"`
+	RecordsMaxAge time.Duration `yaml:"records_max_age" doc:"how long job records are kept: older days are removed at start and every hour (was records_keep)"`
 	MaxMessage    ByteSize      `yaml:"max_message_size" doc:"largest job body accepted; larger ones get 413"`
 	MaxConcurrent int           `yaml:"max_concurrent" doc:"scans at once; when full the station answers 503 and the milter tries the next station"`
 	ClockSkew     time.Duration `yaml:"clock_skew" doc:"how far a job's timestamp may be from the station's clock (replay window)"`
 	Scanner       Scanner       `yaml:"scanner" doc:"engines and limits"`
 	Log           Log           `yaml:"log" doc:"logging"`
+
+	// Warnings are LoadStation's, as Milter's.
+	Warnings []string `yaml:"-"`
 }
 
 // Scanner configures engines and limits, for the station and for
@@ -153,12 +158,17 @@ func (s Scanner) check(c *checker, prefix string) {
 	}
 }
 
-// DefaultStation is the configuration an empty file gives.
+// DefaultRecordsDir is records_dir's default, under avstation's state
+// directory (systemd's StateDirectory=avstation).
+const DefaultRecordsDir = "/var/lib/avstation/records"
+
+// DefaultStation is the configuration an empty file gives, but for
+// records_dir: LoadStation sets it to DefaultRecordsDir unless it is off.
 func DefaultStation() Station {
 	return Station{
 		Listen:        "127.0.0.1:7358",
 		SpoolDir:      "/var/spool/avstation",
-		RecordsKeep:   30 * 24 * time.Hour,
+		RecordsMaxAge: 30 * 24 * time.Hour,
 		MaxMessage:    64 << 20,
 		MaxConcurrent: 8,
 		ClockSkew:     5 * time.Minute,
@@ -170,9 +180,11 @@ func DefaultStation() Station {
 // LoadStation reads and checks avstation's config file.
 func LoadStation(path string) (*Station, error) {
 	cfg := DefaultStation()
-	if err := loadChecked(path, &cfg); err != nil {
+	warnings, err := loadChecked(path, &cfg)
+	if err != nil {
 		return nil, err
 	}
+	cfg.Warnings = warnings
 	return &cfg, nil
 }
 
@@ -189,11 +201,9 @@ func (s *Station) check(c *checker) {
 	if s.SpoolDir == "" || !filepath.IsAbs(s.SpoolDir) {
 		c.addf("spool_dir", "must be an absolute directory path")
 	}
-	if s.RecordsDir != "" && !filepath.IsAbs(s.RecordsDir) {
-		c.addf("records_dir", "must be an absolute directory path")
-	}
-	if s.RecordsKeep < time.Hour {
-		c.addf("records_keep", "must be at least 1h")
+	c.stateDir("records_dir", &s.RecordsDir, DefaultRecordsDir, "job records")
+	if s.RecordsMaxAge < time.Hour {
+		c.addf("records_max_age", "must be at least 1h (records are pruned hourly; 720h is 30 days)")
 	}
 	if s.MaxMessage < 1024 {
 		c.addf("max_message_size", "must be at least 1KiB")

@@ -36,14 +36,45 @@ func (l *Lists) Match(rcpt string) (name string, ok bool) {
 	if !found || local == "" || domain == "" {
 		return "", false
 	}
-	if name, ok = l.exact[addr]; !ok {
-		name, ok = l.domains[domain]
+	if name, ok = l.exact[addr]; ok {
+		if name == "" {
+			name = local // named exactly: taken as written
+		}
+		return name, true
 	}
-	if !ok {
+	if name, ok = l.domains[domain]; !ok {
 		return "", false
 	}
 	if name == "" {
-		name = local
+		name = serviceList(local)
 	}
 	return name, true
+}
+
+// serviceSuffixes are the list servers' addresses for a list's owner,
+// requests and bounces (Mailman 2 and 3, LISTSERV, Majordomo), longest
+// first so that dev-unsubscribe-request is dev, not dev-unsubscribe.
+var serviceSuffixes = []string{
+	"-unsubscribe-request", "-subscribe-request", "-signoff-request", "-search-request",
+	"-unsubscribe", "-subscribe", "-approval", "-request", "-bounces", "-confirm",
+	"-server", "-admin", "-owner", "-leave", "-join",
+}
+
+// serviceList names the list a service address of *@domain belongs to:
+// owner-dev, dev-request, dev-bounces+alice=example.org are list dev, not
+// lists of their own. The servers' own addresses (listserv@, mailman@,
+// majordomo@) keep their names, one list each. A list whose name ends in a
+// suffix (sys-admin) needs an exact pattern, which is not mapped.
+func serviceList(local string) string {
+	// Mailman's VERP bounces and confirmations carry a +tag.
+	base, _, _ := strings.Cut(local, "+")
+	if rest, ok := strings.CutPrefix(base, "owner-"); ok && rest != "" {
+		return rest
+	}
+	for _, suffix := range serviceSuffixes {
+		if list, ok := strings.CutSuffix(base, suffix); ok && list != "" {
+			return list
+		}
+	}
+	return local
 }

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +135,27 @@ func TestReason(t *testing.T) {
 		if got := Reason(tt.outcome, tt.threat); !strings.Contains(got, tt.want) {
 			t.Errorf("Reason(%q, %q) = %q, want it to contain %q", tt.outcome, tt.threat, got, tt.want)
 		}
+	}
+}
+
+func TestUnknownPlaceholders(t *testing.T) {
+	tests := []struct {
+		text string
+		want []string
+	}{
+		{"%%VirusName%% in %%filename%% to %%LIST%%", nil},
+		{"%%Virus%% found", []string{"Virus"}},
+		{"%%Virus%%List%% %%Sender%%", []string{"Virus"}}, // "%%List%%" after it is real
+		{"100%% sure, 50%% off", nil},                     // " sure, 50" is no placeholder word
+		{"%%%%", nil},
+		{"%%QueueId%% %%Job_ID%% %%Date2%%", []string{"Job_ID", "Date2"}},
+		{"unclosed %%Virus", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			if got := UnknownPlaceholders(tt.text); !slices.Equal(got, tt.want) {
+				t.Errorf("= %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -54,10 +54,14 @@ func (f FilterConfig) compile() ([]compiledRule, map[string]string) {
 		var err error
 		if c.masks, err = masks(r.Mask); err != nil || len(c.masks) == 0 {
 			probs[key+".mask"] = fmt.Sprintf("%q is not a file name mask; write it like *.exe or *.exe;*.scr", r.Mask)
+		} else if p := bareExtension(r.Mask, c.masks); p != "" {
+			probs[key+".mask"] = p
 		}
 		if r.ArchivedIn != "" {
 			if c.archivedIn, err = masks(r.ArchivedIn); err != nil {
 				probs[key+".archived_in"] = fmt.Sprintf("%q is not a file name mask; write it like *.zip", r.ArchivedIn)
+			} else if p := bareExtension(r.ArchivedIn, c.archivedIn); p != "" {
+				probs[key+".archived_in"] = p
 			}
 		}
 		for field, s := range map[string]*Scope{"sender": &c.sender, "recipient": &c.recipient} {
@@ -94,6 +98,27 @@ func masks(s string) ([]string, error) {
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// bareExtension finds a mask that is an extension written without "*.":
+// "exe" or ".exe" matches only a file named exactly that, so a rule
+// meant to block every .exe would block none. A whole name with a dot
+// (winmail.dat) is a real mask and passes.
+func bareExtension(setting string, masks []string) string {
+	var bad, hint []string
+	for _, m := range masks {
+		if strings.ContainsAny(m, "*?[") {
+			continue
+		}
+		if ext := strings.TrimPrefix(m, "."); !strings.Contains(ext, ".") && ext != "" {
+			bad, hint = append(bad, m), append(hint, "*."+ext)
+		}
+	}
+	if len(bad) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%q: %s matches only a file named exactly that, not every file with that extension; write %s",
+		setting, strings.Join(bad, ", "), strings.Join(hint, ";"))
 }
 
 func matchAny(masks []string, name string) bool {

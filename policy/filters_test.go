@@ -185,3 +185,39 @@ func TestListsDryRunAndSideEffects(t *testing.T) {
 		t.Errorf("the refusing list dropped the other's quarantine or notices: %+v", d)
 	}
 }
+
+// TestBareExtensionMask: "exe" would block only a file named "exe", so the
+// rule that looks like it blocks every .exe is refused with the fix.
+func TestBareExtensionMask(t *testing.T) {
+	tests := []struct {
+		mask, archivedIn string
+		key, want        string // want "" : accepted
+	}{
+		{"exe", "", "mask", `"exe": exe matches only a file named exactly that, not every file with that extension; write *.exe`},
+		{".EXE", "", "mask", `write *.exe`},
+		{"*.scr;com", "", "mask", `com matches only a file named exactly that`},
+		{"bat;cmd", "", "mask", `write *.bat;*.cmd`},
+		{"*.exe", "zip", "archived_in", `"zip": zip matches only a file named exactly that`},
+		{"*.exe", "", "", ""},
+		{"winmail.dat", "", "", ""},
+		{"setup?.exe", "*.zip", "", ""},
+		{"*exe", "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mask+" in "+tt.archivedIn, func(t *testing.T) {
+			c := Defaults()
+			c.Filters.Rules = []FilterRule{{Mask: tt.mask, ArchivedIn: tt.archivedIn, Action: "block"}}
+			probs := problemsOf(c)
+			if tt.want == "" {
+				if len(probs) > 0 {
+					t.Fatalf("refused: %v", probs)
+				}
+				return
+			}
+			got := probs["extension_filters.rules[0]."+tt.key]
+			if !strings.Contains(got, tt.want) || len(probs) != 1 {
+				t.Errorf("problems %v; want extension_filters.rules[0].%s with %q", probs, tt.key, tt.want)
+			}
+		})
+	}
+}

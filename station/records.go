@@ -73,7 +73,7 @@ func (r Records) Get(jobID string) (Record, error) {
 	}
 	matches, _ := filepath.Glob(filepath.Join(r.Dir, "*", jobID+".json"))
 	if len(matches) == 0 {
-		return Record{}, fmt.Errorf("no record of job %s in %s (kept for records_keep, then removed): %w", jobID, r.Dir, fs.ErrNotExist)
+		return Record{}, fmt.Errorf("no record of job %s in %s (kept for records_max_age, then removed): %w", jobID, r.Dir, fs.ErrNotExist)
 	}
 	data, err := os.ReadFile(matches[0])
 	if err != nil {
@@ -86,7 +86,8 @@ func (r Records) Get(jobID string) (Record, error) {
 	return rec, nil
 }
 
-// Prune removes the days older than keep.
+// Prune removes the days older than keep: a day's directory goes once
+// all of it, to its midnight, is older than now-keep.
 func (r Records) Prune(now time.Time, keep time.Duration) (int, error) {
 	days, err := os.ReadDir(r.Dir)
 	if err != nil {

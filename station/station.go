@@ -157,25 +157,34 @@ func describe(fs []verdict.Finding) []string {
 	return out
 }
 
-// PruneRecords removes job records older than records_keep, now and then
-// every hour, until ctx ends.
-func (s *Station) PruneRecords(ctx context.Context) {
+// PruneInterval is how often PruneRecords removes old job records.
+const PruneInterval = time.Hour
+
+// PruneRecords removes job records older than records_max_age, now and
+// then every PruneInterval, until ctx ends. now is the clock (time.Now;
+// tests pass their own).
+func (s *Station) PruneRecords(ctx context.Context, now func() time.Time) {
 	if s.cfg.RecordsDir == "" {
 		return
 	}
-	t := time.NewTicker(time.Hour)
+	t := time.NewTicker(PruneInterval)
 	defer t.Stop()
 	for {
-		if n, err := (Records{Dir: s.cfg.RecordsDir}).Prune(time.Now(), s.cfg.RecordsKeep); err != nil {
-			s.log.Error("pruning job records", slog.Any("err", err))
-		} else if n > 0 {
-			s.log.Info("job records pruned", slog.Int("days", n))
-		}
+		s.pruneOnce(now())
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+func (s *Station) pruneOnce(now time.Time) {
+	n, err := (Records{Dir: s.cfg.RecordsDir}).Prune(now, s.cfg.RecordsMaxAge)
+	if err != nil {
+		s.log.Error("pruning job records", slog.String("records_dir", s.cfg.RecordsDir), slog.Any("err", err))
+	} else if n > 0 {
+		s.log.Info("job records pruned", slog.Int("days", n), slog.Duration("records_max_age", s.cfg.RecordsMaxAge))
 	}
 }
 

@@ -31,7 +31,7 @@ func TestAdminRecords(t *testing.T) {
 		"  external:\n    - {name: fake, path: "+fake+", args: [\"{file}\"], infected_codes: [1], clean_codes: [0]}")
 	activityDir := t.TempDir()
 	m := harness.StartMilter(t, bin.Milter, harness.MilterOptions{Station: "http://" + station.Addr, Secret: secret,
-		Extra: "activity_dir: " + activityDir + "\n"})
+		ActivityDir: activityDir})
 	c := newChain(t, sink, m)
 
 	wantCode(t, c.send(t, listRcp, "admin clean"), 250)

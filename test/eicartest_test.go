@@ -71,11 +71,12 @@ func TestEicarTestConfirms(t *testing.T) {
 	}
 }
 
-// withActivity sets the milter's activity_dir: a directory, or "" for none
-// (the milter's default here).
+// withActivity sets the milter's activity_dir: a directory, or "" for
+// none (activity_dir: off).
 func withActivity(o *harness.MilterOptions, dir string) {
-	if dir != "" {
-		o.Extra += "activity_dir: " + dir + "\n"
+	o.ActivityDir = dir
+	if dir == "" {
+		o.ActivityDir = "off"
 	}
 }
 

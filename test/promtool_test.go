@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/avstation/avstation/config"
 	"github.com/avstation/avstation/test/harness"
 )
 
@@ -497,6 +498,16 @@ func checkKubernetes(t *testing.T, objs map[string]map[string]any, kustomization
 	if !slices.Equal(sc.Scanner.Clamd, []string{"tcp:127.0.0.1:3310"}) {
 		t.Errorf("ConfigMap avstation.yaml: scanner.clamd = %v, want the sidecar tcp:127.0.0.1:3310", sc.Scanner.Clamd)
 	}
+	// The root filesystem is read-only: records_dir's default must be on a
+	// volume.
+	var stateMounted bool
+	for _, m := range asList(dig(st, "volumeMounts")) {
+		mp := fmt.Sprint(dig(m, "mountPath"))
+		stateMounted = stateMounted || strings.HasPrefix(config.DefaultRecordsDir, strings.TrimSuffix(mp, "/")+"/")
+	}
+	if !stateMounted {
+		t.Errorf("avstation mounts no volume over %s (records_dir's default) under its read-only root", config.DefaultRecordsDir)
+	}
 	initCmd := fmt.Sprint(dig(containers["secret-file"], "command"))
 	if !strings.Contains(initCmd, sc.SecretFile) || !strings.Contains(initCmd, "chmod 0400") {
 		t.Errorf("the init container does not write %s with mode 0400: %s", sc.SecretFile, initCmd)
@@ -535,10 +546,16 @@ func TestDeploySystemdUnits(t *testing.T) {
 	sa := tool(t, "systemd-analyze", "it comes with Debian's systemd package (apt-get install systemd); no running systemd is needed")
 	dir := t.TempDir()
 	var units []string
+	stateDefault := map[string]string{"avmilter": config.DefaultActivityDir, "avstation": config.DefaultRecordsDir}
 	for name, binary := range map[string]string{"avmilter": bin.Milter, "avstation": bin.Station} {
 		b, err := os.ReadFile(filepath.Join(deployDir, "systemd", name+".service"))
 		if err != nil {
 			t.Fatal(err)
+		}
+		// ProtectSystem=strict: the default forensics directory must be in
+		// the unit's writable state directory.
+		if !bytes.Contains(b, []byte("\nStateDirectory="+name+"\n")) || !strings.HasPrefix(stateDefault[name], "/var/lib/"+name+"/") {
+			t.Errorf("%s.service: StateDirectory=%s does not hold the default %s", name, name, stateDefault[name])
 		}
 		start := "ExecStart=/usr/local/sbin/" + name + " "
 		if !bytes.Contains(b, []byte("\n"+start)) {

@@ -59,12 +59,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		return versionCmd(path, stdout)
 	case "check-config":
-		if _, err := load(path); err != nil {
+		cfg, err := load(path)
+		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "%s: ok\n", path)
-		return 0
+		return daemon.CheckedOK(path, cfg.Warnings, stdout, stderr)
 	case "run":
 		cfg, err := load(path)
 		if err != nil {
@@ -72,6 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		log := cfg.Log.Logger(stderr)
+		daemon.Warnings(log, cfg.Warnings)
 		if err := serve(cfg, log); err != nil {
 			log.Error("avmilter stopped", slog.Any("err", err))
 			return 1
@@ -106,6 +107,12 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 	if err := daemon.SpoolDir(cfg.SpoolDir); err != nil {
 		return err
 	}
+	if cfg.ActivityDir != "" {
+		if err := daemon.Dir("activity_dir", cfg.ActivityDir); err != nil {
+			return fmt.Errorf("%w (set activity_dir to a directory this user may write, or off)", err)
+		}
+	}
+	log.Info("activity log", slog.String("activity_dir", or(cfg.ActivityDir, config.Off)))
 	ctx, stop := daemon.Signals()
 	defer stop()
 	var keys *jobproto.KeyRing
@@ -176,6 +183,13 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // stationHTTP is the HTTP client for the stations, trusting the CAs in

@@ -56,7 +56,7 @@ func reportCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if cfg.ActivityDir == "" {
-		fmt.Fprintf(stderr, "avmilter report: activity_dir is not set in %s, so there is no activity log to report on\n", *path)
+		fmt.Fprintf(stderr, "avmilter report: activity_dir is off in %s, so there is no activity log to report on\n", *path)
 		return 1
 	}
 	events, bad, err := activity.Log{Dir: cfg.ActivityDir}.Report(q)

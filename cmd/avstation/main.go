@@ -43,12 +43,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "avstation %s\n", version.Version)
 		return 0
 	case "check-config":
-		if _, _, err := load(path); err != nil {
+		cfg, _, err := load(path)
+		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "%s: ok\n", path)
-		return 0
+		return daemon.CheckedOK(path, cfg.Warnings, stdout, stderr)
 	case "scan":
 		return scanFiles(path, rest, stdout, stderr)
 	case "show":
@@ -60,6 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		log := cfg.Log.Logger(stderr)
+		daemon.Warnings(log, cfg.Warnings)
 		if err := serve(cfg, keys, log); err != nil {
 			log.Error("avstation stopped", slog.Any("err", err))
 			return 1
@@ -86,6 +87,11 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 	if err := daemon.SpoolDir(cfg.SpoolDir); err != nil {
 		return err
 	}
+	if cfg.RecordsDir != "" {
+		if err := daemon.Dir("records_dir", cfg.RecordsDir); err != nil {
+			return fmt.Errorf("%w (set records_dir to a directory this user may write, or off)", err)
+		}
+	}
 	ctx, stop := daemon.Signals()
 	defer stop()
 	sc, pool, err := daemon.Scanner(ctx, cfg.Scanner, cfg.SpoolDir, log)
@@ -93,14 +99,19 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 		return err
 	}
 	st := station.New(cfg, sc, pool, keys, log, daemon.Registry("avstation"))
-	go st.PruneRecords(ctx)
+	go st.PruneRecords(ctx, time.Now)
 	hs := &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           st.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	records := cfg.RecordsDir
+	if records == "" {
+		records = config.Off
+	}
 	log.Info("avstation listening", slog.String("listen", cfg.Listen), slog.Bool("tls", cfg.TLSCert != ""),
+		slog.String("records_dir", records), slog.Duration("records_max_age", cfg.RecordsMaxAge),
 		slog.Any("clamd", cfg.Scanner.Clamd), slog.Any("keys", keys))
 	listen := hs.ListenAndServe
 	if cfg.TLSCert != "" {
@@ -183,7 +194,7 @@ func showJob(path string, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if cfg.RecordsDir == "" {
-		fmt.Fprintf(stderr, "avstation show: records_dir is not set in %s, so no job records are kept\n", path)
+		fmt.Fprintf(stderr, "avstation show: records_dir is off in %s, so no job records are kept\n", path)
 		return 1
 	}
 	rec, err := station.Records{Dir: cfg.RecordsDir}.Get(args[0])

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"flag"
+	"fmt"
 	"io"
 )
 
@@ -21,4 +22,19 @@ func Args(name, defaultConfig string, args []string, stderr io.Writer) (cmd, con
 		return cmd, "", nil, false
 	}
 	return cmd, *path, fs.Args(), true
+}
+
+// CheckedOK is check-config's answer for a config without problems: its
+// warnings on stderr, "FILE: ok" on stdout, and exit status 0, since a
+// warning names a setting that works, only likely not as meant.
+func CheckedOK(path string, warnings []string, stdout, stderr io.Writer) int {
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if len(warnings) > 0 {
+		fmt.Fprintf(stdout, "%s: ok, with %d warning(s)\n", path, len(warnings))
+		return 0
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", path)
+	return 0
 }

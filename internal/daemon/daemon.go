@@ -25,18 +25,31 @@ import (
 )
 
 // SpoolDir makes sure dir exists and is private to this user.
-func SpoolDir(dir string) error {
+func SpoolDir(dir string) error { return Dir("spool_dir", dir) }
+
+// Dir makes sure the directory of setting key exists, creating it (and its
+// parents) 0700, so that a missing or unwritable one stops the daemon at
+// start rather than losing records later.
+func Dir(key, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("spool_dir %s: %w", dir, err)
+		return fmt.Errorf("%s %s: %w", key, dir, err)
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("spool_dir %s: %w", dir, err)
+		return fmt.Errorf("%s %s: %w", key, dir, err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("spool_dir %s: not a directory", dir)
+		return fmt.Errorf("%s %s: not a directory", key, dir)
 	}
 	return nil
+}
+
+// Warnings logs the config's warnings at start, where an admin who did not
+// run check-config still sees them.
+func Warnings(log *slog.Logger, warnings []string) {
+	for _, w := range warnings {
+		log.Warn("config", slog.String("warning", w))
+	}
 }
 
 // Scanner builds the scanner with the configured engines. The clamd

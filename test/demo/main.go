@@ -69,7 +69,7 @@ func demo(r *runner, keep bool) {
 	say("avstation listening on http://%s (job protocol, /healthz, /metrics)", station.Addr)
 	activityDir := filepath.Join(r.root, "activity")
 	milter := harness.StartMilter(r, bin.Milter, harness.MilterOptions{Station: "http://" + station.Addr, Secret: secret, Metrics: true,
-		Extra: "activity_dir: " + activityDir + "\n"})
+		ActivityDir: activityDir})
 	say("avmilter listening on inet:%s, metrics on http://%s/metrics", milter.Addr, milter.MetricsAddr)
 	pf := harness.StartPostfix(r, harness.PostfixOptions{Milter: "inet:" + milter.Addr, RelayTo: sink.Addr})
 	say("Postfix (private instance) listening on %s with smtpd_milters = inet:%s, relaying to a sink on %s", pf.SMTPAddr, milter.Addr, sink.Addr)

@@ -36,6 +36,8 @@ type Daemon struct {
 	cmd         *exec.Cmd
 	LogFile     string
 	Spool       string
+	ActivityDir string // avmilter's activity_dir, private to the test
+	RecordsDir  string // avstation's records_dir, private to the test
 	Addr        string // what it listens on (host:port)
 	MetricsAddr string
 }
@@ -67,7 +69,8 @@ log:
 scanner:
   clamd: [%q]
 `, addr, secretFile, filepath.Join(dir, "spool"), filepath.Join(dir, "records"), clamdAddr) + strings.Join(extra, "\n") + "\n"
-	d := &Daemon{t: t, name: "avstation", Addr: addr, Spool: filepath.Join(dir, "spool")}
+	// records_dir is always set: its default is under /var/lib.
+	d := &Daemon{t: t, name: "avstation", Addr: addr, Spool: filepath.Join(dir, "spool"), RecordsDir: filepath.Join(dir, "records")}
 	d.start(binary, writeConfig(t, dir, cfg))
 	WaitTCP(t, addr, 10*time.Second)
 	return d
@@ -82,7 +85,10 @@ type MilterOptions struct {
 	Policy  string // YAML lines under policy:, indented by two spaces
 	Metrics bool   // serve /metrics on MetricsAddr
 	Lists   string // YAML lines under lists:; default *@lists.example.org
-	Extra   string // more YAML lines, at the top level
+	// ActivityDir is activity_dir; "" a directory private to the test
+	// (never the default under /var/lib), "off" none.
+	ActivityDir string
+	Extra       string // more YAML lines, at the top level
 }
 
 // StartMilter starts avmilter on a free port.
@@ -91,7 +97,12 @@ func StartMilter(t testing.TB, binary string, o MilterOptions) *Daemon {
 	dir := t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen: inet:%s\nspool_dir: %s\nmemory_buffer: 1KiB\nscan_all: %v\n", addr, filepath.Join(dir, "spool"), o.ScanAll)
+	activity := o.ActivityDir
+	if activity == "" {
+		activity = filepath.Join(dir, "activity")
+	}
+	fmt.Fprintf(&b, "listen: inet:%s\nspool_dir: %s\nactivity_dir: %s\nmemory_buffer: 1KiB\nscan_all: %v\n",
+		addr, filepath.Join(dir, "spool"), activity, o.ScanAll)
 	lists := o.Lists
 	if lists == "" {
 		lists = `  - match: "*@lists.example.org"` + "\n"
@@ -105,7 +116,7 @@ func StartMilter(t testing.TB, binary string, o MilterOptions) *Daemon {
 	if o.Policy != "" {
 		b.WriteString("policy:\n" + o.Policy)
 	}
-	d := &Daemon{t: t, name: "avmilter", Addr: addr, Spool: filepath.Join(dir, "spool")}
+	d := &Daemon{t: t, name: "avmilter", Addr: addr, Spool: filepath.Join(dir, "spool"), ActivityDir: activity}
 	if o.Metrics {
 		d.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 		fmt.Fprintf(&b, "metrics_listen: %s\n", d.MetricsAddr)
