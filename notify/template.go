@@ -221,28 +221,8 @@ owner and quote job %%JobID%%.
 // config can warn about %%Virus%% before a notice goes out with it as is.
 func UnknownPlaceholders(s string) []string {
 	known := Event{}.values()
-	var out []string
-	for {
-		i := strings.Index(s, "%%")
-		if i < 0 {
-			return out
-		}
-		rest := s[i+2:]
-		j := strings.Index(rest, "%%")
-		if j < 0 {
-			return out
-		}
-		name := rest[:j]
-		if _, ok := known[strings.ToLower(name)]; ok {
-			s = rest[j+2:]
-			continue
-		}
-		if name != "" && strings.IndexFunc(name, func(r rune) bool {
-			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_')
-		}) < 0 {
-			out = append(out, name)
-		}
-		// As expand: the closing "%%" may open a placeholder of its own.
-		s = rest[j:]
-	}
+	return placeholder.Unknown(s, func(name string) bool {
+		_, ok := known[strings.ToLower(name)]
+		return ok
+	})
 }

@@ -42,24 +42,38 @@ func Expand(s string, vals map[string]string) string {
 // Check reports the first placeholder in s that is not one of known (names
 // as the documentation writes them: "VirusName"), the way Expand sees it.
 func Check(s string, known []string) error {
+	unknown := Unknown(s, func(name string) bool {
+		return slices.ContainsFunc(known, func(k string) bool { return strings.EqualFold(k, name) })
+	})
+	if len(unknown) > 0 {
+		return fmt.Errorf("%%%%%s%%%% is not a placeholder; use %s", unknown[0], list(known))
+	}
+	return nil
+}
+
+// Unknown lists the placeholders in s that known does not take, in order,
+// the way Expand sees them.
+func Unknown(s string, known func(name string) bool) []string {
+	var out []string
 	for {
 		i := strings.Index(s, "%%")
 		if i < 0 {
-			return nil
+			return out
 		}
 		rest := s[i+2:]
 		j := strings.Index(rest, "%%")
 		if j < 0 {
-			return nil
+			return out
 		}
 		name := rest[:j]
-		if slices.ContainsFunc(known, func(k string) bool { return strings.EqualFold(k, name) }) {
+		if known(name) {
 			s = rest[j+2:]
 			continue
 		}
 		if isName(name) {
-			return fmt.Errorf("%%%%%s%%%% is not a placeholder; use %s", name, list(known))
+			out = append(out, name)
 		}
+		// As Expand: the closing "%%" may open a placeholder of its own.
 		s = rest[j:]
 	}
 }
