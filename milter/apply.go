@@ -11,7 +11,6 @@ import (
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/policy"
 	"github.com/avstation/avstation/smtpreply"
-	"github.com/avstation/avstation/spool"
 	"github.com/avstation/avstation/strip"
 	"github.com/avstation/avstation/verdict"
 )
@@ -28,6 +27,7 @@ type applied struct {
 	// the log; an *mtaError cause means the MTA connection itself failed.
 	reply       *smtpreply.Reply
 	stripped    []strip.Removal
+	rescanJob   string // the job that scanned the stripped body
 	quarantined string // quarantine id or address
 	notified    []string
 	problems    []string // side effects that failed without changing the answer
@@ -64,9 +64,10 @@ func (s *session) sideEffects(ctx context.Context, meta jobproto.Meta, d policy.
 }
 
 // applyToMTA tells the MTA what the decision says, unless a side effect
-// already refused the message: strip the parts, replace the X-Virus-*
+// already refused the message: the new body of a strip, the X-Virus-*
 // headers, and the verb. It runs on the session goroutine (modifier calls).
-func (s *session) applyToMTA(m milter.Modifier, d policy.Decision, a applied) applied {
+func (s *session) applyToMTA(m milter.Modifier, t transaction) applied {
+	d, a := t.d, t.done
 	if a.reply != nil {
 		return a
 	}
@@ -85,25 +86,16 @@ func (s *session) applyToMTA(m milter.Modifier, d policy.Decision, a applied) ap
 	switch d.Verb {
 	case policy.AcceptMsg:
 		headers := d.Headers
-		if len(d.Strip) > 0 {
-			removed, err := s.strip(m, d)
-			var mtaErr *mtaError
-			switch {
-			case errors.Is(err, strip.ErrCannotStrip):
-				// IceWarp: what cannot be removed is rejected.
-				if d.Reply == nil {
-					return refused(a, nil)
-				}
-				return refused(a, d.Reply.Because(err))
-			case errors.As(err, &mtaErr):
-				return refused(a, smtpreply.MTALost.Because(err))
-			case err != nil: // a local fault (disk): keep the message, have it retried
-				return refused(a, smtpreply.LocalError.Because(fmt.Errorf("strip: %w", err)))
+		if t.stripped != nil {
+			if err := m.ReplaceBody(t.stripped.body()); err != nil {
+				return refused(a, smtpreply.MTALost.Because(&mtaError{fmt.Errorf("replacing the body: %w", err)}))
 			}
-			a.stripped = removed
-			for _, r := range removed {
+			a.stripped, a.rescanJob = t.stripped.removed, t.stripped.jobID
+			for _, r := range t.stripped.removed {
 				headers = append(headers, policy.Header{Name: "X-Virus-Removed", Value: removedValue(r)})
 			}
+		} else if len(d.Strip) > 0 {
+			return refused(a, smtpreply.LocalError.Because(errors.New("strip: a decision to strip without a rewritten body")))
 		}
 		if err := s.replaceHeaders(m, headers); err != nil {
 			return refused(a, smtpreply.MTALost.Because(&mtaError{fmt.Errorf("adding headers: %w", err)}))
@@ -144,28 +136,6 @@ func (a applied) response() (*milter.Response, error) {
 		return milter.RespDiscard, nil
 	}
 	return milter.RespAccept, nil
-}
-
-// strip replaces the decision's parts with a note and hands the MTA the
-// new body, in packets of at most 64 KB (the negotiated size).
-func (s *session) strip(m milter.Modifier, d policy.Decision) ([]strip.Removal, error) {
-	if m.Actions()&milter.OptChangeBody == 0 {
-		return nil, fmt.Errorf("%w: the MTA does not allow replacing the body", strip.ErrCannotStrip)
-	}
-	removals := make([]strip.Removal, 0, len(d.Strip))
-	for _, p := range d.Strip {
-		removals = append(removals, strip.Removal{Path: p.Path, FileName: p.FileName, Threat: p.Threat, Kind: string(p.Kind)})
-	}
-	out := spool.New(s.srv.cfg.SpoolDir, int64(s.srv.cfg.MemoryBuffer))
-	defer out.Close()
-	res, err := strip.Body(s.body, s.body.Size(), removals, s.srv.stripText, out)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.ReplaceBody(out.Reader()); err != nil {
-		return nil, &mtaError{fmt.Errorf("replacing the body: %w", err)}
-	}
-	return res.Removed, nil
 }
 
 // mtaError is a failure to talk to the MTA, as opposed to a local fault.

@@ -210,6 +210,9 @@ func (s *Server) record(meta jobproto.Meta, d policy.Decision, v *verdict.Verdic
 	for _, r := range a.stripped {
 		attrs = append(attrs, slog.String("stripped", r.Path+" "+r.FileName))
 	}
+	if a.rescanJob != "" {
+		attrs = append(attrs, slog.String("rescan_job_id", a.rescanJob))
+	}
 	if a.quarantined != "" {
 		attrs = append(attrs, slog.String("quarantine", a.quarantined))
 	}

@@ -32,6 +32,7 @@ type session struct {
 	recipients []string
 	lists      []string
 	body       *spool.Buffer
+	headerLen  int64 // the header block's length in body, blank line included
 	bodyErr    error
 	ownHeaders map[string]int // X-Virus-* headers that came with the message
 	releases   []string       // X-Avstation-Release values
@@ -136,6 +137,9 @@ func (s *session) Header(name, value string, m milter.Modifier) (*milter.Respons
 
 func (s *session) Headers(m milter.Modifier) (*milter.Response, error) {
 	s.write("\r\n")
+	if s.body != nil {
+		s.headerLen = s.body.Size()
+	}
 	return milter.RespContinue, nil
 }
 
@@ -188,10 +192,14 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.ScanTimeout)
 	defer cancel()
 	var t transaction
-	if err := s.withProgress(ctx, cancel, m, func(ctx context.Context) { t = s.decide(ctx, meta) }); err != nil {
+	canChangeBody := m.Actions()&milter.OptChangeBody != 0
+	if err := s.withProgress(ctx, cancel, m, func(ctx context.Context) { t = s.decide(ctx, meta, canChangeBody) }); err != nil {
 		t.done = refused(t.done, smtpreply.MTALost.Because(&mtaError{err}))
 	} else {
-		t.done = s.applyToMTA(m, t.d, t.done)
+		t.done = s.applyToMTA(m, t)
+	}
+	if t.stripped != nil {
+		t.stripped.full.Close()
 	}
 	s.srv.record(meta, t.d, t.in.Verdict, t.in.ScanError, t.done, time.Since(start), s.body.Size())
 	return t.done.response()
@@ -199,15 +207,17 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 
 // transaction is one message's way from scan to answer.
 type transaction struct {
-	in   policy.Input
-	d    policy.Decision
-	done applied
+	in       policy.Input
+	d        policy.Decision
+	stripped *stripped // the body to deliver instead, when d strips
+	done     applied
 }
 
-// decide scans the held message, asks the policy and carries out the side
-// effects that do not talk to the MTA (quarantine, notifications). It runs
-// off the session goroutine, so it must not use the milter.Modifier.
-func (s *session) decide(ctx context.Context, meta jobproto.Meta) transaction {
+// decide scans the held message, asks the policy, strips and rescans when
+// it says so, and carries out the side effects that do not talk to the MTA
+// (quarantine, notifications). It runs off the session goroutine, so it
+// must not use the milter.Modifier.
+func (s *session) decide(ctx context.Context, meta jobproto.Meta, canChangeBody bool) transaction {
 	in := policy.Input{Lists: s.lists, Sender: s.sender, Recipients: s.recipients, Authenticated: s.authUser != ""}
 	switch max := int64(s.srv.cfg.Policies.Global().MaxScanSize); {
 	case max > 0 && s.body.Size() > max:
@@ -220,8 +230,17 @@ func (s *session) decide(ctx context.Context, meta jobproto.Meta) transaction {
 			in.ScanError = errors.New("scanner returned no verdict")
 		}
 	}
-	d := s.srv.cfg.Policies.Decide(in)
-	return transaction{in: in, d: d, done: s.sideEffects(ctx, meta, d, in.Verdict)}
+	t := transaction{in: in, d: s.srv.cfg.Policies.Decide(in)}
+	if !t.d.DryRun && t.d.Verb == policy.AcceptMsg && len(t.d.Strip) > 0 {
+		var fault *smtpreply.Reply
+		t.d, t.stripped, fault = s.stripAndRescan(ctx, meta, in, t.d, canChangeBody)
+		if fault != nil {
+			t.done = refused(applied{verb: t.d.Verb}, fault)
+			return t
+		}
+	}
+	t.done = s.sideEffects(ctx, meta, t.d, in.Verdict)
+	return t
 }
 
 // withProgress runs work in its own goroutine and keeps the MTA waiting
@@ -300,7 +319,7 @@ func (s *session) reset() {
 			s.srv.log.Error("removing spooled message", slog.Any("err", err))
 		}
 	}
-	s.sender, s.authUser, s.recipients, s.lists, s.body, s.bodyErr = "", "", nil, nil, nil, nil
+	s.sender, s.authUser, s.recipients, s.lists, s.body, s.bodyErr, s.headerLen = "", "", nil, nil, nil, nil, 0
 	s.ownHeaders = map[string]int{}
 	s.releases = nil
 	s.envelopeDone, s.notice = false, false

@@ -135,8 +135,8 @@ func (c *Policy) Decide(in Input) Decision {
 	case Discard:
 		d.Verb = DiscardMsg
 	case Strip:
-		parts, ok := strippable(related)
-		if !ok { // found in the message as a whole, in no part: nothing to strip
+		parts := inParts(related)
+		if len(parts) == 0 { // found in the message as a whole, in no part: nothing to strip
 			d.Action, d.Verb = Reject, RejectMsg
 			d.Reply = refusal(rule, Reject, in.Lists, outcome, f)
 			break
@@ -145,17 +145,23 @@ func (c *Policy) Decide(in Input) Decision {
 		d.Reply = refusal(rule, Reject, in.Lists, outcome, f)
 		// What stays must pass on its own: a part the engines failed on,
 		// an encrypted archive or a banned name elsewhere is decided as if
-		// the stripped parts were not there, and the stricter wins.
-		if rest := c.remainder(in, parts); rest.Verb != AcceptMsg || rest.Outcome != OutcomeClean {
-			if rest.Verb != AcceptMsg {
-				rest.Quarantine = rest.Quarantine || d.Quarantine
-				rest.Notify = union(rest.Notify, d.Notify)
-				return rest
-			}
+		// the stripped parts were not there, and the stricter wins. The
+		// milter rescans the rewritten body before it accepts it
+		// (Rescanned), which settles findings of the message as a whole.
+		rest := c.remainder(in, parts, outcome)
+		switch {
+		case rest.Verb != AcceptMsg:
+			rest.Quarantine = rest.Quarantine || d.Quarantine
+			rest.Notify = union(rest.Notify, d.Notify)
+			return rest
+		case len(rest.Strip) > 0: // another outcome strips too: every part goes
+			d.Strip, d.Offending = rest.Strip, rest.Strip
+			c.addHeaders(&d, in, "Cleaned ("+statusValue(outcome, f)+" and "+statusValue(rest.Outcome, rest.Finding)+" removed)")
+		case rest.Outcome != OutcomeClean:
 			d.Headers = rest.Headers // tagged for what remains
-			break
+		default:
+			c.addHeaders(&d, in, "Cleaned ("+statusValue(outcome, f)+" removed)")
 		}
-		c.addHeaders(&d, in, "Cleaned ("+statusValue(outcome, f)+" removed)")
 	case Accept:
 		d.Verb = AcceptMsg
 	default: // Tag, and any value Check would have refused: never drop silently.
@@ -219,23 +225,6 @@ func only(fs []verdict.Finding, k verdict.Kind) []verdict.Finding {
 	return out
 }
 
-// strippable lists the parts to strip. A finding of the message as a whole
-// (path "") is covered when a part has the same threat; when none has,
-// the threat is somewhere no part boundary can cut, and ok is false.
-func strippable(fs []verdict.Finding) (parts []StripPart, ok bool) {
-	threats := map[string]bool{}
-	parts = inParts(fs)
-	for _, p := range parts {
-		threats[p.Threat] = true
-	}
-	for _, f := range fs {
-		if f.Path == "" && !threats[f.Threat] {
-			return nil, false
-		}
-	}
-	return parts, len(parts) > 0
-}
-
 // inParts lists the parts that findings are in (not the message as a
 // whole).
 func inParts(fs []verdict.Finding) []StripPart {
@@ -251,14 +240,14 @@ func inParts(fs []verdict.Finding) []StripPart {
 }
 
 // remainder decides the message as if the parts to strip were gone: their
-// findings and manifest entries dropped, and findings of the message as a
-// whole that a stripped part explains (same threat).
-func (c *Policy) remainder(in Input, parts []StripPart) Decision {
+// findings and manifest entries dropped, and the findings of the message
+// as a whole of the outcome being stripped. Those are not matched to a
+// part by name (a uuencoded virus in the text has the same name as the
+// attachment): the rescan of the rewritten body decides them.
+func (c *Policy) remainder(in Input, parts []StripPart, stripped Outcome) Decision {
 	gone := map[string]bool{}
-	threats := map[string]bool{}
 	for _, p := range parts {
 		gone[mimepart.Part(p.Path)] = true
-		threats[p.Threat] = true
 	}
 	under := func(path string) bool {
 		part := mimepart.Part(path)
@@ -269,9 +258,10 @@ func (c *Policy) remainder(in Input, parts []StripPart) Decision {
 		}
 		return false
 	}
+	kind := map[Outcome]verdict.Kind{OutcomeInfected: verdict.KindVirus, OutcomeEncrypted: verdict.KindEncrypted}[stripped]
 	v := &verdict.Verdict{Scanner: in.Verdict.Scanner, Engines: in.Verdict.Engines}
 	for _, f := range in.Verdict.Findings {
-		if f.Path != "" && under(f.Path) || f.Path == "" && f.Kind == verdict.KindVirus && threats[f.Threat] {
+		if f.Path != "" && under(f.Path) || f.Path == "" && kind != "" && f.Kind == kind {
 			continue
 		}
 		v.Add(f)
@@ -286,7 +276,7 @@ func (c *Policy) remainder(in Input, parts []StripPart) Decision {
 	rest.Verdict = v
 	d := c.Decide(rest)
 	if d.Action == Strip && len(d.Strip) > 0 { // another outcome stripping too: strip both
-		d.Strip = append(parts, d.Strip...)
+		d.Strip = append(append([]StripPart(nil), parts...), d.Strip...)
 	}
 	return d
 }
@@ -344,6 +334,28 @@ func (s *Set) Decide(in Input) Decision {
 		best.Notify = union(best.Notify, d.Notify)
 	}
 	return best
+}
+
+// Rescanned settles a strip: in carries the verdict on the rewritten body,
+// d the decision that stripped. Whatever is still infected or banned
+// there is refused with d's reply; with no verdict (or a failed one) the
+// sender retries, whatever the station-failure rule says, since what was
+// found before is not known to be gone. Otherwise d stands.
+func (s *Set) Rescanned(in Input, d Decision) Decision {
+	again := s.Decide(in)
+	switch again.Outcome {
+	case OutcomeInfected, OutcomeBannedName:
+		d.Action, d.Verb, d.Strip, d.Headers = Reject, RejectMsg, nil, nil
+		// Named by what was found where it still is.
+		d.Outcome, d.Finding, d.Threat, d.FileName = again.Outcome, again.Finding, again.Threat, again.FileName
+		if again.Reply != nil && again.Reply.Code >= 500 {
+			d.Reply = again.Reply
+		}
+	case OutcomeStationFailure:
+		d.Action, d.Verb, d.Strip, d.Headers = Tempfail, TempfailMsg, nil, nil
+		d.Reply = smtpreply.ScanUnavailable.Because(errors.New("the rescan of the stripped body failed"))
+	}
+	return d
 }
 
 // For returns the policy of a list (the global one when it has none).

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -73,5 +74,43 @@ func TestReplyTemplateProblems(t *testing.T) {
 		if got := probs["actions.banned-name.reply"]; !strings.Contains(got, tt.want) {
 			t.Errorf("reply %q: problem %q, want one with %q (all: %v)", tt.reply, got, tt.want, probs)
 		}
+	}
+}
+
+// TestRescanned: a strip stands only when the rewritten body scans clean.
+func TestRescanned(t *testing.T) {
+	c := Defaults()
+	c.Actions.Infected = Rule{Action: Strip}
+	set := NewSet(compiled(t, c), nil)
+	in := Input{Lists: []string{"dev"}, Verdict: infected("Eicar", "eicar.com")}
+	d := set.Decide(in)
+	if d.Verb != AcceptMsg || len(d.Strip) != 1 {
+		t.Fatalf("first decision %+v", d)
+	}
+	body := &verdict.Verdict{Scanner: "s"}
+	body.Add(verdict.Finding{Path: "", Kind: verdict.KindVirus, Threat: "Eicar"}) // in the text, no part to cut
+	tests := []struct {
+		name  string
+		v     *verdict.Verdict
+		err   error
+		verb  Verb
+		reply string
+	}{
+		{"clean after the strip", cleanVerdict(), nil, AcceptMsg, ""},
+		{"still infected", body, nil, RejectMsg, "550 5.7.1 Your posting to the dev list has been rejected because it contains the 'Eicar' virus in the message body."},
+		{"no verdict", nil, errors.New("station down"), TempfailMsg, "451 4.7.1 Virus scanning is temporarily unavailable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			again := in
+			again.Verdict, again.ScanError = tt.v, tt.err
+			got := set.Rescanned(again, d)
+			if got.Verb != tt.verb || (tt.reply != "" && (got.Reply == nil || !strings.HasPrefix(got.Reply.String(), tt.reply))) {
+				t.Errorf("got %s %v, want %s %q", got.Verb, got.Reply, tt.verb, tt.reply)
+			}
+			if got.Verb != AcceptMsg && len(got.Strip) != 0 {
+				t.Errorf("a refusal still lists parts to strip: %v", got.Strip)
+			}
+		})
 	}
 }
