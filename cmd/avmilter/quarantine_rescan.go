@@ -10,6 +10,7 @@ import (
 	"github.com/avstation/avstation/internal/daemon"
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/milter"
+	"github.com/avstation/avstation/policy"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -63,8 +64,8 @@ func (q *quarantineCLI) rescan(args []string) error {
 		return err
 	}
 	for _, id := range ids {
-		clean, err := q.rescanOne(ctx, sc, id)
-		if err == nil && clean && *releaseClean {
+		accepted, err := q.rescanOne(ctx, sc, id)
+		if err == nil && accepted && *releaseClean {
 			err = q.releaseOne(ctx, id, keys, addr)
 		}
 		if err != nil {
@@ -119,9 +120,12 @@ func rescanSpool(spoolDir string) string {
 	return os.TempDir()
 }
 
-// rescanOne scans one kept message again and says what changed. clean is
-// true only for a verdict that is clean in so many words.
-func (q *quarantineCLI) rescanOne(ctx context.Context, sc milter.Scanner, id string) (clean bool, err error) {
+// rescanOne scans one kept message again, says what changed, and asks the
+// whole policy what it would do with the message now, with its envelope
+// as recorded. accepted is true only when the engines call it clean and
+// the policy would accept it as it is: an engine's "clean" says nothing of
+// a banned file name or an encrypted archive.
+func (q *quarantineCLI) rescanOne(ctx context.Context, sc milter.Scanner, id string) (accepted bool, err error) {
 	rec, msg, err := q.dir.Get(id)
 	if err != nil {
 		return false, q.notFound(id, err)
@@ -149,6 +153,12 @@ func (q *quarantineCLI) rescanOne(ctx context.Context, sc milter.Scanner, id str
 	now := fmt.Sprintf("%s (%s)", cell(string(v.Status)), describe(v, v.Status))
 	switch {
 	case v.Status == verdict.Clean:
+		d := q.cfg.Policies.Decide(policy.Input{Lists: rec.Lists, Sender: rec.Sender, Recipients: rec.Recipients, Verdict: v})
+		if d.Outcome != policy.OutcomeClean || d.Verb != policy.AcceptMsg || len(d.Strip) > 0 || d.DryRun {
+			fmt.Fprintf(q.stdout, "%s: was %s, now clean to the engines, but the policy says %s (%s %s): not released\n",
+				id, was, d.Outcome, d.Verb, cell(d.FileName))
+			return false, nil
+		}
 		fmt.Fprintf(q.stdout, "%s: was %s, now clean\n", id, was)
 		return true, nil
 	case string(v.Status) == rec.Outcome:
