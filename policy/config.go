@@ -59,13 +59,14 @@ func Defaults() Config {
 			Infected:       Rule{Action: Reject},
 			Encrypted:      Rule{Action: Tag},
 			BannedName:     Rule{Action: Reject},
-			LimitExceeded:  Rule{Action: Tag},
+			LimitExceeded:  Rule{Action: Reject},
 			Unscannable:    Rule{Action: Tag},
 			Oversize:       Rule{Action: Tag},
 			StationFailure: Rule{Action: Tempfail},
 		},
 		Headers:         true,
 		ApplyToOutgoing: true,
+		Filters:         FilterConfig{BlockDoubleExtensions: true},
 	}
 }
 

@@ -12,8 +12,11 @@ import (
 // FilterConfig is IceWarp's extension filters: ordered rules on attachment
 // names, the first that matches decides.
 type FilterConfig struct {
-	ApplyInArchives bool         `yaml:"apply_in_archives" doc:"apply the rules to archive members too, not only to attachments"`
-	Rules           []FilterRule `yaml:"rules" doc:"ordered rules; the first that matches an attachment decides"`
+	ApplyInArchives bool `yaml:"apply_in_archives" doc:"apply the rules to archive members too, not only to attachments"`
+	// BlockDoubleExtensions is amavisd-new's rule against executables
+	// shown as documents: it applies when no rule matched the name.
+	BlockDoubleExtensions bool         `yaml:"block_double_extensions" doc:"block executables disguised by a double extension (invoice.pdf.exe, photo.jpg.scr) when no rule matched the name; false turns it off"`
+	Rules                 []FilterRule `yaml:"rules" doc:"ordered rules; the first that matches an attachment decides"`
 }
 
 // FilterRule blocks, or explicitly lets through, attachments whose name
@@ -167,21 +170,53 @@ func (p *Policy) banned(manifest []verdict.Part, sc scopes) []verdict.Finding {
 		if name == "" {
 			continue
 		}
-		for _, r := range p.filters {
-			if !sc.match(r) || !matchAny(r.masks, name) {
-				continue
-			}
-			if len(r.archivedIn) > 0 && !anyMatch(r.archivedIn, inside) {
-				continue
-			}
-			if r.block {
-				out = append(out, verdict.Finding{Path: part.Path, FileName: part.FileName, ContentType: part.ContentType,
-					Kind: KindBannedName, Detail: fmt.Sprintf("extension filter %d blocks %s", r.index+1, strings.Join(r.masks, ";"))})
-			}
-			break // first match wins, block or allow
+		if detail, blocked := p.filterName(name, inside, sc); blocked {
+			out = append(out, verdict.Finding{Path: part.Path, FileName: part.FileName, ContentType: part.ContentType,
+				Kind: KindBannedName, Detail: detail})
 		}
 	}
 	return out
+}
+
+// filterName runs the rules over one name: the first rule that matches
+// decides, block or allow; when none does, the double-extension rule.
+func (p *Policy) filterName(name string, inside []string, sc scopes) (detail string, blocked bool) {
+	for _, r := range p.filters {
+		if !sc.match(r) || !matchAny(r.masks, name) {
+			continue
+		}
+		if len(r.archivedIn) > 0 && !anyMatch(r.archivedIn, inside) {
+			continue
+		}
+		if !r.block {
+			return "", false
+		}
+		return fmt.Sprintf("extension filter %d blocks %s", r.index+1, strings.Join(r.masks, ";")), true
+	}
+	if p.Filters.BlockDoubleExtensions && doubleExtension(name) {
+		return "an executable disguised by a double extension (block_double_extensions)", true
+	}
+	return "", false
+}
+
+// executable are the extensions Windows runs on a double click, as
+// amavisd-new's double-extension rule lists them (and a few more it runs
+// as readily: hta, wsf, msi, lnk).
+var executable = map[string]bool{"exe": true, "vbs": true, "vbe": true, "pif": true, "scr": true, "bat": true,
+	"cmd": true, "com": true, "cpl": true, "dll": true, "hta": true, "wsf": true, "wsh": true, "msi": true, "lnk": true}
+
+// doubleExtension: an executable extension after another extension with a
+// letter in it, "invoice.pdf.exe" or "photo.jpg   .scr", the way mail
+// clients that hide known extensions show an executable as a document.
+// "setup.exe" and "v1.2.exe" are not.
+func doubleExtension(name string) bool {
+	parts := strings.Split(name, ".")
+	if len(parts) < 3 {
+		return false
+	}
+	last := strings.TrimSpace(parts[len(parts)-1])
+	prev := strings.TrimSpace(parts[len(parts)-2])
+	return executable[last] && prev != "" && strings.ContainsFunc(prev, func(r rune) bool { return r >= 'a' && r <= 'z' })
 }
 
 func anyMatch(masks, names []string) bool {

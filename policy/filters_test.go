@@ -221,3 +221,44 @@ func TestBareExtensionMask(t *testing.T) {
 		})
 	}
 }
+
+// TestDoubleExtensions: the default rule against executables shown as
+// documents, switched off with one setting, and below the admin's rules.
+func TestDoubleExtensions(t *testing.T) {
+	tests := []struct {
+		name   string
+		banned bool
+	}{
+		{"invoice.pdf.exe", true},
+		{"Invoice.PDF.EXE", true},
+		{"photo.jpg   .scr", true},
+		{"report.doc.com.", true}, // Windows drops the trailing dot
+		{"a.b.c.pif", true},
+		{"scan.pdf.lnk", true},
+		{"setup.exe", false},
+		{"v1.2.exe", false}, // a version number, not an extension
+		{"notes.txt.zip", false},
+		{"jquery.min.js", false},
+		{"archive.tar.gz", false},
+		{"..exe", false},
+	}
+	for _, tt := range tests {
+		v := &verdict.Verdict{Scanner: "s", Manifest: []verdict.Part{{Path: "2", FileName: tt.name}}}
+		v.Settle()
+		d := compiled(t, Defaults()).Decide(Input{Lists: []string{"dev"}, Verdict: v})
+		if got := d.Outcome == OutcomeBannedName; got != tt.banned {
+			t.Errorf("%q: banned %v (%s), want %v", tt.name, got, d.Outcome, tt.banned)
+		}
+	}
+	off := Defaults()
+	off.Filters.BlockDoubleExtensions = false
+	allow := Defaults()
+	allow.Filters.Rules = []FilterRule{{Mask: "*.pdf.exe", Action: "allow"}}
+	v := &verdict.Verdict{Scanner: "s", Manifest: []verdict.Part{{Path: "2", FileName: "invoice.pdf.exe"}}}
+	v.Settle()
+	for name, c := range map[string]Config{"switched off": off, "an allow rule above it": allow} {
+		if d := compiled(t, c).Decide(Input{Verdict: v}); d.Outcome != OutcomeClean {
+			t.Errorf("%s: %s", name, d.Outcome)
+		}
+	}
+}

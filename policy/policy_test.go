@@ -80,10 +80,15 @@ func TestDecide(t *testing.T) {
 			OutcomeStationFailure, TempfailMsg, "451", nil},
 		{"unscannable tags by default", def, Input{Verdict: withFinding(verdict.KindUnscannable, "missing final boundary")},
 			OutcomeUnscannable, AcceptMsg, "", []Header{{"X-Virus-Status", "Unscanned (unparseable)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
-		{"limit exceeded tags by default", def, Input{Verdict: withFinding(verdict.KindLimitExceeded, "max_depth 20")},
+		{"limit exceeded is rejected by default, naming the limit", def, Input{Lists: []string{"dev"}, Verdict: withFinding(verdict.KindLimitExceeded, "max_parts 1000")},
+			OutcomeLimitExceeded, RejectMsg, "550 5.7.1 Your posting to the dev list has been rejected because it could not be fully scanned: it goes beyond a scan limit (max_parts 1000).", nil},
+		{"limit exceeded in an attachment names it", def, Input{Lists: []string{"dev"}, Verdict: func() *verdict.Verdict {
+			v := &verdict.Verdict{}
+			v.Add(verdict.Finding{Path: "2/bomb.zip", FileName: "bomb.zip", Kind: verdict.KindLimitExceeded, Detail: "max_expanded_bytes 536870912"})
+			return v
+		}()}, OutcomeLimitExceeded, RejectMsg, "rejected because attachment 'bomb.zip' could not be fully scanned: it expands beyond a scan limit (max_expanded_bytes 536870912).", nil},
+		{"limit exceeded can be tagged", with(func(c *Config) { c.Actions.LimitExceeded.Action = Tag }), Input{Verdict: withFinding(verdict.KindLimitExceeded, "max_depth 20")},
 			OutcomeLimitExceeded, AcceptMsg, "", []Header{{"X-Virus-Status", "Unscanned (limit exceeded)"}, {"X-Virus-Scanned", "avstation test on scan1"}}},
-		{"limit exceeded reject says which", with(func(c *Config) { c.Actions.LimitExceeded.Action = Reject }), Input{Verdict: withFinding(verdict.KindLimitExceeded, "max_parts 1000")},
-			OutcomeLimitExceeded, RejectMsg, "too complex to scan (max_parts 1000)", nil},
 		{"encrypted tempfail", with(func(c *Config) { c.Actions.Encrypted.Action = Tempfail }), Input{Verdict: withFinding(verdict.KindEncrypted, "")},
 			OutcomeEncrypted, TempfailMsg, "451 4.7.1 Your message could not be scanned for viruses (encrypted)", nil},
 		{"infected outranks unscannable", def, Input{Verdict: func() *verdict.Verdict {

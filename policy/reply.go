@@ -105,7 +105,17 @@ func reason(o Outcome, f verdict.Finding) string {
 	case OutcomeOversize:
 		return "it is too large to be scanned for viruses"
 	case OutcomeLimitExceeded:
-		return "it is too complex to scan (" + safe(f.Detail, 80) + ")"
+		what := "it"
+		if name := displayName(f); name != "" {
+			what = "attachment '" + safe(name, 120) + "'"
+		}
+		how := "goes"
+		for _, l := range []string{"max_expanded_bytes", "max_member_size", "max_ratio", "StreamMaxLength"} {
+			if strings.Contains(f.Detail, l) {
+				how = "expands"
+			}
+		}
+		return what + " could not be fully scanned: it " + how + " beyond a scan limit (" + safe(f.Detail, 80) + ")"
 	case OutcomeUnscannable:
 		return "its structure is malformed and it cannot be scanned"
 	}
