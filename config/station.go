@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/avstation/avstation/scanner"
+	"github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/scanner/external"
 )
 
@@ -38,6 +39,9 @@ type Station struct {
 type Scanner struct {
 	Clamd           []string          `yaml:"clamd" doc:"clamd addresses (tcp:127.0.0.1:3310, unix:/run/clamav/clamd.ctl): one pool, a scan goes to a healthy one and moves on when one fails"`
 	ClamdStreamMax  ByteSize          `yaml:"clamd_stream_max" doc:"clamd's StreamMaxLength: larger content is limit-exceeded without being sent; 0: learned from clamd's refusals"`
+	ClamdConnect    time.Duration     `yaml:"clamd_connect_timeout" doc:"how long connecting to one clamd may take before the scan moves to the next"`
+	ClamdProbeAfter time.Duration     `yaml:"clamd_probe_after" doc:"a scan without clamd's reply this long has that clamd PINGed (and again as often): a PONG means busy, keep waiting; none within clamd_ping_timeout means hung, and the scan moves to the next clamd"`
+	ClamdPing       time.Duration     `yaml:"clamd_ping_timeout" doc:"how long clamd may take to answer PING or VERSION (it answers them at once, even busy), in that probe and when a clamd marked down is tried again"`
 	External        []external.Config `yaml:"external" doc:"command-line scanners, each one more engine asked about every part and member (see below)"`
 	EngineTimeout   time.Duration     `yaml:"engine_timeout" doc:"how long one engine call on one part may take"`
 	MaxDepth        int               `yaml:"max_depth" doc:"deepest nesting of multiparts and attached messages walked; deeper is limit-exceeded"`
@@ -60,6 +64,9 @@ func DefaultScanner() Scanner {
 	d := scanner.DefaultOptions()
 	return Scanner{
 		Clamd:           []string{"unix:/run/clamav/clamd.ctl"},
+		ClamdConnect:    clamd.DefaultDialTimeout,
+		ClamdProbeAfter: clamd.DefaultProbeAfter,
+		ClamdPing:       clamd.DefaultPingTimeout,
 		EngineTimeout:   d.EngineTimeout,
 		MaxDepth:        d.MaxDepth,
 		MaxParts:        d.MaxParts,
@@ -122,6 +129,19 @@ func (s Scanner) check(c *checker, prefix string) {
 	}
 	if s.EngineTimeout <= 0 {
 		c.addf(prefix+".engine_timeout", "must be positive (e.g. 60s)")
+	}
+	for _, d := range []struct {
+		key    string
+		v, def time.Duration
+	}{{"clamd_connect_timeout", s.ClamdConnect, clamd.DefaultDialTimeout},
+		{"clamd_probe_after", s.ClamdProbeAfter, clamd.DefaultProbeAfter},
+		{"clamd_ping_timeout", s.ClamdPing, clamd.DefaultPingTimeout}} {
+		if d.v <= 0 {
+			c.addf(prefix+"."+d.key, "must be positive (default %v)", d.def)
+		}
+	}
+	if len(s.Clamd) > 1 && s.EngineTimeout > 0 && s.ClamdProbeAfter+s.ClamdPing >= s.EngineTimeout {
+		c.addf(prefix+".clamd_probe_after", "%v plus clamd_ping_timeout %v is not below engine_timeout %v: a hung clamd would hold each scan to the end instead of passing it to the next", s.ClamdProbeAfter, s.ClamdPing, s.EngineTimeout)
 	}
 	if s.MaxDepth < 1 {
 		c.addf(prefix+".max_depth", "must be at least 1")

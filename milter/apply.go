@@ -161,19 +161,5 @@ func removedValue(r strip.Removal) string {
 	if r.Threat != "" {
 		v += " (" + r.Threat + ")"
 	}
-	return headerSafe(v)
-}
-
-// headerSafe keeps a header value to printable ASCII.
-func headerSafe(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c < 0x20 || c > 0x7e {
-			b[i] = '?'
-		}
-	}
-	if len(b) > 200 {
-		b = b[:200]
-	}
-	return string(b)
+	return policy.Safe(v, 200)
 }

@@ -196,7 +196,7 @@ func (s *Server) record(meta jobproto.Meta, d policy.Decision, v *verdict.Verdic
 		slog.Duration("took", took),
 	}
 	if d.Threat != "" || d.Outcome == policy.OutcomeInfected {
-		attrs = append(attrs, slog.String("threat", threatOrUnknown(d.Threat)))
+		attrs = append(attrs, slog.String("threat", policy.ThreatName(d.Threat)))
 	}
 	if d.FileName != "" {
 		attrs = append(attrs, slog.String("file", d.FileName))
@@ -283,11 +283,4 @@ func eventType(d policy.Decision, a applied) string {
 		return activity.Limit
 	}
 	return activity.Unscanned // unscannable, oversize, a tagged station failure
-}
-
-func threatOrUnknown(t string) string {
-	if t == "" {
-		return "???"
-	}
-	return t
 }

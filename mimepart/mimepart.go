@@ -7,6 +7,7 @@ package mimepart
 
 import (
 	"mime"
+	"strconv"
 	"strings"
 
 	"github.com/emersion/go-message/textproto"
@@ -65,4 +66,13 @@ func ContentType(h textproto.Header) (string, map[string]string) {
 		params = map[string]string{}
 	}
 	return strings.ToLower(t), params
+}
+
+// Child is the path of the i-th part inside the part at path: "2" inside
+// "" (the message), "2/1" inside "2".
+func Child(path string, i int) string {
+	if path == "" {
+		return strconv.Itoa(i)
+	}
+	return path + "/" + strconv.Itoa(i)
 }

@@ -409,7 +409,7 @@ func (c *Config) addHeaders(d *Decision, in Input, status string) {
 		scanned = in.Verdict.Scanner
 	}
 	if scanned != "" && in.Verdict != nil && in.ScanError == nil {
-		d.Headers = append(d.Headers, Header{"X-Virus-Scanned", safe(scanned, 200)})
+		d.Headers = append(d.Headers, Header{"X-Virus-Scanned", Safe(scanned, 200)})
 	}
 }
 
@@ -417,11 +417,11 @@ func (c *Config) addHeaders(d *Decision, in Input, status string) {
 func statusValue(o Outcome, f verdict.Finding) string {
 	switch o {
 	case OutcomeInfected:
-		return "Infected (" + safe(threatName(f.Threat), 100) + ")"
+		return "Infected (" + Safe(ThreatName(f.Threat), 100) + ")"
 	case OutcomeEncrypted:
 		return "Encrypted"
 	case OutcomeBannedName:
-		return "Banned (" + safe(displayName(f), 100) + ")"
+		return "Banned (" + Safe(displayName(f), 100) + ")"
 	case OutcomeOversize:
 		return "Unscanned (too large)"
 	case OutcomeLimitExceeded:
@@ -443,8 +443,8 @@ func displayName(f verdict.Finding) string {
 	return f.FileName
 }
 
-// threatName gives "???" when the engine named nothing, as LISTSERV logs it.
-func threatName(t string) string {
+// ThreatName gives "???" when the engine named nothing, as LISTSERV logs it.
+func ThreatName(t string) string {
 	if t == "" {
 		return "???"
 	}

@@ -79,9 +79,9 @@ func defaultReplyFor(o Outcome, lists []string, f verdict.Finding) string {
 // SMTP reply must be (a file name is the sender's and may be anything).
 func replyValues(lists []string, o Outcome, f verdict.Finding) map[string]string {
 	return map[string]string{
-		"list":      safe(strings.Join(lists, ", "), 120),
-		"virusname": safe(threatName(f.Threat), 100),
-		"filename":  safe(displayName(f), 120),
+		"list":      Safe(strings.Join(lists, ", "), 120),
+		"virusname": Safe(ThreatName(f.Threat), 100),
+		"filename":  Safe(displayName(f), 120),
 		"reason":    reason(o, f),
 	}
 }
@@ -90,24 +90,24 @@ func replyValues(lists []string, o Outcome, f verdict.Finding) map[string]string
 func reason(o Outcome, f verdict.Finding) string {
 	where := "the message body"
 	if name := displayName(f); name != "" {
-		where = "attachment '" + safe(name, 120) + "'"
+		where = "attachment '" + Safe(name, 120) + "'"
 	}
 	switch o {
 	case OutcomeInfected:
 		if f.Threat == "" {
 			return "it contains a virus in " + where
 		}
-		return "it contains the '" + safe(f.Threat, 100) + "' virus in " + where
+		return "it contains the '" + Safe(f.Threat, 100) + "' virus in " + where
 	case OutcomeEncrypted:
 		return "it contains encrypted content that cannot be scanned in " + where
 	case OutcomeBannedName:
-		return "attachments like '" + safe(displayName(f), 120) + "' are not accepted"
+		return "attachments like '" + Safe(displayName(f), 120) + "' are not accepted"
 	case OutcomeOversize:
 		return "it is too large to be scanned for viruses"
 	case OutcomeLimitExceeded:
 		what := "it"
 		if name := displayName(f); name != "" {
-			what = "attachment '" + safe(name, 120) + "'"
+			what = "attachment '" + Safe(name, 120) + "'"
 		}
 		how := "goes"
 		for _, l := range []string{"max_expanded_bytes", "max_member_size", "max_ratio", "StreamMaxLength"} {
@@ -115,7 +115,7 @@ func reason(o Outcome, f verdict.Finding) string {
 				how = "expands"
 			}
 		}
-		return what + " could not be fully scanned: it " + how + " beyond a scan limit (" + safe(f.Detail, 80) + ")"
+		return what + " could not be fully scanned: it " + how + " beyond a scan limit (" + Safe(f.Detail, 80) + ")"
 	case OutcomeUnscannable:
 		return "its structure is malformed and it cannot be scanned"
 	}
@@ -129,9 +129,9 @@ func tempfailText(o Outcome) string {
 	return "Your message could not be scanned for viruses (" + string(o) + "); please try again later."
 }
 
-// safe makes text from the message or the engine safe for an SMTP reply or
+// Safe makes text from the message or the engine safe for an SMTP reply or
 // a header: printable ASCII only, bounded length.
-func safe(s string, max int) string {
+func Safe(s string, max int) string {
 	var b strings.Builder
 	for _, r := range s {
 		if b.Len() >= max {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/avstation/avstation/scanner/archive"
+	"github.com/avstation/avstation/scanner/engineerr"
 	"github.com/avstation/avstation/spool"
 	"github.com/avstation/avstation/verdict"
 )
@@ -227,7 +228,10 @@ func (s *Scanner) scanWith(ctx context.Context, v *verdict.Verdict, e Engine, it
 	case errors.Is(err, ErrTooLarge):
 		f.Kind, f.Detail = verdict.KindLimitExceeded, e.Name()+": "+err.Error()
 	case err != nil:
-		f.Kind, f.Detail = verdict.KindScanError, err.Error()
+		if ectx.Err() == context.DeadlineExceeded {
+			err = engineerr.Mark(err, engineerr.ErrTimeout) // engine_timeout
+		}
+		f.Kind, f.Detail, f.Err = verdict.KindScanError, err.Error(), err
 	default:
 		recordDetection(v, e, it, d)
 		return d, true, nil

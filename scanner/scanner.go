@@ -12,11 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/avstation/avstation/scanner/archive"
+	"github.com/avstation/avstation/scanner/engineerr"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -39,8 +41,9 @@ type Detection struct {
 }
 
 // ErrTooLarge means the engine would not take a stream this large (clamd's
-// StreamMaxLength): a limit-exceeded finding, never clean.
-var ErrTooLarge = errors.New("stream larger than the engine accepts")
+// StreamMaxLength): a limit-exceeded finding, never clean. It is of kind
+// engineerr.ErrLimit.
+var ErrTooLarge = engineerr.Mark(errors.New("stream larger than the engine accepts"), engineerr.ErrLimit)
 
 // Options bound and describe a scanner.
 type Options struct {
@@ -124,9 +127,7 @@ type Scanner struct {
 	verdicts *lru[verdict.Verdict] // by message
 	parts    *lru[Detection]       // by engine and part
 
-	mu        sync.Mutex
-	versions  []verdict.Engine
-	versionAt time.Time
+	vers versionCache
 }
 
 // New returns a scanner asking engines, in order, about every message.
@@ -240,31 +241,108 @@ func (s *Scanner) EngineNames() []string {
 	return out
 }
 
-// versionTTL is how long engine versions are reused: asking costs a round
-// trip per scan, and signatures change a few times a day.
-const versionTTL = time.Minute
+// versionTTL is how long engine versions are reused before they are asked
+// again, in the background: signatures change a few times a day. After an
+// incomplete answer (an engine down) the next try comes sooner.
+const (
+	versionTTL        = time.Minute
+	versionRetry      = 10 * time.Second
+	versionCallBudget = 5 * time.Second // one engine's VERSION
+)
 
-// Versions reports each engine's name and signature version, cached briefly.
-// An engine that cannot say is listed by name only.
+// versionCache holds the last known versions. Its mutex is never held
+// across an engine call: a refresh runs in its own goroutine, one at a time.
+type versionCache struct {
+	mu      sync.Mutex
+	known   []verdict.Engine // nil until the first refresh ends
+	fresh   time.Time        // known is reused until then
+	running chan struct{}    // closed when the refresh in progress ends; nil when none
+}
+
+// Versions reports each engine's name and signature version. It answers
+// from the last known versions at once and refreshes them in the
+// background when they are old; only before the first refresh has ended
+// does it wait (for that one, or until ctx is done). An engine that never
+// said its version is listed by name only; one that fails later keeps its
+// last known version.
 func (s *Scanner) Versions(ctx context.Context) []verdict.Engine {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.versions != nil && time.Since(s.versionAt) < versionTTL {
-		return s.versions
+	known, wait := s.knownVersions()
+	if known != nil {
+		return known
 	}
-	out := make([]verdict.Engine, 0, len(s.engines))
-	complete := true
-	for _, e := range s.engines {
-		ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		info, err := e.Version(ectx)
-		cancel()
-		if err != nil {
-			info, complete = verdict.Engine{Name: e.Name()}, false
-		}
-		out = append(out, info)
+	select {
+	case <-wait:
+	case <-ctx.Done():
 	}
-	if complete {
-		s.versions, s.versionAt = out, time.Now()
+	known, _ = s.knownVersions()
+	if known == nil {
+		return s.namesOnly()
+	}
+	return known
+}
+
+// KnownVersions is Versions without any wait: before the first refresh has
+// ended it lists the engines by name only. For /metrics, which must answer
+// at once whatever the engines do.
+func (s *Scanner) KnownVersions() []verdict.Engine {
+	if known, _ := s.knownVersions(); known != nil {
+		return known
+	}
+	return s.namesOnly()
+}
+
+// knownVersions returns the last known versions (nil: none yet) and starts
+// a refresh when they are old and none runs; wait is closed when the
+// refresh in progress, if any, ends.
+func (s *Scanner) knownVersions() (known []verdict.Engine, wait <-chan struct{}) {
+	vc := &s.vers
+	vc.mu.Lock()
+	defer vc.mu.Unlock()
+	if (vc.known == nil || !time.Now().Before(vc.fresh)) && vc.running == nil {
+		vc.running = make(chan struct{})
+		go s.refreshVersions(vc.known, vc.running)
+	}
+	return vc.known, vc.running
+}
+
+// refreshVersions asks every engine at once for its version, each within
+// versionCallBudget, and stores the answers; prev supplies the version of an
+// engine that fails now.
+func (s *Scanner) refreshVersions(prev []verdict.Engine, done chan struct{}) {
+	out := make([]verdict.Engine, len(s.engines))
+	ok := make([]bool, len(s.engines))
+	var wg sync.WaitGroup
+	for i, e := range s.engines {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), versionCallBudget)
+			defer cancel()
+			info, err := e.Version(ctx)
+			switch {
+			case err == nil:
+				out[i], ok[i] = info, true
+			case i < len(prev) && prev[i].Name == e.Name():
+				out[i] = prev[i]
+			default:
+				out[i] = verdict.Engine{Name: e.Name()}
+			}
+		})
+	}
+	wg.Wait()
+	ttl := versionTTL
+	if slices.Contains(ok, false) {
+		ttl = versionRetry
+	}
+	vc := &s.vers
+	vc.mu.Lock()
+	vc.known, vc.fresh, vc.running = out, time.Now().Add(ttl), nil
+	vc.mu.Unlock()
+	close(done)
+}
+
+func (s *Scanner) namesOnly() []verdict.Engine {
+	out := make([]verdict.Engine, len(s.engines))
+	for i, e := range s.engines {
+		out[i] = verdict.Engine{Name: e.Name()}
 	}
 	return out
 }

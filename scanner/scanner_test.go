@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,7 +253,7 @@ func TestVerdictCache(t *testing.T) {
 	}
 	// A new signature version means scanning again.
 	e.sig = "2"
-	s.versionAt = time.Time{}
+	refreshNow(s)
 	if third := scanOnce(); third.Cached || len(e.streams) == n {
 		t.Errorf("scan after a signature update was served from the cache")
 	}
@@ -303,5 +304,77 @@ func TestPartCache(t *testing.T) {
 	}
 	if hits, _ := s.PartCacheStats(); hits != 1 {
 		t.Errorf("part cache hits %d, want 1", hits)
+	}
+}
+
+// refreshNow makes the known versions old and waits for their refresh.
+func refreshNow(s *Scanner) {
+	s.vers.mu.Lock()
+	s.vers.fresh = time.Time{}
+	s.vers.mu.Unlock()
+	if _, wait := s.knownVersions(); wait != nil {
+		<-wait
+	}
+}
+
+// stuckEngine's Version blocks until release is closed, then fails; calls
+// counts the calls.
+type stuckEngine struct {
+	*fakeEngine
+	calls   atomic.Int32
+	release chan struct{}
+	fail    atomic.Bool
+}
+
+func (e *stuckEngine) Version(ctx context.Context) (verdict.Engine, error) {
+	e.calls.Add(1)
+	select {
+	case <-e.release:
+	case <-ctx.Done():
+		return verdict.Engine{}, ctx.Err()
+	}
+	if e.fail.Load() {
+		return verdict.Engine{}, errors.New("down")
+	}
+	return verdict.Engine{Name: "fake", Version: "1.0", SignatureVersion: "7"}, nil
+}
+
+// TestVersionsBackground: once versions are known, Versions answers at once
+// while an engine hangs on its VERSION, one refresh at a time runs, and an
+// engine that fails keeps its last known version.
+func TestVersionsBackground(t *testing.T) {
+	e := &stuckEngine{fakeEngine: &fakeEngine{}, release: make(chan struct{})}
+	s := New(Options{Name: "test"}, e)
+	if v := s.KnownVersions(); len(v) != 1 || v[0].Name != "fake" || v[0].SignatureVersion != "" {
+		t.Fatalf("KnownVersions before any answer = %+v, want the name only", v)
+	}
+	close(e.release)
+	if v := s.Versions(t.Context()); v[0].SignatureVersion != "7" {
+		t.Fatalf("first Versions = %+v, want the engine's answer", v)
+	}
+
+	e.release = make(chan struct{}) // no refresh runs now: safe to swap
+	e.fail.Store(true)
+	s.vers.mu.Lock()
+	s.vers.fresh = time.Time{}
+	s.vers.mu.Unlock()
+	before := e.calls.Load()
+	start := time.Now()
+	for range 50 {
+		if v := s.Versions(t.Context()); v[0].SignatureVersion != "7" {
+			t.Fatalf("Versions while the engine hangs = %+v, want the last known", v)
+		}
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("50 Versions took %v while the engine hangs", took)
+	}
+	if n := e.calls.Load() - before; n > 1 {
+		t.Errorf("%d VERSION calls in flight, want one refresh at a time", n)
+	}
+	_, wait := s.knownVersions()
+	close(e.release)
+	<-wait
+	if v := s.KnownVersions(); v[0].SignatureVersion != "7" {
+		t.Errorf("after a failed refresh = %+v, want the last known kept", v)
 	}
 }

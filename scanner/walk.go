@@ -7,7 +7,6 @@ import (
 	"io"
 	"mime"
 	"mime/quotedprintable"
-	"strconv"
 	"strings"
 
 	"github.com/emersion/go-message/textproto"
@@ -102,7 +101,7 @@ func (w *walker) multipart(body io.Reader, boundary, path string, depth int) err
 		if err == io.EOF {
 			return nil
 		}
-		childPath := join(path, i)
+		childPath := mimepart.Child(path, i)
 		if err != nil {
 			// Missing final boundary, garbage between parts: what was read
 			// has been scanned; the rest is in the raw message scan.
@@ -136,7 +135,7 @@ func (w *walker) attachedMessage(h textproto.Header, body io.Reader, path string
 		// Scan the rest as an opaque part so nothing escapes the engines.
 		return w.visit(&leaf{path: path, fileName: name, contentType: "message/rfc822", encoding: enc, body: br, attachment: true})
 	}
-	if err := w.entity(inner, br, path, join(path, 1), depth+1); err != nil {
+	if err := w.entity(inner, br, path, mimepart.Child(path, 1), depth+1); err != nil {
 		return err
 	}
 	io.Copy(io.Discard, br) // drain so the outer multipart reader goes on
@@ -162,13 +161,6 @@ func (w *walker) anomaly(path, name, ctype, detail string) {
 func (w *walker) limit(path, detail string) {
 	w.stopped = true
 	w.verdict.Add(verdict.Finding{Path: path, Kind: verdict.KindLimitExceeded, Detail: detail})
-}
-
-func join(path string, i int) string {
-	if path == "" {
-		return strconv.Itoa(i)
-	}
-	return path + "/" + strconv.Itoa(i)
 }
 
 // fileName is the attachment's name: Content-Disposition filename (RFC 2183,

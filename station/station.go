@@ -4,6 +4,7 @@ package station
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/scanner"
 	"github.com/avstation/avstation/scanner/clamd"
+	"github.com/avstation/avstation/scanner/engineerr"
 	"github.com/avstation/avstation/verdict"
 	"github.com/avstation/avstation/version"
 )
@@ -112,7 +114,7 @@ func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body *os.File, s
 	s.metrics.jobs.WithLabelValues(string(v.Status)).Inc()
 	for _, f := range v.Findings {
 		if f.Kind == verdict.KindScanError && f.Engine != "" {
-			s.metrics.engineErrors.WithLabelValues(f.Engine, engineErrorReason(f.Detail)).Inc()
+			s.metrics.engineErrors.WithLabelValues(f.Engine, engineErrorReason(f.Err)).Inc()
 		}
 	}
 	s.metrics.duration.Observe(took.Seconds())
@@ -224,9 +226,8 @@ var (
 func (c signatureCollector) Describe(ch chan<- *prometheus.Desc) { ch <- sigAgeDesc; ch <- sigInfoDesc }
 
 func (c signatureCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	for _, e := range c.sc.Versions(ctx) {
+	// Known versions only: a scrape must not wait on an engine.
+	for _, e := range c.sc.KnownVersions() {
 		ch <- prometheus.MustNewConstMetric(sigInfoDesc, prometheus.GaugeValue, 1, e.Name, e.Version, e.SignatureVersion)
 		if !e.SignatureTime.IsZero() {
 			ch <- prometheus.MustNewConstMetric(sigAgeDesc, prometheus.GaugeValue, time.Since(e.SignatureTime).Seconds(), e.Name)
@@ -235,18 +236,20 @@ func (c signatureCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // engineErrorReasons are the values of avstation_engine_errors_total's
-// reason label.
-var engineErrorReasons = []string{"timeout", "unreachable", "error"}
+// reason label, all set at start: the engines' kinds of failure
+// (scanner/engineerr) and "error" for the rest. A size limit is a finding,
+// not a failure, and is not counted.
+var engineErrorReasons = []string{"timeout", "unreachable", "protocol", "error"}
 
-// engineErrorReason sorts an engine failure for the metric.
-func engineErrorReason(detail string) string {
-	d := strings.ToLower(detail)
+// engineErrorReason sorts an engine failure for the metric by its kind.
+func engineErrorReason(err error) string {
 	switch {
-	case strings.Contains(d, "deadline") || strings.Contains(d, "timeout") || strings.Contains(d, "no answer within"):
+	case errors.Is(err, engineerr.ErrTimeout):
 		return "timeout"
-	case strings.Contains(d, "refused") || strings.Contains(d, "no clamd is up") || strings.Contains(d, "dial") ||
-		strings.Contains(d, "no such file") || strings.Contains(d, "reset") || strings.Contains(d, "broken pipe"):
+	case errors.Is(err, engineerr.ErrUnreachable):
 		return "unreachable"
+	case errors.Is(err, engineerr.ErrProtocol):
+		return "protocol"
 	}
 	return "error"
 }
@@ -263,7 +266,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		engineErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "avstation_engine_errors_total",
-			Help: "Engine calls that failed (the job's verdict is error: tempfail at the milter), by engine and reason (timeout, unreachable, error).",
+			Help: "Engine calls that failed (the job's verdict is error: tempfail at the milter), by engine and reason (timeout, unreachable, protocol, error).",
 		}, []string{"engine", "reason"}),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "avstation_jobs_total",

@@ -3,6 +3,8 @@ package station
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +17,8 @@ import (
 	"github.com/avstation/avstation/config"
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/scanner"
+	"github.com/avstation/avstation/scanner/clamd"
+	"github.com/avstation/avstation/scanner/engineerr"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -104,15 +108,21 @@ func TestStationRefusesWrongSecret(t *testing.T) {
 }
 
 func TestEngineErrorReason(t *testing.T) {
-	for detail, want := range map[string]string{
-		"clamd tcp:127.0.0.1:1: INSTREAM: dial tcp 127.0.0.1:1: connect: connection refused": "unreachable",
-		"clamd pool: no clamd is up (…)":                                                     "unreachable",
-		"context deadline exceeded":                                                          "timeout",
-		"external fake: no answer within 300ms (timeout): killed":                            "timeout",
-		"external fake: exit code 2: ERROR: broken":                                          "error",
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("clamd x: INSTREAM: %w", engineerr.Mark(errors.New("connection refused"), engineerr.ErrUnreachable)), "unreachable"},
+		{fmt.Errorf("%w (…)", clamd.ErrNoClamd), "unreachable"},
+		{engineerr.Mark(context.DeadlineExceeded, engineerr.ErrTimeout), "timeout"},
+		{&clamd.ReplyError{Reply: "PROTOCOL ERROR: ancillary data sent without FILDES. ERROR"}, "protocol"},
+		{&clamd.ReplyError{Reply: "stream: Can't allocate memory ERROR"}, "error"},
+		// The text does not count, only the kind.
+		{errors.New("external fake: no answer within 300ms (timeout): connection refused"), "error"},
+		{nil, "error"},
 	} {
-		if got := engineErrorReason(detail); got != want {
-			t.Errorf("%q: %s, want %s", detail, got, want)
+		if got := engineErrorReason(tt.err); got != tt.want {
+			t.Errorf("%v: %s, want %s", tt.err, got, tt.want)
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/emersion/go-message/textproto"
@@ -140,7 +139,7 @@ func (rw *rewriter) multipart(boundary, path string, depth int) error {
 			break
 		}
 		f.parts++
-		if err := rw.part(f, join(path, f.parts), depth); err != nil {
+		if err := rw.part(f, mimepart.Child(path, f.parts), depth); err != nil {
 			return err
 		}
 	}
@@ -293,13 +292,6 @@ func identityEncoding(h textproto.Header) bool {
 		return true
 	}
 	return false
-}
-
-func join(path string, i int) string {
-	if path == "" {
-		return strconv.Itoa(i)
-	}
-	return path + "/" + strconv.Itoa(i)
 }
 
 func describe(path string) string {

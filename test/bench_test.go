@@ -46,7 +46,7 @@ func BenchmarkMilter(b *testing.B) {
 	}
 }
 
-func benchMilter(b *testing.B, addr string, size, conc int) {
+func benchMilter(b *testing.B, addr string, size, conc int) (msgPerSec float64) {
 	msgs := make([]string, b.N)
 	for i := range msgs {
 		msgs[i] = benchMessage(size)
@@ -83,9 +83,63 @@ func benchMilter(b *testing.B, addr string, size, conc int) {
 		b.Fatal(err)
 	}
 	slices.Sort(lat)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msg/s")
+	msgPerSec = float64(b.N) / elapsed.Seconds()
+	b.ReportMetric(msgPerSec, "msg/s")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	return msgPerSec
+}
+
+// BenchmarkHungClamd is BenchmarkMilter's station mode with one healthy
+// clamd, then with the same clamd and one that accepts connections and never
+// answers (listed first), same workload: it reports both rates, their ratio,
+// and the slowest /metrics answer of the station while the jobs run.
+//
+//	go test ./test -run '^$' -bench HungClamd -benchtime 2000x
+func BenchmarkHungClamd(b *testing.B) {
+	good := harness.StartClamd(b)
+	secret := harness.WriteSecret(b, "bench-secret")
+	rates := map[string]float64{}
+	for _, tt := range []struct {
+		name  string
+		clamd []string
+	}{
+		{"one-healthy", []string{good.Addr}},
+		{"healthy+hung", []string{harness.StartHungClamd(b), good.Addr}},
+	} {
+		station := harness.StartStationClamds(b, bin.Station, "", tt.clamd, secret)
+		m := harness.StartMilter(b, bin.Milter, harness.MilterOptions{Station: "http://" + station.Addr, Secret: secret})
+		for _, conc := range []int{1, 10} {
+			b.Run(fmt.Sprintf("%s/c%d", tt.name, conc), func(b *testing.B) {
+				stop := make(chan struct{})
+				var slowest time.Duration
+				var scraper sync.WaitGroup
+				scraper.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						case <-time.After(200 * time.Millisecond):
+						}
+						start := time.Now()
+						station.Metrics(b, station.Addr)
+						slowest = max(slowest, time.Since(start))
+					}
+				})
+				rates[b.Name()] = benchMilter(b, m.Addr, 1<<10, conc)
+				close(stop)
+				scraper.Wait()
+				b.ReportMetric(float64(slowest.Microseconds())/1000, "metrics-max-ms")
+			})
+		}
+	}
+	for _, conc := range []int{1, 10} {
+		one := rates[fmt.Sprintf("%s/one-healthy/c%d", b.Name(), conc)]
+		hung := rates[fmt.Sprintf("%s/healthy+hung/c%d", b.Name(), conc)]
+		if one > 0 {
+			b.Logf("c%d: one healthy %.1f msg/s, healthy+hung %.1f msg/s, ratio %.3f", conc, one, hung, hung/one)
+		}
+	}
 }
 
 func oneMessage(client *milter.Client, msg string) (time.Duration, error) {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/d--j/go-milter"
+
 	"github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/test/harness"
 )
@@ -119,4 +121,100 @@ func TestClamdPoolFailover(t *testing.T) {
 	if err != nil || !strings.HasPrefix(v.Engine, "ClamAV ") {
 		t.Errorf("Version = %+v, %v; want the survivor's", v, err)
 	}
+}
+
+// TestHungClamdStation runs list postings through avmilter and a real
+// avstation whose clamd pool is a real clamd and one that accepts
+// connections and never answers (listed first, so that it is asked first):
+// no posting is tempfailed, every one is scanned by the real clamd, the hung
+// one is marked down, and /metrics answers while jobs are in flight.
+func TestHungClamdStation(t *testing.T) {
+	const postings, workers = 60, 4
+	good := harness.StartClamd(t)
+	hung := harness.StartHungClamd(t)
+	secret := harness.WriteSecret(t, "hung-secret")
+	station := harness.StartStationClamds(t, bin.Station, "", []string{hung, good.Addr}, secret)
+	m := harness.StartMilter(t, bin.Milter, harness.MilterOptions{Station: "http://" + station.Addr, Secret: secret})
+
+	stop := make(chan struct{})
+	var slowest atomic.Int64 // of the /metrics requests during the jobs, ns
+	var scrapes atomic.Int32
+	var scraper sync.WaitGroup
+	scraper.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			start := time.Now()
+			station.Metrics(t, station.Addr)
+			if d := int64(time.Since(start)); d > slowest.Load() {
+				slowest.Store(d)
+			}
+			scrapes.Add(1)
+		}
+	})
+
+	var next, accepted atomic.Int32
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			client := milter.NewClient("tcp", m.Addr, milter.WithReadTimeout(60*time.Second))
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= postings {
+					return
+				}
+				if _, err := oneMessage(client, benchMessage(4<<10)); err != nil {
+					t.Errorf("posting %d: %v", i, err)
+					continue
+				}
+				accepted.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	close(stop)
+	scraper.Wait()
+
+	t.Logf("%d of %d postings accepted in %v; %d /metrics scrapes meanwhile, slowest %v",
+		accepted.Load(), postings, took, scrapes.Load(), time.Duration(slowest.Load()))
+	if accepted.Load() != postings {
+		t.Errorf("%d of %d postings accepted; the others were tempfailed", accepted.Load(), postings)
+	}
+	// Generous: the 100 ms goal is measured by BenchmarkHungClamd on a quiet
+	// machine; here it must not wait on any engine.
+	if s := time.Duration(slowest.Load()); scrapes.Load() == 0 || s > 2*time.Second {
+		t.Errorf("/metrics: %d scrapes, slowest %v; want answers within 2s while jobs run", scrapes.Load(), s)
+	}
+	metrics := station.Metrics(t, station.Addr)
+	for _, want := range []string{
+		fmt.Sprintf(`avstation_jobs_total{status="clean"} %d`, postings),
+		`avstation_jobs_total{status="error"} 0`,
+		fmt.Sprintf(`avstation_clamd_up{addr=%q} 0`, hung),
+		fmt.Sprintf(`avstation_clamd_up{addr=%q} 1`, good.Addr),
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics has no %s:\n%s", want, grepLines(metrics, "avstation_jobs_total", "avstation_clamd_up"))
+		}
+	}
+	// Found out by the first VERSION or the INSTREAM probe, whichever asks first.
+	station.WaitLog(t, time.Second, "clamd down", hung)
+}
+
+// grepLines is the lines of text that contain one of subs.
+func grepLines(text string, subs ...string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(text, "\n") {
+		for _, s := range subs {
+			if strings.Contains(l, s) {
+				b.WriteString(l + "\n")
+				break
+			}
+		}
+	}
+	return b.String()
 }

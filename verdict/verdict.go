@@ -72,6 +72,9 @@ type Finding struct {
 	// Raw is the engine's reply as received ("stream: Eicar-Test-Signature
 	// FOUND"), for the station's record when the name is missing or odd.
 	Raw string `json:"raw,omitempty"`
+	// Err is the engine's error behind a scan-error finding, so that the
+	// station can sort it with errors.Is (scanner/engineerr); never sent.
+	Err error `json:"-"`
 }
 
 // Part is one entry of the manifest: every MIME part the walk saw.

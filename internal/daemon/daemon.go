@@ -59,7 +59,9 @@ func Scanner(ctx context.Context, cfg config.Scanner, spoolDir string, log *slog
 	host, _ := os.Hostname()
 	var engines []scanner.Engine
 	if len(cfg.Clamd) > 0 {
-		pool, err = clamd.NewPool(cfg.Clamd, clamd.WithLogger(log), clamd.WithStreamMax(int64(cfg.ClamdStreamMax)))
+		pool, err = clamd.NewPool(cfg.Clamd, clamd.WithLogger(log), clamd.WithStreamMax(int64(cfg.ClamdStreamMax)),
+			clamd.WithClientOptions(clamd.WithDialTimeout(cfg.ClamdConnect), clamd.WithProbeAfter(cfg.ClamdProbeAfter),
+				clamd.WithPingTimeout(cfg.ClamdPing)))
 		if err != nil {
 			return nil, nil, fmt.Errorf("scanner.clamd: %w", err)
 		}

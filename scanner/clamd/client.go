@@ -20,14 +20,26 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/avstation/avstation/scanner/engineerr"
 )
 
 const (
-	// DefaultDialTimeout bounds connecting to clamd. clamd is local or near:
-	// when it does not accept within seconds it is down or overloaded, and
-	// the caller had better tempfail than hold the MTA's milter timeout.
-	DefaultDialTimeout = 5 * time.Second
+	// DefaultDialTimeout bounds connecting to clamd. clamd is local or near
+	// and accepts at once even when busy: when it does not within 2 s it is
+	// down or wedged, and a pool had better try the next one.
+	DefaultDialTimeout = 2 * time.Second
+	// DefaultProbeAfter is how long an INSTREAM may go without its reply
+	// before the client PINGs clamd on a second connection. clamd answers
+	// PING from its main thread while its scanning threads work, so a PONG
+	// says "busy, keep waiting" and silence says "hung": a clamd that
+	// accepts and never answers costs seconds, not the whole engine_timeout.
+	DefaultProbeAfter = 3 * time.Second
+	// DefaultPingTimeout bounds PING and VERSION, which clamd answers at
+	// once, in the probe and in a pool's health loop.
+	DefaultPingTimeout = 2 * time.Second
 	// DefaultChunkSize is the INSTREAM chunk size: large enough that a
 	// typical message goes in a few writes, small enough to keep per-scan
 	// buffers cheap.
@@ -53,6 +65,27 @@ func WithDialTimeout(d time.Duration) Option {
 	}
 }
 
+// WithProbeAfter sets how long an INSTREAM waits (sending or for the reply)
+// before it PINGs clamd, and again every as long while clamd PONGs
+// (DefaultProbeAfter). d <= 0 keeps the default.
+func WithProbeAfter(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.probeAfter = d
+		}
+	}
+}
+
+// WithPingTimeout sets the bound on PING and VERSION (DefaultPingTimeout).
+// d <= 0 keeps the default.
+func WithPingTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.pingTimeout = d
+		}
+	}
+}
+
 // WithChunkSize sets the INSTREAM chunk size (DefaultChunkSize). n <= 0 keeps
 // the default; n above MaxChunkSize is lowered to it.
 func WithChunkSize(n int) Option {
@@ -69,6 +102,8 @@ type Client struct {
 	network     string
 	address     string
 	dialTimeout time.Duration
+	probeAfter  time.Duration
+	pingTimeout time.Duration
 	chunkSize   int
 	bufs        sync.Pool // *[]byte, see sendStream
 }
@@ -86,6 +121,8 @@ func New(addr string, opts ...Option) (*Client, error) {
 		network:     network,
 		address:     address,
 		dialTimeout: DefaultDialTimeout,
+		probeAfter:  DefaultProbeAfter,
+		pingTimeout: DefaultPingTimeout,
 		chunkSize:   DefaultChunkSize,
 	}
 	for _, o := range opts {
@@ -102,7 +139,7 @@ func New(addr string, opts ...Option) (*Client, error) {
 // Addr is clamd's address in canonical form: "tcp:host:port" or "unix:path".
 func (c *Client) Addr() string { return c.addr }
 
-// Ping checks that clamd answers: zPING gets PONG.
+// Ping checks that clamd answers: zPING gets PONG, within the ping timeout.
 func (c *Client) Ping(ctx context.Context) error {
 	line, err := c.command(ctx, "PING")
 	if err != nil {
@@ -142,7 +179,10 @@ func (c *Client) VersionCommands(ctx context.Context) (Version, []string, error)
 	return v, cmds, nil
 }
 
-// Scan streams r to clamd with INSTREAM and returns its verdict. Found is
+// Scan streams r to clamd with INSTREAM and returns its verdict. While the
+// stream is sent and its reply awaited, clamd is PINGed every probe-after
+// interval; when a PING gets no PONG within the ping timeout the scan is
+// abandoned with an error of kind engineerr.ErrTimeout. Found is
 // false with a nil error only when clamd answered OK for the whole stream.
 // When clamd refused the stream for its size the error is ErrSizeLimit; other
 // ERROR or unexpected replies are a *ReplyError; in both cases Result.Raw
@@ -168,7 +208,16 @@ func (c *Client) scan(ctx context.Context, r io.Reader) (Result, error) {
 		return Result{}, err
 	}
 	defer done()
+	w := c.watch(ctx, conn)
+	res, err := c.instream(ctx, conn, r)
+	if hung := w.finish(); err != nil && hung != nil {
+		return Result{}, hung
+	}
+	return res, err
+}
 
+// instream sends r as INSTREAM on conn and reads the reply.
+func (c *Client) instream(ctx context.Context, conn net.Conn, r io.Reader) (Result, error) {
 	if err := c.sendStream(ctx, conn, r); err != nil {
 		var ie *inputError
 		if errors.As(err, &ie) {
@@ -257,8 +306,11 @@ func (c *Client) sendStream(ctx context.Context, w io.Writer, r io.Reader) error
 	}
 }
 
-// command sends a z-prefixed command that takes no data and reads its reply.
+// command sends a z-prefixed command that takes no data and reads its reply,
+// within the ping timeout: clamd answers these at once.
 func (c *Client) command(ctx context.Context, cmd string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.pingTimeout)
+	defer cancel()
 	conn, done, err := c.dial(ctx)
 	if err != nil {
 		return "", err
@@ -309,6 +361,80 @@ func ctxErr(ctx context.Context, err error) error {
 	return err
 }
 
+// wrap names clamd and the command, and marks err with its kind (see
+// kindOf) for the station's metrics.
 func (c *Client) wrap(cmd string, err error) error {
-	return fmt.Errorf("clamd %s: %s: %w", c.addr, cmd, err)
+	return engineerr.Mark(fmt.Errorf("clamd %s: %s: %w", c.addr, cmd, err), kindOf(err))
+}
+
+// kindOf sorts a command's failure: a passed deadline is a timeout; a
+// refused, reset or closed connection is clamd unreachable; a reply that is
+// no answer is a protocol error (*ReplyError and ErrSizeLimit carry their
+// own kind). nil for what is none of them (a cancelled ctx, a failure to
+// read the content).
+func kindOf(err error) error {
+	var ie *inputError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ie), errors.Is(err, context.Canceled):
+		return nil
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout():
+		return engineerr.ErrTimeout
+	case errors.Is(err, errNoReply), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNABORTED):
+		return engineerr.ErrUnreachable
+	case errors.Is(err, errLongReply):
+		return engineerr.ErrProtocol
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return engineerr.ErrUnreachable
+	}
+	return nil
+}
+
+// watchdog PINGs clamd while one INSTREAM is in progress; see Scan.
+type watchdog struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	hung   error // set before done is closed
+}
+
+// watch starts the watchdog of the INSTREAM on conn. On a PING without PONG
+// it closes conn, which ends the blocked write or read at once.
+func (c *Client) watch(ctx context.Context, conn net.Conn) *watchdog {
+	wctx, cancel := context.WithCancel(ctx)
+	w := &watchdog{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		t := time.NewTimer(c.probeAfter)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+			}
+			_, err := c.command(wctx, "PING")
+			if wctx.Err() != nil {
+				return // the scan ended (or its ctx did) during the PING
+			}
+			if err != nil {
+				w.hung = engineerr.Mark(fmt.Errorf("no reply after %v, and no PONG within %v: %w", c.probeAfter, c.pingTimeout, err), engineerr.ErrTimeout)
+				conn.Close()
+				return
+			}
+			t.Reset(c.probeAfter)
+		}
+	}()
+	return w
+}
+
+// finish stops the watchdog and returns why it gave up on clamd, if it did.
+func (w *watchdog) finish() error {
+	w.cancel()
+	<-w.done
+	return w.hung
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/avstation/avstation/scanner/engineerr"
 )
 
 // DefaultHealthInterval is how often the pool PINGs a clamd it has marked
@@ -18,15 +20,11 @@ import (
 // member is no load on anyone.
 const DefaultHealthInterval = 2 * time.Second
 
-// minPingTimeout bounds a health PING from below: clamd answers PING at once
-// when it is up, even loaded, but a short interval must not make a slow
-// loopback PING look like a dead clamd.
-const minPingTimeout = time.Second
-
 // ErrNoClamd is the pool's error when no member can take a scan: every one
 // is down, or every one tried for this scan failed. The error returned wraps
-// it and names each member with its last failure.
-var ErrNoClamd = errors.New("clamd pool: no clamd is up")
+// it and names each member with its last failure. It is of kind
+// engineerr.ErrUnreachable.
+var ErrNoClamd = engineerr.Mark(errors.New("clamd pool: no clamd is up"), engineerr.ErrUnreachable)
 
 // PoolOption configures a Pool.
 type PoolOption func(*Pool)
@@ -101,11 +99,23 @@ type Pool struct {
 }
 
 type member struct {
-	c *Client
+	c        *Client
+	inflight atomic.Int32 // scans in progress on it
 	// Guarded by Pool.mu.
 	up      bool
 	lastErr string
 	since   time.Time
+	// downed is cancelled when the member is marked down, which moves its
+	// other scans in progress to the next member at once; renewed when it
+	// is taken back.
+	downed context.Context
+	markDn context.CancelFunc
+}
+
+func newMember(c *Client, now time.Time) *member {
+	m := &member{c: c, up: true, since: now}
+	m.downed, m.markDn = context.WithCancel(context.Background())
+	return m
 }
 
 // NewPool returns a pool over the clamd at addrs, each in a form New takes.
@@ -134,7 +144,7 @@ func NewPool(addrs []string, opts ...PoolOption) (*Pool, error) {
 		}
 		seen[c.Addr()] = true
 		names = append(names, c.Addr())
-		p.members = append(p.members, &member{c: c, up: true, since: p.now()})
+		p.members = append(p.members, newMember(c, p.now()))
 	}
 	p.addr = "pool(" + strings.Join(names, ",") + ")"
 	return p, nil
@@ -155,8 +165,8 @@ func (p *Pool) Status() []MemberStatus {
 	return out
 }
 
-// Scan scans r with one member, chosen round-robin among those up, and
-// returns its answer as Client.Scan does. clamd's answers are final: FOUND,
+// Scan scans r with one member, the one up with the fewest scans in
+// progress (round-robin among equals), and returns its answer as Client.Scan does. clamd's answers are final: FOUND,
 // OK, ErrSizeLimit and a *ReplyError are the content's, not the member's,
 // and go back to the caller as they are. The one exception is a reply of
 // "PROTOCOL ERROR", which a clamd gives about its own state (see
@@ -195,7 +205,7 @@ func (p *Pool) Scan(ctx context.Context, r io.Reader) (Result, error) {
 			return Result{}, p.noClamd(failed)
 		}
 		m := p.members[i]
-		res, err := m.c.Scan(ctx, in)
+		res, err := p.scanOn(ctx, m, in)
 		if err == nil || !memberFault(ctx, err) {
 			if errors.Is(err, ErrSizeLimit) {
 				p.learn(in.size)
@@ -203,12 +213,37 @@ func (p *Pool) Scan(ctx context.Context, r io.Reader) (Result, error) {
 			return res, err
 		}
 		failed[i] = err
-		p.markDown(m, err)
+		if !errors.Is(err, errAbandoned) {
+			p.markDown(m, err)
+		}
 		if rerr := in.rewind(); rerr != nil {
 			return Result{}, fmt.Errorf("%w (not retried on another clamd: %w)", err, rerr)
 		}
 	}
 }
+
+// scanOn scans with m, giving up when m is marked down meanwhile (another
+// scan found it hung or gone): this scan would most likely fail on it too.
+func (p *Pool) scanOn(ctx context.Context, m *member, in io.Reader) (Result, error) {
+	m.inflight.Add(1)
+	defer m.inflight.Add(-1)
+	p.mu.Lock()
+	downed := m.downed
+	p.mu.Unlock()
+	mctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(downed, cancel)
+	defer stop()
+	res, err := m.c.Scan(mctx, in)
+	if err != nil && ctx.Err() == nil && downed.Err() != nil {
+		return Result{}, engineerr.Mark(fmt.Errorf("clamd %s: INSTREAM: %w (%w)", m.c.Addr(), errAbandoned, err), engineerr.ErrUnreachable)
+	}
+	return res, err
+}
+
+// errAbandoned is a scan given up because its member went down meanwhile;
+// the member's own failure is already recorded.
+var errAbandoned = errors.New("abandoned: the clamd went down meanwhile")
 
 // Version asks the first member up, in NewPool's order, for its versions.
 // A member that fails at the connection level is marked down and the next
@@ -245,18 +280,16 @@ func (p *Pool) Start(ctx context.Context) {
 	}
 }
 
-// checkDown PINGs every down member and waits for the answers.
+// checkDown PINGs every down member and waits for the answers. Ping
+// bounds itself with the client's ping timeout.
 func (p *Pool) checkDown(ctx context.Context) {
-	timeout := max(p.interval, minPingTimeout)
 	var wg sync.WaitGroup
 	for _, m := range p.members {
 		if p.isUp(m) {
 			continue
 		}
 		wg.Go(func() {
-			pctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			err := m.c.Ping(pctx)
+			err := m.c.Ping(ctx)
 			switch {
 			case ctx.Err() != nil:
 				// Shutting down: the result says nothing about clamd.
@@ -270,30 +303,27 @@ func (p *Pool) checkDown(ctx context.Context) {
 	wg.Wait()
 }
 
-// pick returns the index of the next member up that has not failed this
-// scan, round-robin among them, or -1 when there is none.
+// pick returns the index of the member up, not failed this scan, with the
+// fewest scans in progress, or -1 when there is none. The search starts at
+// a rotating member, so that equals take turns. Fewest in progress keeps
+// work off a member that is slow or stuck before it is found out.
 func (p *Pool) pick(failed []error) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := 0
-	for i, m := range p.members {
-		if m.up && failed[i] == nil {
-			n++
+	n := len(p.members)
+	start := int((p.next.Add(1) - 1) % uint64(n))
+	best, bestLoad := -1, int32(0)
+	for k := range n {
+		i := (start + k) % n
+		m := p.members[i]
+		if !m.up || failed[i] != nil {
+			continue
+		}
+		if load := m.inflight.Load(); best < 0 || load < bestLoad {
+			best, bestLoad = i, load
 		}
 	}
-	if n == 0 {
-		return -1
-	}
-	k := int((p.next.Add(1) - 1) % uint64(n))
-	for i, m := range p.members {
-		if m.up && failed[i] == nil {
-			if k == 0 {
-				return i
-			}
-			k--
-		}
-	}
-	return -1 // not reached
+	return best
 }
 
 func (p *Pool) isUp(m *member) bool {
@@ -309,6 +339,7 @@ func (p *Pool) markDown(m *member, err error) {
 	if changed {
 		m.up = false
 		m.since = p.now()
+		m.markDn()
 	}
 	p.mu.Unlock()
 	if changed {
@@ -325,6 +356,7 @@ func (p *Pool) markUp(m *member) {
 		downFor = now.Sub(m.since)
 		m.up = true
 		m.since = now
+		m.downed, m.markDn = context.WithCancel(context.Background())
 	}
 	p.mu.Unlock()
 	if changed {

@@ -9,12 +9,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/avstation/avstation/scanner/engineerr"
 )
 
 // serveFake is startFake on a given TCP address ("127.0.0.1:0" for any), with
@@ -638,5 +641,110 @@ func TestPoolStartStops(t *testing.T) {
 			t.Fatalf("%d goroutines after Start returned, %d before", runtime.NumGoroutine(), before)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// neverAnswering accepts and then neither reads nor writes, like a wedged
+// clamd, until the test ends.
+func neverAnswering(t *testing.T) func(net.Conn) {
+	return func(net.Conn) { <-t.Context().Done() }
+}
+
+// TestPoolHungMember: a member that accepts connections and never answers
+// is found out by the probe PING within probe-after plus the ping timeout,
+// not the caller's deadline; the scan goes to the other member, the hung one
+// is down (with a timeout error), and later scans never wait on it.
+func TestPoolHungMember(t *testing.T) {
+	// ping as the default: streams of MiBs under -race on a loaded machine
+	// keep the fake busy, and its PONG must still count.
+	const probe, ping = 200 * time.Millisecond, DefaultPingTimeout
+	for _, tt := range []struct {
+		name string
+		size int // large: the writes block as well as the reply
+		n    int // scans at once (few large ones: a loaded test machine must not starve the fake's PONG)
+	}{{"small", 1000, 8}, {"large", 4 << 20, 2}} {
+		t.Run(tt.name, func(t *testing.T) {
+			hung := startFake(t, "tcp", neverAnswering(t))
+			var scans atomic.Int32
+			good := startFake(t, "tcp", quietAnswering(counting(&scans, eicarReply)))
+			p, err := NewPool([]string{hung.addr, good.addr}, WithHealthInterval(50*time.Millisecond),
+				WithClientOptions(WithProbeAfter(probe), WithPingTimeout(ping)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			startPool(t, p)
+			data := bytes.Repeat([]byte("x"), tt.size)
+			n := int32(tt.n)
+			var wg sync.WaitGroup
+			start := time.Now()
+			for range tt.n {
+				wg.Go(func() {
+					ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+					defer cancel()
+					if res, err := p.Scan(ctx, bytes.NewReader(data)); err != nil || res.Found {
+						t.Errorf("Scan = %+v, %v; want clean from the member up", res, err)
+					}
+				})
+			}
+			wg.Wait()
+			// One probe round finds it out; the scans on it then move at once.
+			if took := time.Since(start); took > 15*time.Second {
+				t.Errorf("%d scans took %v with a hung member (probe %v, ping %v)", n, took, probe, ping)
+			}
+			if scans.Load() != n {
+				t.Errorf("the member up scanned %d of %d", scans.Load(), n)
+			}
+			st := p.Status()
+			if st[0].Up || !strings.Contains(st[0].LastError, "PING") && !strings.Contains(st[0].LastError, "no PONG") || !st[1].Up {
+				t.Fatalf("Status = %+v, want the hung member down for no PONG, the other up", st)
+			}
+			time.Sleep(200 * time.Millisecond) // health PINGs fail meanwhile
+			if p.Status()[0].Up {
+				t.Fatal("the hung member was taken back: its PING never gets PONG")
+			}
+			checkScan(t, p, []byte("after"), false)
+			if scans.Load() != n+1 {
+				t.Error("a scan after the hung member was found out did not go to the member up")
+			}
+		})
+	}
+}
+
+// TestErrorKinds: every failure of a command carries its kind for the
+// station's metrics; an answer about the content has none.
+func TestErrorKinds(t *testing.T) {
+	dead, _ := deadAddr(t)
+	reply := func(r string) string {
+		return startFake(t, "tcp", answering(t, "", func([]byte) string { return r }, nil)).addr
+	}
+	for _, tt := range []struct {
+		name string
+		addr string
+		want error // nil: no kind
+	}{
+		{"refused", dead, engineerr.ErrUnreachable},
+		{"no socket", "unix:" + filepath.Join(t.TempDir(), "none.ctl"), engineerr.ErrUnreachable},
+		{"closed before reply", startFake(t, "tcp", hangUpAfterStream).addr, engineerr.ErrUnreachable},
+		{"never answers", startFake(t, "tcp", neverAnswering(t)).addr, engineerr.ErrTimeout},
+		{"protocol error", reply("PROTOCOL ERROR: ancillary data sent without FILDES. ERROR\x00"), engineerr.ErrProtocol},
+		{"garbage", reply("hello there\x00"), engineerr.ErrProtocol},
+		{"size limit", reply("INSTREAM size limit exceeded. ERROR\x00"), engineerr.ErrLimit},
+		{"clamd error", reply("stream: Can't allocate memory ERROR\x00"), nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := New(tt.addr, WithProbeAfter(50*time.Millisecond), WithPingTimeout(50*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Scan(t.Context(), strings.NewReader("data"))
+			if err == nil {
+				t.Fatal("Scan succeeded")
+			}
+			for _, k := range []error{engineerr.ErrTimeout, engineerr.ErrUnreachable, engineerr.ErrProtocol, engineerr.ErrLimit} {
+				if got := errors.Is(err, k); got != (k == tt.want) {
+					t.Errorf("%v: errors.Is(%v) = %v", err, k, got)
+				}
+			}
+		})
 	}
 }

@@ -9,17 +9,35 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/avstation/avstation/scanner/engineerr"
 )
 
 // ErrSizeLimit is clamd's refusal of a stream longer than its StreamMaxLength
 // (clamd.conf). The content was not scanned whole: callers must not treat it
 // as clean.
-var ErrSizeLimit = errors.New("clamd: INSTREAM size limit exceeded")
+// It is of kind engineerr.ErrLimit.
+var ErrSizeLimit error = &limitError{}
+
+type limitError struct{}
+
+func (*limitError) Error() string { return "clamd: INSTREAM size limit exceeded" }
+func (*limitError) Unwrap() error { return engineerr.ErrLimit }
 
 // ReplyError is a reply clamd ended with ERROR, or any reply this package does
 // not understand. Reply is the line as received, without its terminator.
 type ReplyError struct {
 	Reply string
+}
+
+// Unwrap makes a reply that is no answer at all (one this package does not
+// understand, or clamd's PROTOCOL ERROR) of kind engineerr.ErrProtocol. A
+// well-formed "... ERROR" is clamd's own failure and has no kind.
+func (e *ReplyError) Unwrap() error {
+	if isProtocolError(e.Reply) || !strings.HasSuffix(e.Reply, " ERROR") {
+		return engineerr.ErrProtocol
+	}
+	return nil
 }
 
 func (e *ReplyError) Error() string {
@@ -164,7 +182,10 @@ func ParseVersionCommands(line string) (Version, []string, error) {
 // maxReply bounds a reply line; real ones are well under 1 KiB.
 const maxReply = 8 << 10
 
-var errNoReply = errors.New("connection closed without a reply")
+var (
+	errNoReply   = errors.New("connection closed without a reply")
+	errLongReply = errors.New("reply too long")
+)
 
 // readReply reads one reply from r up to its terminator: NUL for z-prefixed
 // commands, newline for n-prefixed ones (clamd(8)); both are accepted. It
@@ -176,7 +197,7 @@ func readReply(r io.Reader) (string, error) {
 	for {
 		if len(buf) == cap(buf) {
 			if len(buf) >= maxReply {
-				return "", fmt.Errorf("reply longer than %d bytes", maxReply)
+				return "", fmt.Errorf("%w: more than %d bytes", errLongReply, maxReply)
 			}
 			buf = slices.Grow(buf, len(buf))
 		}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/avstation/avstation/scanner"
+	"github.com/avstation/avstation/scanner/engineerr"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -222,14 +223,15 @@ func (e *Engine) Scan(ctx context.Context, r io.Reader) (d scanner.Detection, er
 	}
 	res, err := run(ctx, e.c.Timeout, dir, e.c.Path, args)
 	if err != nil {
-		return scanner.Detection{}, fmt.Errorf("external %s: %w", e.c.Name, err)
+		// It would not start: as good as an engine not there.
+		return scanner.Detection{}, engineerr.Mark(fmt.Errorf("external %s: %w", e.c.Name, err), engineerr.ErrUnreachable)
 	}
 	d = scanner.Detection{Raw: res.raw()}
 	switch {
 	case ctx.Err() != nil:
 		return d, fmt.Errorf("external %s: %w", e.c.Name, ctx.Err())
 	case res.timedOut:
-		return d, fmt.Errorf("external %s: no answer within %v (timeout): killed%s", e.c.Name, e.c.Timeout, res.firstLineSuffix())
+		return d, engineerr.Mark(fmt.Errorf("external %s: no answer within %v (timeout): killed%s", e.c.Name, e.c.Timeout, res.firstLineSuffix()), engineerr.ErrTimeout)
 	case res.signal != 0:
 		return d, fmt.Errorf("external %s: %s%s", e.c.Name, res.exitText(), res.firstLineSuffix())
 	case slices.Contains(e.c.InfectedCodes, res.code):

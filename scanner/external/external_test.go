@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/avstation/avstation/scanner/engineerr"
 )
 
 // fakeScan is the absolute path of testdata/fakescan.sh, made executable.
@@ -124,6 +126,7 @@ func TestScan(t *testing.T) {
 		wantRaw    string // substring of Raw
 		rawLen     int    // exact length of Raw, when not 0
 		within     time.Duration
+		wantKind   error // engineerr kind of the error, nil for none
 	}{
 		{name: "clean", content: "hello world", wantRaw: "mode 600 dirmode 700"},
 		{name: "infected", content: "a BAD thing", wantFound: true, wantThreat: "Test.Bad", wantRaw: "FOUND: Test.Bad"},
@@ -141,7 +144,7 @@ func TestScan(t *testing.T) {
 		{name: "signal", content: "CRASH",
 			wantErr: "external fake: killed by signal SIGSEGV (segmentation fault): about to crash"},
 		{name: "timeout", content: "SLOW", config: func(c *Config) { c.Timeout = 300 * time.Millisecond },
-			wantErr: "external fake: no answer within 300ms (timeout)", within: 1500 * time.Millisecond},
+			wantErr: "external fake: no answer within 300ms (timeout)", within: 1500 * time.Millisecond, wantKind: engineerr.ErrTimeout},
 		{name: "deleted means infected", content: "DELETE", config: func(c *Config) { c.DeletedMeansInfected = true },
 			wantFound: true, wantThreat: "Test.Deleted"},
 		{name: "deleted ignored", content: "DELETE", wantRaw: "deleted"},
@@ -174,6 +177,13 @@ func TestScan(t *testing.T) {
 				t.Fatalf("Scan: no error, want %q (detection %+v)", tc.wantErr, d)
 			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
 				t.Fatalf("Scan: error %q, want it to contain %q", err, tc.wantErr)
+			}
+			if err != nil {
+				for _, k := range []error{engineerr.ErrTimeout, engineerr.ErrUnreachable, engineerr.ErrProtocol, engineerr.ErrLimit} {
+					if errors.Is(err, k) != (k == tc.wantKind) {
+						t.Errorf("Scan: %v: errors.Is(%v) = %v", err, k, !(k == tc.wantKind))
+					}
+				}
 			}
 			if err == nil && (d.Found != tc.wantFound || d.Threat != tc.wantThreat) {
 				t.Errorf("Scan: Found %v Threat %q, want %v %q (raw %q)", d.Found, d.Threat, tc.wantFound, tc.wantThreat, d.Raw)

@@ -256,3 +256,39 @@ func replaceSettings(conf string, settings map[string]string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// StartHungClamd listens on 127.0.0.1 like a clamd that is wedged: it
+// accepts connections and never reads from them nor answers, until the test
+// ends. It returns its address in the form clamd.New takes.
+func StartHungClamd(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("harness: hung clamd: %v", err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "tcp:" + ln.Addr().String()
+}

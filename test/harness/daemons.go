@@ -56,6 +56,16 @@ func WriteSecret(t testing.TB, word string) string {
 // lines indented by two spaces are scanner settings, others top-level.
 func StartStation(t testing.TB, binary, addr, clamdAddr, secretFile string, extra ...string) *Daemon {
 	t.Helper()
+	return StartStationClamds(t, binary, addr, []string{clamdAddr}, secretFile, extra...)
+}
+
+// StartStationClamds is StartStation with a pool of several clamd.
+func StartStationClamds(t testing.TB, binary, addr string, clamdAddrs []string, secretFile string, extra ...string) *Daemon {
+	t.Helper()
+	quoted := make([]string, len(clamdAddrs))
+	for i, a := range clamdAddrs {
+		quoted[i] = fmt.Sprintf("%q", a)
+	}
 	if addr == "" {
 		addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	}
@@ -67,8 +77,8 @@ records_dir: %s
 log:
   level: debug
 scanner:
-  clamd: [%q]
-`, addr, secretFile, filepath.Join(dir, "spool"), filepath.Join(dir, "records"), clamdAddr) + strings.Join(extra, "\n") + "\n"
+  clamd: [%s]
+`, addr, secretFile, filepath.Join(dir, "spool"), filepath.Join(dir, "records"), strings.Join(quoted, ", ")) + strings.Join(extra, "\n") + "\n"
 	// records_dir is always set: its default is under /var/lib.
 	d := &Daemon{t: t, name: "avstation", Addr: addr, Spool: filepath.Join(dir, "spool"), RecordsDir: filepath.Join(dir, "records")}
 	d.start(binary, writeConfig(t, dir, cfg))
