@@ -421,6 +421,10 @@ func (c *Client) watch(ctx context.Context, conn net.Conn) *watchdog {
 			if wctx.Err() != nil {
 				return // the scan ended (or its ctx did) during the PING
 			}
+			if err != nil && lastResort(ctx) {
+				t.Reset(c.probeAfter) // see withLastResort: keep waiting
+				continue
+			}
 			if err != nil {
 				w.hung = engineerr.Mark(fmt.Errorf("no reply after %v, and no PONG within %v: %w", c.probeAfter, c.pingTimeout, err), engineerr.ErrTimeout)
 				conn.Close()
@@ -431,6 +435,19 @@ func (c *Client) watch(ctx context.Context, conn net.Conn) *watchdog {
 	}()
 	return w
 }
+
+// lastResortKey marks the scan of a pool's last clamd up (withLastResort).
+type lastResortKey struct{}
+
+// withLastResort has the watchdog keep waiting on a missed PONG instead of
+// giving up: with no other clamd to move to, giving up early fails the scan
+// all the same, and on a starved machine a healthy clamd can miss a PING.
+// The scan is still bounded by its context (engine_timeout).
+func withLastResort(ctx context.Context) context.Context {
+	return context.WithValue(ctx, lastResortKey{}, true)
+}
+
+func lastResort(ctx context.Context) bool { return ctx.Value(lastResortKey{}) != nil }
 
 // finish stops the watchdog and returns why it gave up on clamd, if it did.
 func (w *watchdog) finish() error {

@@ -229,7 +229,16 @@ func (p *Pool) scanOn(ctx context.Context, m *member, in io.Reader) (Result, err
 	defer m.inflight.Add(-1)
 	p.mu.Lock()
 	downed := m.downed
+	others := 0
+	for _, o := range p.members {
+		if o != m && o.up {
+			others++
+		}
+	}
 	p.mu.Unlock()
+	if others == 0 {
+		ctx = withLastResort(ctx)
+	}
 	mctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(downed, cancel)

@@ -748,3 +748,35 @@ func TestErrorKinds(t *testing.T) {
 		})
 	}
 }
+
+// TestPoolLastMemberIsWaitedFor: a clamd that misses its PINGs but answers
+// the scan in the end (a starved machine) is not given up on when it is the
+// only one up: the scan waits for it, within the caller's deadline.
+func TestPoolLastMemberIsWaitedFor(t *testing.T) {
+	slow := startFake(t, "tcp", func(conn net.Conn) {
+		br := bufio.NewReader(conn)
+		cmd, err := readCommand(br)
+		if err != nil {
+			return
+		}
+		if cmd != "INSTREAM" {
+			<-t.Context().Done() // no PONG, ever
+			return
+		}
+		if _, err := readStream(br); err != nil {
+			return
+		}
+		time.Sleep(400 * time.Millisecond) // past probe-after plus the ping timeout
+		io.WriteString(conn, "stream: OK\x00")
+	})
+	p, err := NewPool([]string{slow.addr}, WithHealthInterval(time.Hour),
+		WithClientOptions(WithProbeAfter(50*time.Millisecond), WithPingTimeout(50*time.Millisecond)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if res, err := p.Scan(ctx, bytes.NewReader([]byte("hello"))); err != nil || res.Found {
+		t.Fatalf("Scan = %+v, %v; want the only clamd's clean answer", res, err)
+	}
+}
