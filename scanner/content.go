@@ -117,12 +117,13 @@ func (s *Scanner) scanCached(ctx context.Context, v *verdict.Verdict, e Engine, 
 
 // openArchive walks the members of an archive item, if it is one.
 func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *spool.Buffer) error {
-	head := make([]byte, 512)
-	n, _ := buf.ReadAt(head, 0)
-	format, ok := archive.Detect(head[:n], it.fileName)
+	// Where unzip, 7-Zip and unrar would find one, not only at offset 0:
+	// a prefixed or self-extracting archive is opened too.
+	loc, ok := archive.Locate(buf, buf.Size(), it.fileName)
 	if !ok {
 		return nil
 	}
+	format := loc.Format
 	// Members live under the archive's own name: 2/invoice.zip/doc.exe.
 	container := it.path
 	if it.depth == 0 {
@@ -138,7 +139,7 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 		return nil
 	}
 	lim := archive.Limits{MaxMembers: s.opt.MaxMembers, MaxRatio: s.opt.MaxRatio, MaxMemberSize: s.opt.MaxMemberSize, Passwords: st.passwords}
-	problems, err := archive.Walk(ctx, format, buf, buf.Size(), lim, st.budget, func(m archive.Member, content io.Reader) error {
+	problems, err := archive.Walk(ctx, format, io.NewSectionReader(buf, loc.Offset, loc.Size), loc.Size, lim, st.budget, func(m archive.Member, content io.Reader) error {
 		child := item{path: container + "/" + m.Name, fileName: path.Base(strings.ReplaceAll(m.Name, `\`, "/")),
 			depth: it.depth + 1, scan: it.scan}
 		if m.Encrypted && content == nil {

@@ -59,9 +59,8 @@ var (
 // least HeadSize of them when the content is that long) and, only as a
 // tiebreak, the file name: a pre-POSIX tar has no magic, so a name ending
 // in .tar with a valid header checksum is tar. ok is false when content is
-// not an archive this package opens. A self-extracting archive (an
-// executable with a zip appended) is not detected: the engines see the
-// executable whole.
+// not an archive this package opens. It looks at offset 0 only: Locate
+// also finds prefixed and self-extracting archives.
 func Detect(head []byte, name string) (Format, bool) {
 	switch {
 	case bytes.HasPrefix(head, magicZip), bytes.HasPrefix(head, magicZipEmpty),

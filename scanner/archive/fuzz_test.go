@@ -66,6 +66,26 @@ func FuzzWalk(f *testing.F) {
 	})
 }
 
+// FuzzLocate finds archives where they may start after a prefix and
+// walks what it finds, as the scanner does.
+// Seeds: testdata/fuzz/FuzzLocate (TestWriteLocateSeeds).
+func FuzzLocate(f *testing.F) {
+	f.Add(append([]byte{0}, rar4("a.txt", []byte("hello"), 0)...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		loc, ok := Locate(bytes.NewReader(data), int64(len(data)), "x.tar")
+		if !ok {
+			return
+		}
+		if loc.Offset < 0 || loc.Size <= 0 || loc.Offset+loc.Size != int64(len(data)) {
+			t.Fatalf("Locate = %+v for %d bytes", loc, len(data))
+		}
+		if _, at0 := Detect(data[:min(len(data), HeadSize)], "x.tar"); at0 == loc.Prefixed {
+			t.Fatalf("Locate = %+v, but Detect at offset 0 says %v", loc, at0)
+		}
+		fuzzWalk(t, loc.Format, data[loc.Offset:])
+	})
+}
+
 func FuzzEncryptedDocument(f *testing.F) {
 	f.Add(makeCFB("EncryptionInfo"))
 	f.Add([]byte("%PDF-1.4\ntrailer<</Encrypt 3 0 R>>"))

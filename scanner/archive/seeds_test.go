@@ -66,3 +66,41 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	write("FuzzWalk", all)
 	write("FuzzEncryptedDocument", docs)
 }
+
+// TestWriteLocateSeeds rewrites testdata/fuzz/FuzzLocate only:
+//
+//	go test -tags seeds -run TestWriteLocateSeeds ./scanner/archive
+//
+// Prefixed and self-extracting archives, and near misses: signatures with
+// a bad header CRC, end records that do not add up.
+func TestWriteLocateSeeds(t *testing.T) {
+	small := []file{{"a.txt", []byte("hello hello hello")}}
+	z := makeZip(t, small...)
+	sz := tool(t, "x.7z", small, "7z", "a", "x.7z", "a.txt")
+	bad7z := append([]byte(nil), sz[:32]...)
+	bad7z[12]++
+	seeds := map[string][]byte{
+		"zip-1":        join([]byte{0}, z),
+		"zip-crypto-1": join([]byte{0}, tool(t, "x.zip", small, "zip", "-q", "-P", "pw", "x.zip", "a.txt")),
+		"zip-sfx":      join(stub(600), z),
+		"zip-sfx-A":    zipAdjusted(t, stub(600), z),
+		"zip-lying":    lyingEOCD(t),
+		"7z-1":         join([]byte{0}, sz),
+		"7z-sfx-aes":   join(stub(300), tool(t, "x.7z", small, "7z", "a", "-pPW", "x.7z", "a.txt")),
+		"7z-bad-crc":   join(stub(50), bad7z, []byte("not an archive")),
+		"rar4-sfx":     join(stub(200), rar4("a.txt", []byte("hello"), 0)),
+		"rar4-pw-sfx":  join(stub(20), rar4Encrypted("a.txt", []byte("hello"), "pw")),
+		"rar5-sfx":     join(stub(40), rar5("a.txt", []byte("hello"))),
+		"pdf-eocd":     []byte("%PDF-1.4\n(PK\x05\x06\x00\x00\x00\x00\x01\x00\x01\x00)\n%%EOF\n"),
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzLocate")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range seeds {
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(b)))
+		if err := os.WriteFile(filepath.Join(dir, "seed-"+name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
