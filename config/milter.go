@@ -32,6 +32,13 @@ type Milter struct {
 
 	SpoolDir     string   `yaml:"spool_dir" doc:"directory for message bodies larger than memory_buffer (files 0600, always removed)"`
 	MemoryBuffer ByteSize `yaml:"memory_buffer" doc:"bytes of one message body held in memory before it spills to spool_dir"`
+	// The holding bounds: a message past them is tempfailed as it arrives
+	// and what was held of it removed, so that nothing fills memory or disk.
+	SpoolMaxMessage ByteSize      `yaml:"spool_max_message" doc:"most bytes one list-bound message may take while held (keep it above Postfix's message_size_limit); more is tempfailed 451 4.3.4 as it arrives; 0: no bound"`
+	SpoolMaxTotal   ByteSize      `yaml:"spool_max_total" doc:"most bytes all messages held at once may take, memory and spool_dir together; past it new bytes are tempfailed 451 4.3.1; 0: no bound"`
+	MaxSessions     int           `yaml:"max_sessions" doc:"most MTA connections served at once (above Postfix's default_process_limit of 100); more are tempfailed at connect and counted"`
+	MTAReadTimeout  time.Duration `yaml:"mta_read_timeout" doc:"how long the MTA may be silent within a connection before avmilter gives it up (scans have their own scan_timeout)"`
+	MTAWriteTimeout time.Duration `yaml:"mta_write_timeout" doc:"how long one write to the MTA may take"`
 
 	Scanner Scanner       `yaml:"scanner" doc:"engines and limits for in-process scanning (used when stations is empty)"`
 	Policy  policy.Config `yaml:"policy" doc:"what to do with each outcome"`
@@ -119,6 +126,11 @@ func DefaultMilter() Milter {
 		Quarantine:       Quarantine{Timeout: 30 * time.Second},
 		SpoolDir:         "/var/spool/avmilter",
 		MemoryBuffer:     1 << 20,
+		SpoolMaxMessage:  512 << 20,
+		SpoolMaxTotal:    8 << 30,
+		MaxSessions:      500,
+		MTAReadTimeout:   10 * time.Minute,
+		MTAWriteTimeout:  30 * time.Second,
 		Scanner:          DefaultScanner(),
 		Policy:           policy.Defaults(),
 		Log:              Log{Level: "info", Format: "text"},
@@ -183,6 +195,18 @@ func (m *Milter) check(c *checker) {
 		c.addf("progress_interval", "must be positive (e.g. 10s)")
 	}
 	c.stateDir("activity_dir", &m.ActivityDir, DefaultActivityDir, "activity log")
+	if m.SpoolMaxMessage < 0 || m.SpoolMaxTotal < 0 {
+		c.addf("spool_max_total", "spool_max_message and spool_max_total must not be negative (0 means no bound)")
+	}
+	if m.SpoolMaxTotal > 0 && m.SpoolMaxMessage > m.SpoolMaxTotal {
+		c.addf("spool_max_message", "is larger than spool_max_total, so such a message could never be held")
+	}
+	if m.MaxSessions < 0 {
+		c.addf("max_sessions", "must not be negative (0 means no bound)")
+	}
+	if m.MTAReadTimeout <= 0 || m.MTAWriteTimeout <= 0 {
+		c.addf("mta_read_timeout", "mta_read_timeout and mta_write_timeout must be positive (e.g. 10m and 30s)")
+	}
 	if m.SpoolDir == "" || !filepath.IsAbs(m.SpoolDir) {
 		c.addf("spool_dir", "must be an absolute directory path")
 	}

@@ -23,6 +23,11 @@ type metrics struct {
 	notListBound prometheus.Counter
 	bypassed     *prometheus.CounterVec
 	duration     prometheus.Histogram
+	// panics counts recovered panics by where: a milter callback, or the
+	// scan and decision of one message.
+	panics          *prometheus.CounterVec
+	sessionsRefused prometheus.Counter
+	notHeld         prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -48,6 +53,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from end of message to decision, including the station round trip.",
 			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
 		}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "avmilter_panics_total",
+			Help: "Panics recovered, by where (callback, decision); each message hit was tempfailed and the daemon went on.",
+		}, []string{"where"}),
+		sessionsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "avmilter_sessions_refused_total",
+			Help: "MTA connections over max_sessions, whose messages were tempfailed at connect.",
+		}),
+		notHeld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "avmilter_messages_not_held_total",
+			Help: "List-bound messages tempfailed while their body arrived: over spool_max_message or spool_max_total, or the spool disk failed.",
+		}),
+	}
+	for _, w := range []string{"callback", "decision"} {
+		m.panics.WithLabelValues(w)
 	}
 	// Pre-set every label pair so that rates exist before the first event.
 	for _, o := range policy.Outcomes {
@@ -58,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{"bypass-file", "outgoing", "notice", "release"} {
 		m.bypassed.WithLabelValues(r)
 	}
-	reg.MustRegister(m.messages, m.lists, m.notListBound, m.bypassed, m.duration)
+	reg.MustRegister(m.messages, m.lists, m.notListBound, m.bypassed, m.duration, m.panics, m.sessionsRefused, m.notHeld)
 	return m
 }
 

@@ -55,6 +55,8 @@ type Server struct {
 	scanner  Scanner
 	log      *slog.Logger
 	metrics  *metrics
+	conns    sessions // MTA connections open, for max_sessions
+	held     budget   // bytes of messages held, for spool_max_total
 	hostname string
 	mode     string // "station" or "in-process", for the log
 	ms       *milter.Server
@@ -81,6 +83,7 @@ func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, re
 		return nil, errors.New("milter: the configuration's policy is not compiled: load it with config.LoadMilter, or call its Prepare method")
 	}
 	s := &Server{cfg: cfg, lists: NewLists(cfg.Lists), scanner: sc, bypass: bp, log: log, metrics: newMetrics(reg), hostname: host, mode: "in-process"}
+	s.conns.max, s.held.max = cfg.MaxSessions, int64(cfg.SpoolMaxTotal)
 	if len(cfg.Stations) > 0 {
 		s.mode = "station"
 	}
@@ -89,18 +92,24 @@ func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, re
 	s.noticeToken = hex.EncodeToString(tok[:])
 	s.ms = milter.NewServer(
 		milter.WithDynamicMilter(func(uint32, milter.OptAction, milter.OptProtocol, milter.DataSize) milter.Milter {
-			sess := &session{srv: s}
-			sess.reset()
-			return sess
+			return s.newSession()
 		}),
 		milter.WithNegotiationCallback(negotiate),
 		milter.WithMacroRequest(milter.StageEOM, []milter.MacroName{milter.MacroQueueId}),
 		milter.WithMacroRequest(milter.StageMail, []milter.MacroName{milter.MacroAuthAuthen}),
 		// A silent MTA for this long is gone; scans have their own timeout.
-		milter.WithReadTimeout(10*time.Minute),
-		milter.WithWriteTimeout(30*time.Second),
+		milter.WithReadTimeout(cfg.MTAReadTimeout),
+		milter.WithWriteTimeout(cfg.MTAWriteTimeout),
 	)
 	return s, nil
+}
+
+// newSession is the milter of one MTA connection, counted against
+// max_sessions until its Cleanup.
+func (s *Server) newSession() milter.Milter {
+	sess := &session{srv: s, busy: !s.conns.enter()}
+	sess.reset()
+	return guarded{s: sess, inner: sess}
 }
 
 // ownNotice reports whether a notice header value carries this process's

@@ -25,6 +25,7 @@ type session struct {
 	srv    *Server
 	client string // SMTP client IP
 	local  bool   // the client is this host (loopback)
+	busy   bool   // past max_sessions: every message of it is tempfailed
 
 	// per message, reset at MAIL FROM and on abort
 	sender     string
@@ -32,8 +33,8 @@ type session struct {
 	recipients []string
 	lists      []string
 	body       *spool.Buffer
-	headerLen  int64 // the header block's length in body, blank line included
-	bodyErr    error
+	headerLen  int64          // the header block's length in body, blank line included
+	held       int64          // bytes of body taken from the server's budget
 	ownHeaders map[string]int // X-Virus-* headers that came with the message
 	releases   []string       // X-Avstation-Release values
 
@@ -46,6 +47,12 @@ var _ milter.Milter = (*session)(nil)
 func (s *session) NewConnection(milter.Modifier) error { return nil }
 
 func (s *session) Connect(host, family string, port uint16, addr string, m milter.Modifier) (*milter.Response, error) {
+	if s.busy {
+		// Past max_sessions: the MTA answers the client with a temporary
+		// failure (Postfix: 421 or 451), and the sender retries.
+		s.srv.metrics.sessionsRefused.Inc()
+		return milter.RespTempFail, nil
+	}
 	s.client, s.local = addr, false
 	if ip, err := netip.ParseAddr(addr); err == nil {
 		s.local = ip.Unmap().IsLoopback()
@@ -59,6 +66,9 @@ func (s *session) Helo(string, milter.Modifier) (*milter.Response, error) {
 
 func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
 	s.reset()
+	if s.busy { // an MTA that sent no Connect
+		return milter.RespTempFail, nil
+	}
 	s.sender = from
 	s.authUser = m.Get(milter.MacroAuthAuthen)
 	return milter.RespContinue, nil
@@ -131,32 +141,54 @@ func (s *session) Header(name, value string, m milter.Modifier) (*milter.Respons
 		sep = ":"
 	}
 	// Folded values come with bare LF (the milter protocol's line ending).
-	s.write(name + sep + strings.ReplaceAll(strings.ReplaceAll(value, "\r\n", "\n"), "\n", "\r\n") + "\r\n")
-	return milter.RespContinue, nil
+	return s.hold([]byte(name + sep + strings.ReplaceAll(strings.ReplaceAll(value, "\r\n", "\n"), "\n", "\r\n") + "\r\n"))
 }
 
 func (s *session) Headers(m milter.Modifier) (*milter.Response, error) {
-	s.write("\r\n")
+	resp, err := s.hold([]byte("\r\n"))
 	if s.body != nil {
 		s.headerLen = s.body.Size()
 	}
-	return milter.RespContinue, nil
+	return resp, err
 }
 
 func (s *session) BodyChunk(chunk []byte, m milter.Modifier) (*milter.Response, error) {
 	if r := s.endOfEnvelope(); r != milter.RespContinue {
 		return r, nil
 	}
-	if s.body != nil && s.bodyErr == nil {
-		_, s.bodyErr = s.body.Write(chunk)
-	}
-	return milter.RespContinue, nil
+	return s.hold(chunk)
 }
 
-func (s *session) write(text string) {
-	if s.body != nil && s.bodyErr == nil {
-		_, s.bodyErr = s.body.Write([]byte(text))
+// hold adds b to the held message, within the bytes one message and all
+// messages together may hold. A message that does not fit, or a disk that
+// is full, is refused there and then with a 451 (the sender's MTA keeps it
+// and retries) and what was held of it is removed: nothing is lost, and a
+// flood of large postings cannot fill memory or disk.
+func (s *session) hold(b []byte) (*milter.Response, error) {
+	if s.body == nil {
+		return milter.RespContinue, nil
 	}
+	n := int64(len(b))
+	reply := &replyNoStorage
+	err := s.srv.held.take(n)
+	if err == nil {
+		if max := int64(s.srv.cfg.SpoolMaxMessage); max > 0 && s.body.Size()+n > max {
+			s.srv.held.give(n)
+			err, reply = fmt.Errorf("%w: the message is over %d bytes (spool_max_message)", errOverBudget, max), &replyTooBig
+		}
+	}
+	if err == nil {
+		s.held += n
+		if _, err = s.body.Write(b); err == nil {
+			return milter.RespContinue, nil
+		}
+		err = fmt.Errorf("holding the message in %s: %w", s.srv.cfg.SpoolDir, err)
+	}
+	s.srv.metrics.notHeld.Inc()
+	s.srv.log.Warn("message not held; tempfailed", slog.String("reply", reply.String()), slog.String("err", err.Error()),
+		slog.Any("lists", s.lists), slog.String("from", s.sender), slog.String("client", s.client))
+	s.reset() // the partial file goes now, not at the end of the message
+	return milter.RejectWithCodeAndReason(uint16(reply.Code), reply.Reason())
 }
 
 // EndOfMessage scans the held message, asks the policy, and applies its
@@ -193,7 +225,7 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 	defer cancel()
 	var t transaction
 	canChangeBody := m.Actions()&milter.OptChangeBody != 0
-	if err := s.withProgress(ctx, cancel, m, func(ctx context.Context) { t = s.decide(ctx, meta, canChangeBody) }); err != nil {
+	if err := s.withProgress(ctx, cancel, m, func(ctx context.Context) { t = s.decideGuarded(ctx, meta, canChangeBody) }); err != nil {
 		t.done = refused(t.done, smtpreply.MTALost.Because(&mtaError{err}))
 	} else {
 		t.done = s.applyToMTA(m, t)
@@ -222,8 +254,6 @@ func (s *session) decide(ctx context.Context, meta jobproto.Meta, canChangeBody 
 	switch max := int64(s.srv.cfg.Policies.Global().MaxScanSize); {
 	case max > 0 && s.body.Size() > max:
 		in.Oversize = true
-	case s.bodyErr != nil:
-		in.ScanError = fmt.Errorf("holding the message: %w", s.bodyErr)
 	default:
 		in.Verdict, in.ScanError = s.srv.scanner.Scan(ctx, meta, s.body, s.body.Size())
 		if in.ScanError == nil && in.Verdict == nil {
@@ -312,14 +342,17 @@ func (s *session) Unknown(string, milter.Modifier) (*milter.Response, error) {
 
 func (s *session) Cleanup(milter.Modifier) { s.reset() }
 
-// reset forgets the current message and removes its spool file.
+// reset forgets the current message, removes its spool file and gives its
+// bytes back to the budget.
 func (s *session) reset() {
 	if s.body != nil {
 		if err := s.body.Close(); err != nil {
 			s.srv.log.Error("removing spooled message", slog.Any("err", err))
 		}
 	}
-	s.sender, s.authUser, s.recipients, s.lists, s.body, s.bodyErr, s.headerLen = "", "", nil, nil, nil, nil, 0
+	s.srv.held.give(s.held)
+	s.held = 0
+	s.sender, s.authUser, s.recipients, s.lists, s.body, s.headerLen = "", "", nil, nil, nil, 0
 	s.ownHeaders = map[string]int{}
 	s.releases = nil
 	s.envelopeDone, s.notice = false, false
