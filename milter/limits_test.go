@@ -164,7 +164,9 @@ func TestPanicsAreContained(t *testing.T) {
 // panicky is a session whose RcptTo panics.
 type panicky struct{ *session }
 
-func (p panicky) RcptTo(string, string, milter.Modifier) (*milter.Response, error) { panic("bad recipient code") }
+func (p panicky) RcptTo(string, string, milter.Modifier) (*milter.Response, error) {
+	panic("bad recipient code")
+}
 
 func cleanVerdictForTest() *verdict.Verdict {
 	v := &verdict.Verdict{Scanner: "s"}
