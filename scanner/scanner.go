@@ -177,13 +177,18 @@ func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 	}
 	v := &verdict.Verdict{Scanner: s.opt.Name}
 	st := &scanState{v: v, budget: archive.NewBudget(s.opt.MaxExpanded), versions: versionsKey(versions)}
-	if s.opt.TryPasswords && s.opt.Mode != ModeMessage {
-		st.passwords = passwordCandidates(io.NewSectionReader(r, 0, size), s.opt)
+	ix, err := newIndex(r, size, s.opt)
+	if err != nil {
+		return nil, fmt.Errorf("reading message: %w", err)
 	}
-	w := &walker{opt: s.opt, verdict: v, visit: func(p *leaf) error {
+	defer ix.close()
+	if s.opt.TryPasswords && s.opt.Mode != ModeMessage {
+		st.passwords = passwordCandidates(ix)
+	}
+	w := &walker{verdict: v, visit: func(p *leaf) error {
 		return s.scanPart(ctx, st, p)
 	}}
-	if err := w.walk(io.NewSectionReader(r, 0, size)); err != nil {
+	if err := w.walk(ix); err != nil {
 		return nil, err
 	}
 	// The whole raw message goes to every engine too: clamd parses mail
