@@ -8,8 +8,10 @@ import (
 )
 
 // FuzzIndex indexes arbitrary bytes. The walk of the index must meet what
-// go-message's reader meets (the scanner's verdicts rest on it), and every
-// part must lie within the message and within its parent.
+// go-message's reader meets (the scanner's verdicts rest on it); every
+// part must lie within the message and within its parent, with a unique
+// path; and scanner, strip and quarantine must agree through it
+// (crossCheck). Seeds are in testdata/fuzz/FuzzIndex.
 func FuzzIndex(f *testing.F) {
 	for _, msg := range mimepart.IndexCases() {
 		f.Add([]byte(msg))
@@ -27,6 +29,7 @@ func FuzzIndex(f *testing.F) {
 			t.Fatal("no index")
 		}
 		checkTree(t, m.Root, 0, int64(len(msg)), map[string]bool{})
+		crossCheck(t, msg, m)
 	})
 }
 

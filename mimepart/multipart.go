@@ -16,11 +16,14 @@ func (ix *indexer) multipart(s *src, p *Entity, depth int) error {
 	var last *Entity
 	for i := 1; ; i++ {
 		at, next, ok, err := ix.nextPart(s, p, dash, pos, last == nil)
-		if err != nil || !ok {
+		if err != nil {
 			return err
 		}
-		if last != nil {
+		if last != nil && (ok || p.Closed) {
 			last.Next = at
+		}
+		if !ok {
+			return nil
 		}
 		childPath := Join(p.Path, i)
 		hd, err := ix.readHeader(s, next, end, p.endErr)

@@ -1,6 +1,9 @@
 package mimepart
 
-import "io"
+import (
+	"io"
+	"strings"
+)
 
 // Visitor is told about the parts of an index in the order the scanner
 // examines them. Any func may be nil.
@@ -78,4 +81,27 @@ func (v Visitor) leaf(e *Entity, path string, body io.Reader, decoded bool) erro
 		return nil
 	}
 	return v.Leaf(e, path, body, decoded)
+}
+
+// Find is the entity at a MIME path as the scanner reports it: a body
+// part, an attached message part, or a message whose body is the path
+// ("1" of a single-part message, "3/1" of a single-part message attached
+// as part 3). It is nil when the index has no such part.
+func (m *Message) Find(path string) *Entity {
+	return find(m.Root, path)
+}
+
+func find(e *Entity, path string) *Entity {
+	if e.Leaf() == path || e.Path == path && !e.Message {
+		return e
+	}
+	for _, c := range e.Parts {
+		if c.Path == path || strings.HasPrefix(path, c.Path+"/") {
+			return find(c, path)
+		}
+	}
+	if e.Attached != nil {
+		return find(e.Attached, path)
+	}
+	return nil
 }

@@ -158,7 +158,8 @@ func orDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
 
 // Scan scans the size bytes of the raw message in r (headers and body, CRLF).
 // Findings, including engine failures, are in the verdict; the error is for
-// a cancelled ctx only, when there is no verdict to give.
+// a cancelled ctx, or r or the spool failing, when there is no verdict to
+// give.
 func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict.Verdict, error) {
 	start := time.Now()
 	if len(s.engines) == 0 {
