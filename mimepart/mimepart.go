@@ -1,8 +1,11 @@
-// Package mimepart names the parts of a message the way the scanner, the
-// policy, strip and the quarantine all do, so that they agree: IMAP-style
-// part paths (RFC 3501 6.4.5: "1", "2", "2/1"), with archive members
-// appended by name ("2/invoice.zip/doc.exe"), and the Content-Type rule of
-// RFC 2045.
+// Package mimepart is the one model of a message's MIME structure that the
+// scanner, the policy, strip and the quarantine share, so that they agree:
+// Index reads a message once into a tree of entities with their offsets,
+// parsed headers (ParseHeader) and IMAP-style part paths (RFC 3501 6.4.5:
+// "1", "2", "2/1"); findings append archive members by name
+// ("2/invoice.zip/doc.exe"), which Split takes apart. The scanner walks
+// the index, strip rewrites by its offsets, the quarantine extracts by its
+// paths.
 package mimepart
 
 import (

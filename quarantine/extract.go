@@ -3,28 +3,28 @@ package quarantine
 import (
 	"github.com/avstation/avstation/mimepart"
 
-	"bufio"
 	"bytes"
-	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/emersion/go-message/textproto"
-
 	"github.com/avstation/avstation/verdict"
 )
 
-// maxHeader bounds the header of one entity that ExtractParts reads. The
-// scanner refused larger ones long before a message reaches quarantine.
-const maxHeader = 4 << 20
+// Bounds of the index ExtractParts reads. The scanner refused messages
+// beyond them long before one reaches quarantine; beyond them a path
+// keeps the nearest part indexed that holds it.
+const (
+	maxHeader = 4 << 20
+	maxDepth  = 256
+	maxParts  = 100000
+)
 
 // ExtractParts writes to w a new message holding only the given MIME parts
 // of msg, for "quarantine only infected attachments". The message is
@@ -42,35 +42,33 @@ const maxHeader = 4 << 20
 // base64-encoded, past a broken multipart) keeps the nearest part that
 // holds it; "" or "0", or a path that leads nowhere at all, keeps the whole
 // message as a message/rfc822 part. Nothing a path names is ever dropped.
+// Parts are found through the message's mimepart index, cut where the
+// scanner cut them.
 func ExtractParts(msg io.ReaderAt, size int64, paths []string, w io.Writer) error {
 	if len(paths) == 0 {
 		return errors.New("quarantine: extract parts: no parts given")
 	}
-	p := &parser{r: msg}
-	root, err := p.entity(0, size, true)
+	m, err := mimepart.Index(msg, size, mimepart.Limits{MaxDepth: maxDepth, MaxParts: maxParts, MaxHeaderBytes: maxHeader})
 	if err != nil {
 		return fmt.Errorf("quarantine: extract parts: %w", err)
 	}
-	var picked []entity
+	root := m.Root
+	var picked []pick
 	for _, path := range mimePaths(paths) {
-		e, err := p.find(root, path)
-		if err != nil {
-			return fmt.Errorf("quarantine: extract parts: %s: %w", path, err)
-		}
-		picked = append(picked, e)
+		picked = append(picked, find(root, path))
 	}
 	picked = outermost(picked)
 
 	var b bytes.Buffer
-	from := unfold(root.header.Get("From"))
+	from := unfold(root.Header.Get("From"))
 	if from == "" {
 		from = "MAILER-DAEMON"
 	}
 	boundary := newBoundary()
 	fmt.Fprintf(&b, "From: %s\r\n", from)
-	fmt.Fprintf(&b, "Subject: Quarantined attachments of: %s\r\n", unfold(root.header.Get("Subject")))
+	fmt.Fprintf(&b, "Subject: Quarantined attachments of: %s\r\n", unfold(root.Header.Get("Subject")))
 	fmt.Fprintf(&b, "Date: %s\r\n", time.Now().Format(time.RFC1123Z))
-	if id := unfold(root.header.Get("Message-Id")); id != "" {
+	if id := unfold(root.Header.Get("Message-Id")); id != "" {
 		fmt.Fprintf(&b, "References: %s\r\n", id)
 	}
 	b.WriteString("MIME-Version: 1.0\r\n")
@@ -82,7 +80,7 @@ func ExtractParts(msg io.ReaderAt, size int64, paths []string, w io.Writer) erro
 		if _, err := io.WriteString(w, "--"+boundary+"\r\n"); err != nil {
 			return err
 		}
-		if err := p.copyEntity(w, e); err != nil {
+		if err := copyPick(w, msg, size, e); err != nil {
 			return fmt.Errorf("quarantine: extract parts: %w", err)
 		}
 		if _, err := io.WriteString(w, "\r\n"); err != nil {
@@ -119,195 +117,70 @@ func mimePaths(paths []string) []string {
 	return out
 }
 
-// entity is a byte range of the message: a message (the whole message or
-// one inside a message/rfc822 part) or a body part.
-type entity struct {
-	start, body, end int64 // header at [start, body), body at [body, end)
-	rawHeader        []byte
-	header           textproto.Header
-	isMsg            bool // a message: its parts are numbered below it
+// pick is a part to keep: a body part, the body of a single-part
+// message, or the whole message.
+type pick struct {
+	e *mimepart.Entity
 	// bodyOnly: the body of a single-part message, kept with only the
 	// Content-* fields of its header.
 	bodyOnly bool
 }
 
-func (e entity) mediaType() (string, map[string]string) {
-	t, params, err := mime.ParseMediaType(e.header.Get("Content-Type"))
-	if err != nil && t == "" {
-		return "text/plain", nil // RFC 2045 5.2
-	}
-	return strings.ToLower(t), params
-}
-
-func (e entity) multipartBoundary() string {
-	t, params := e.mediaType()
-	if !strings.HasPrefix(t, "multipart/") {
-		return ""
-	}
-	return params["boundary"]
-}
-
-type parser struct{ r io.ReaderAt }
-
-// entity reads the header of the entity at [start, end).
-func (p *parser) entity(start, end int64, isMsg bool) (entity, error) {
-	e := entity{start: start, body: end, end: end, isMsg: isMsg}
-	lr := newLineReader(p.r, start, end)
-	hdrEnd := end
-	for {
-		line, off, _, err := lr.next()
-		if err == io.EOF {
-			break // header without a body
-		}
-		if err != nil {
-			return e, err
-		}
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
-			hdrEnd, e.body = off, off+int64(len(line))
-			break
-		}
-		if off+int64(len(line))-start > maxHeader {
-			return e, fmt.Errorf("header at offset %d longer than %d bytes", start, maxHeader)
-		}
-	}
-	e.rawHeader = make([]byte, hdrEnd-start)
-	if n, err := p.r.ReadAt(e.rawHeader, start); n < len(e.rawHeader) {
-		return e, fmt.Errorf("header at offset %d: %w", start, cmp.Or(err, io.ErrUnexpectedEOF))
-	}
-	h, err := textproto.ReadHeader(bufio.NewReader(io.MultiReader(bytes.NewReader(e.rawHeader), strings.NewReader("\r\n"))))
-	if err == nil {
-		e.header = h
-	} // an unreadable header is one without fields: text/plain, a leaf
-	return e, nil
-}
-
-// find follows path from the message root, keeping the deepest part reached.
-func (p *parser) find(root entity, path string) (entity, error) {
-	best := root
+// find follows path from the message root through the index, keeping the
+// deepest part reached.
+func find(root *mimepart.Entity, path string) pick {
+	best := pick{e: root}
 	if path == "" {
-		return best, nil
+		return best
 	}
 	cur := root
 	comps := strings.Split(path, "/")
 	for len(comps) > 0 {
 		n, _ := strconv.Atoi(comps[0])
 		comps = comps[1:]
-		if cur.isMsg && cur.multipartBoundary() == "" {
+		if cur.Message && !cur.Multipart() {
 			// Part 1 of a single-part message is its body.
 			if n != 1 {
-				return best, nil
+				return best
 			}
-			cur.isMsg, cur.bodyOnly = false, true
-			best = cur
+			best = pick{e: cur, bodyOnly: true}
 		} else {
-			kids, err := p.children(cur)
-			if err != nil {
-				return best, err
+			if !cur.Multipart() || n < 1 || n > len(cur.Parts) {
+				return best
 			}
-			if n < 1 || n > len(kids) {
-				return best, nil
-			}
-			cur = kids[n-1]
-			best = cur
+			cur = cur.Parts[n-1]
+			best = pick{e: cur}
 		}
-		if len(comps) > 0 && cur.multipartBoundary() == "" {
-			inner, ok, err := p.inner(cur)
-			if err != nil || !ok {
-				return best, err
+		if len(comps) > 0 && !cur.Multipart() {
+			// The message inside a message/rfc822 part, when it is there
+			// as bytes: one with a transfer encoding (RFC 2046 5.2.1
+			// allows none) would have to be decoded, and could not be
+			// copied.
+			if cur.Attached == nil || cur.Attached.Unreadable || !cur.IdentityEncoding() {
+				return best
 			}
-			cur = inner
+			cur = cur.Attached
 		}
 	}
-	return best, nil
+	return best
 }
 
-// inner is the message inside a message/rfc822 part, when it is there as
-// bytes: a transfer encoding other than the identity ones (RFC 2046 5.2.1
-// allows no other) would have to be decoded, and could not be copied.
-func (p *parser) inner(e entity) (entity, bool, error) {
-	t, _ := e.mediaType()
-	if t != "message/rfc822" && t != "message/global" {
-		return entity{}, false, nil
-	}
-	switch strings.ToLower(strings.TrimSpace(e.header.Get("Content-Transfer-Encoding"))) {
-	case "", "7bit", "8bit", "binary":
-	default:
-		return entity{}, false, nil
-	}
-	in, err := p.entity(e.body, e.end, true)
-	return in, err == nil, err
-}
-
-// children splits a multipart body at its delimiter lines (RFC 2046 5.1.1).
-// A part ends before the line break that precedes the next delimiter, which
-// belongs to the delimiter. A missing close delimiter ends the last part at
-// the end of the body.
-func (p *parser) children(e entity) ([]entity, error) {
-	boundary := e.multipartBoundary()
-	if boundary == "" {
-		return nil, nil
-	}
-	dash := []byte("--" + boundary)
-	lr := newLineReader(p.r, e.body, e.end)
-	var kids []entity
-	partStart := int64(-1)
-	var prevEOL int64 // length of the line break ending the previous line
-	closePart := func(end int64) error {
-		if partStart < 0 {
-			return nil
-		}
-		end -= prevEOL
-		if end < partStart {
-			end = partStart
-		}
-		k, err := p.entity(partStart, end, false)
-		if err != nil {
-			return err
-		}
-		kids = append(kids, k)
-		return nil
-	}
-	for {
-		line, off, eol, err := lr.next()
-		if err == io.EOF {
-			prevEOL = 0
-			return kids, closePart(e.end)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if rest, ok := bytes.CutPrefix(line, dash); ok {
-			closing := bytes.HasPrefix(rest, []byte("--"))
-			if closing {
-				rest = rest[2:]
-			}
-			if len(bytes.TrimRight(rest, " \t\r\n")) == 0 {
-				if err := closePart(off); err != nil {
-					return nil, err
-				}
-				if closing {
-					return kids, nil
-				}
-				partStart = lr.off
-				prevEOL = 0
-				continue
-			}
-		}
-		prevEOL = int64(eol)
-	}
-}
-
-// copyEntity writes one picked entity as a body part.
-func (p *parser) copyEntity(w io.Writer, e entity) error {
+// copyPick writes one picked part as a body part.
+func copyPick(w io.Writer, msg io.ReaderAt, size int64, p pick) error {
+	e := p.e
 	switch {
-	case e.isMsg:
+	case e.Message && !p.bodyOnly:
 		// The whole message, as an attachment.
 		if _, err := io.WriteString(w, "Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"message.eml\"\r\n\r\n"); err != nil {
 			return err
 		}
-		return p.copyRange(w, e.start, e.end)
-	case e.bodyOnly:
-		for _, f := range rawFields(e.rawHeader) {
+		return copyRange(w, msg, 0, size)
+	case p.bodyOnly:
+		raw := make([]byte, e.BodyStart-e.HeaderStart)
+		if _, err := msg.ReadAt(raw, e.HeaderStart); err != nil && !(err == io.EOF && len(raw) == 0) {
+			return fmt.Errorf("header at offset %d: %w", e.HeaderStart, err)
+		}
+		for _, f := range rawFields(raw) {
 			if len(f) >= 8 && strings.EqualFold(string(f[:8]), "content-") {
 				if _, err := w.Write(f); err != nil {
 					return err
@@ -317,31 +190,31 @@ func (p *parser) copyEntity(w io.Writer, e entity) error {
 		if _, err := io.WriteString(w, "\r\n"); err != nil {
 			return err
 		}
-		return p.copyRange(w, e.body, e.end)
+		return copyRange(w, msg, e.BodyStart, e.End)
 	}
-	return p.copyRange(w, e.start, e.end)
+	return copyRange(w, msg, e.HeaderStart, e.End)
 }
 
-func (p *parser) copyRange(w io.Writer, start, end int64) error {
-	_, err := io.Copy(w, io.NewSectionReader(p.r, start, end-start))
+func copyRange(w io.Writer, msg io.ReaderAt, start, end int64) error {
+	_, err := io.Copy(w, io.NewSectionReader(msg, start, end-start))
 	return err
 }
 
 // outermost drops picked entities that lie inside another picked one, and
 // orders the rest as they are in the message.
-func outermost(es []entity) []entity {
-	slices.SortFunc(es, func(a, b entity) int {
-		if a.start != b.start {
-			return int(min(max(a.start-b.start, -1), 1))
+func outermost(ps []pick) []pick {
+	slices.SortFunc(ps, func(a, b pick) int {
+		if a.e.HeaderStart != b.e.HeaderStart {
+			return int(min(max(a.e.HeaderStart-b.e.HeaderStart, -1), 1))
 		}
-		return int(min(max(b.end-a.end, -1), 1)) // the larger first
+		return int(min(max(b.e.End-a.e.End, -1), 1)) // the larger first
 	})
-	var out []entity
-	for _, e := range es {
-		if n := len(out); n > 0 && e.start >= out[n-1].start && e.end <= out[n-1].end {
+	var out []pick
+	for _, p := range ps {
+		if n := len(out); n > 0 && p.e.HeaderStart >= out[n-1].e.HeaderStart && p.e.End <= out[n-1].e.End {
 			continue
 		}
-		out = append(out, e)
+		out = append(out, p)
 	}
 	return out
 }
@@ -377,60 +250,4 @@ func newBoundary() string {
 	var r [18]byte
 	_, _ = rand.Read(r[:])
 	return "avstation-q-" + hex.EncodeToString(r[:])
-}
-
-// lineReader reads the lines of [start, end) of r with their offsets.
-type lineReader struct {
-	br  *bufio.Reader
-	off int64
-	buf []byte
-}
-
-func newLineReader(r io.ReaderAt, start, end int64) *lineReader {
-	return &lineReader{br: bufio.NewReaderSize(io.NewSectionReader(r, start, end-start), 64<<10), off: start}
-}
-
-// next returns the next line with its line break, its offset and the
-// length of its line break (0, 1 or 2). A line longer than the buffer is
-// returned cut to the buffer's size at its start (enough to tell that it is
-// no delimiter and no blank line) but counted whole.
-func (l *lineReader) next() (line []byte, off int64, eol int, err error) {
-	off = l.off
-	line, err = l.br.ReadSlice('\n')
-	l.off += int64(len(line))
-	eol = eolLen(line, 0)
-	if err == bufio.ErrBufferFull {
-		l.buf = append(l.buf[:0], line...)
-		prev := line[len(line)-1]
-		for err == bufio.ErrBufferFull {
-			var more []byte
-			more, err = l.br.ReadSlice('\n')
-			l.off += int64(len(more))
-			if len(more) > 0 {
-				eol = eolLen(more, prev)
-				prev = more[len(more)-1]
-			}
-		}
-		line = l.buf
-		if err == io.EOF {
-			err = nil
-		}
-	}
-	if err == io.EOF && len(line) > 0 {
-		err = nil
-	}
-	return line, off, eol, err
-}
-
-// eolLen is the length of the line break that ends chunk; prev is the byte
-// before chunk, for a CR LF split between two reads.
-func eolLen(chunk []byte, prev byte) int {
-	n := len(chunk)
-	switch {
-	case n == 0 || chunk[n-1] != '\n':
-		return 0
-	case n >= 2 && chunk[n-2] == '\r', n == 1 && prev == '\r':
-		return 2
-	}
-	return 1
 }

@@ -34,15 +34,15 @@ var filler = map[string]bool{
 	"de": true, "le": true, "la": true, "el": true, "a": true, "=": true, "-": true, ":": true, "would": true,
 	"be": true, "use": true, "please": true, "with": true, "mit": true, "avec": true, "con": true}
 
-// passwordCandidates reads the text parts of the message in r and returns
+// passwordCandidates reads the text parts of the indexed message and returns
 // the words that follow a password keyword, in order, without repeats.
 // It reads headers and text only, at most maxTextScanned bytes of text.
-func passwordCandidates(r io.Reader, opt Options) []string {
+func passwordCandidates(ix *index) []string {
 	var out []string
 	seen := map[string]bool{}
 	budget := int64(maxTextScanned)
 	// The pre-pass's own findings are thrown away: the real walk makes them.
-	w := &walker{opt: opt, verdict: &verdict.Verdict{}, visit: func(p *leaf) error {
+	w := &walker{verdict: &verdict.Verdict{}, visit: func(p *leaf) error {
 		if budget <= 0 || !strings.HasPrefix(p.contentType, "text/") || p.attachment && p.fileName != "" {
 			return nil
 		}
@@ -59,7 +59,7 @@ func passwordCandidates(r io.Reader, opt Options) []string {
 		}
 		return nil
 	}}
-	w.walk(r)
+	w.walk(ix)
 	return out
 }
 

@@ -36,7 +36,12 @@ func TestPasswordCandidatesFromMessage(t *testing.T) {
 		attachment("secret.zip", "not really a zip"),
 		"Content-Type: text/plain\n\nPassword: second-one",
 	))
-	got := passwordCandidates(strings.NewReader(msg), DefaultOptions())
+	ix, err := newIndex(strings.NewReader(msg), int64(len(msg)), DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.close()
+	got := passwordCandidates(ix)
 	want := []string{"Hunter22", "second-one"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("candidates %q, want %q", got, want)

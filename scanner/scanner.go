@@ -159,7 +159,8 @@ func orDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
 
 // Scan scans the size bytes of the raw message in r (headers and body, CRLF).
 // Findings, including engine failures, are in the verdict; the error is for
-// a cancelled ctx only, when there is no verdict to give.
+// a cancelled ctx, or r or the spool failing, when there is no verdict to
+// give.
 func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict.Verdict, error) {
 	start := time.Now()
 	if len(s.engines) == 0 {
@@ -178,13 +179,18 @@ func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 	}
 	v := &verdict.Verdict{Scanner: s.opt.Name}
 	st := &scanState{v: v, budget: archive.NewBudget(s.opt.MaxExpanded), versions: versionsKey(versions)}
-	if s.opt.TryPasswords && s.opt.Mode != ModeMessage {
-		st.passwords = passwordCandidates(io.NewSectionReader(r, 0, size), s.opt)
+	ix, err := newIndex(r, size, s.opt)
+	if err != nil {
+		return nil, fmt.Errorf("reading message: %w", err)
 	}
-	w := &walker{opt: s.opt, verdict: v, visit: func(p *leaf) error {
+	defer ix.close()
+	if s.opt.TryPasswords && s.opt.Mode != ModeMessage {
+		st.passwords = passwordCandidates(ix)
+	}
+	w := &walker{verdict: v, visit: func(p *leaf) error {
 		return s.scanPart(ctx, st, p)
 	}}
-	if err := w.walk(io.NewSectionReader(r, 0, size)); err != nil {
+	if err := w.walk(ix); err != nil {
 		return nil, err
 	}
 	// The whole raw message goes to every engine too: clamd parses mail

@@ -2,12 +2,13 @@
 // text/plain notice in each one's place (IceWarp's "Remove infected
 // attachments"), for mail that must still reach a list.
 //
-// It works on the raw bytes, line by line, at the multipart boundary level
-// (RFC 2046 5.1): every part that is not removed, and every boundary,
-// preamble, epilogue and header around it, is copied byte for byte, with its
-// own transfer encoding and line endings. Nothing is re-encoded. The input is
-// read once through a bufio.Reader, so memory is bounded by the longest line
-// and the part headers on the way to a removed part, not by the message.
+// It works on the raw bytes, at the multipart boundary level (RFC 2046
+// 5.1), by the offsets of the message's mimepart index, the same index the
+// scanner walked: each removed part's bytes, from its header to the
+// delimiter line after it, are replaced; every other part, and every
+// boundary, preamble, epilogue and header around it, is copied byte for
+// byte, with its own transfer encoding and line endings. Nothing is
+// re-encoded, and no body is held in memory.
 //
 // Stripping is strict where readers could disagree: a boundary line with odd
 // trailing text or a line ending unlike the others, a missing close
@@ -20,11 +21,9 @@ package strip
 import (
 	"github.com/avstation/avstation/mimepart"
 
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 )
 
@@ -57,9 +56,9 @@ var ErrCannotStrip = errors.New("cannot strip attachment")
 
 // Limits that bound memory and recursion on hostile input.
 const (
-	maxLine   = 1 << 20 // longest line kept in memory
-	maxHeader = 1 << 20 // largest header block of a part on the way to a removal
-	maxDepth  = 64      // nesting of containers on the way to a removal
+	maxHeader = 1 << 20 // largest header block of a part
+	maxDepth  = 64      // nesting of containers
+	maxParts  = 100000  // parts of the message
 )
 
 func cannot(format string, args ...any) error {
@@ -92,36 +91,27 @@ func Body(msg io.ReaderAt, size int64, removals []Removal, replacement func(Remo
 	if replacement == nil {
 		replacement = DefaultReplacement
 	}
-	bw := bufio.NewWriter(w)
-	r := &rewriter{
-		lr:          newLineReader(io.NewSectionReader(msg, 0, size)),
-		w:           bw,
-		targets:     targets,
-		replacement: replacement,
+	m, err := mimepart.Index(msg, size, mimepart.Limits{MaxDepth: maxDepth, MaxParts: maxParts, MaxHeaderBytes: maxHeader})
+	if err != nil {
+		return Result{}, fmt.Errorf("strip: %w", err)
 	}
-	if err := r.message(); err != nil {
+	cuts, err := plan(m, targets)
+	if err != nil {
 		return Result{}, err
 	}
-	var missing []string
-	for p, t := range targets {
-		if !t.done {
-			missing = append(missing, p)
-		}
+	if err := rewrite(msg, m.Root.BodyStart, size, cuts, replacement, w); err != nil {
+		return Result{}, err
 	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		return Result{}, cannot("part %s not found", strings.Join(missing, ", "))
+	res := Result{}
+	for _, c := range cuts {
+		res.Removed = append(res.Removed, c.removal)
 	}
-	if err := bw.Flush(); err != nil {
-		return Result{}, fmt.Errorf("strip: write body: %w", err)
-	}
-	return Result{Removed: r.removed}, nil
+	return res, nil
 }
 
 // target is a removal mapped to its MIME part.
 type target struct {
 	Removal
-	done bool
 }
 
 // normalize maps removals to MIME paths, merges duplicates and drops those

@@ -1,0 +1,63 @@
+package mimepart_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/avstation/avstation/mimepart"
+)
+
+// FuzzIndex indexes arbitrary bytes. The walk of the index must meet what
+// go-message's reader meets (the scanner's verdicts rest on it); every
+// part must lie within the message and within its parent, with a unique
+// path; and scanner, strip and quarantine must agree through it
+// (crossCheck). Seeds are in testdata/fuzz/FuzzIndex.
+func FuzzIndex(f *testing.F) {
+	for _, msg := range mimepart.IndexCases() {
+		f.Add([]byte(msg))
+		f.Add([]byte(strings.ReplaceAll(msg, "\n", "\r\n")))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		lim := mimepart.TestLimits()
+		lim.MaxParts, lim.MaxDepth = 50, 8
+		got, m := mimepart.IndexEvents(msg, lim)
+		want := mimepart.RefEvents(msg, lim)
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("message %q\nindex:\n  %s\ngo-message:\n  %s", msg, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+		if m == nil {
+			t.Fatal("no index")
+		}
+		checkTree(t, m.Root, 0, int64(len(msg)), map[string]bool{})
+		crossCheck(t, msg, m)
+	})
+}
+
+// checkTree checks that e and its parts lie in [lo, hi) of the message,
+// in order, with unique paths.
+func checkTree(t *testing.T, e *mimepart.Entity, lo, hi int64, seen map[string]bool) {
+	t.Helper()
+	if e.Decoded {
+		return
+	}
+	if !(lo <= e.HeaderStart && e.HeaderStart <= e.BodyStart && e.BodyStart <= e.End && e.End <= e.Next && e.Next <= hi) {
+		t.Fatalf("part %q at %d %d %d %d outside [%d, %d)", e.Path, e.HeaderStart, e.BodyStart, e.End, e.Next, lo, hi)
+	}
+	if !e.Message {
+		if seen[e.Path] {
+			t.Fatalf("path %q twice", e.Path)
+		}
+		seen[e.Path] = true
+	}
+	prev := e.BodyStart
+	for i, c := range e.Parts {
+		if c.Path != mimepart.Join(e.Path, i+1) {
+			t.Fatalf("part %d of %q has path %q", i+1, e.Path, c.Path)
+		}
+		checkTree(t, c, prev, e.End, seen)
+		prev = c.Next
+	}
+	if e.Attached != nil {
+		checkTree(t, e.Attached, e.BodyStart, e.End, seen)
+	}
+}
