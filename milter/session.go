@@ -31,6 +31,7 @@ type session struct {
 	authUser   string
 	recipients []string
 	lists      []string
+	held       bool // a recipient matched a hold pattern
 	body       *spool.Buffer
 	bodyErr    error
 	ownHeaders map[string]int // X-Virus-* headers that came with the message
@@ -63,10 +64,24 @@ func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (*milter.R
 	return milter.RespContinue, nil
 }
 
+// RcptTo classifies a recipient both as the client wrote it and as the MTA
+// resolved it ({rcpt_addr}: Postfix's and Sendmail's address after their
+// own rewriting, e.g. the percent hack or an appended $myorigin), so that
+// a spelling the milter reads differently from the MTA still finds the
+// list.
 func (s *session) RcptTo(rcpt, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
 	s.recipients = append(s.recipients, rcpt)
-	if name, ok := s.srv.lists.Match(rcpt); ok && !contains(s.lists, name) {
-		s.lists = append(s.lists, name)
+	for _, r := range []string{rcpt, m.Get(milter.MacroRcptAddr)} {
+		if r == "" {
+			continue
+		}
+		if name, ok := s.srv.lists.Match(r); ok {
+			if !contains(s.lists, name) {
+				s.lists = append(s.lists, name)
+			}
+			break
+		}
+		s.held = s.held || s.srv.lists.Held(r)
 	}
 	return milter.RespContinue, nil
 }
@@ -88,7 +103,7 @@ func (s *session) endOfEnvelope() *milter.Response {
 		return milter.RespContinue
 	}
 	s.envelopeDone = true
-	if len(s.lists) == 0 && !s.srv.cfg.ScanAll {
+	if len(s.lists) == 0 && !s.held && !s.srv.cfg.ScanAll {
 		s.srv.metrics.notListBound.Inc()
 		return milter.RespAccept
 	}
@@ -303,7 +318,7 @@ func (s *session) reset() {
 	s.sender, s.authUser, s.recipients, s.lists, s.body, s.bodyErr = "", "", nil, nil, nil, nil
 	s.ownHeaders = map[string]int{}
 	s.releases = nil
-	s.envelopeDone, s.notice = false, false
+	s.envelopeDone, s.notice, s.held = false, false, false
 }
 
 func contains(list []string, s string) bool {
