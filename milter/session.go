@@ -71,17 +71,20 @@ func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (*milter.R
 // list.
 func (s *session) RcptTo(rcpt, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
 	s.recipients = append(s.recipients, rcpt)
+	list := ""
 	for _, r := range []string{rcpt, m.Get(milter.MacroRcptAddr)} {
 		if r == "" {
 			continue
 		}
-		if name, ok := s.srv.lists.Match(r); ok {
-			if !contains(s.lists, name) {
-				s.lists = append(s.lists, name)
-			}
-			break
+		// An unparsed spelling is held either way; the MTA's own reading
+		// may still name the list.
+		if name, ok := s.srv.lists.Match(r); ok && (list == "" || list == Unparsed) {
+			list = name
 		}
 		s.held = s.held || s.srv.lists.Held(r)
+	}
+	if list != "" && !contains(s.lists, list) {
+		s.lists = append(s.lists, list)
 	}
 	return milter.RespContinue, nil
 }
