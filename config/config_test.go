@@ -48,6 +48,9 @@ func TestLoadMilterProblems(t *testing.T) {
 		{"bad size", "lists: [{match: a@b}]\nmemory_buffer: 10 parsecs\n", []string{"line 2: \"10 parsecs\" is not a size"}},
 		{"bad duration", "lists: [{match: a@b}]\nscan_timeout: soon\n", []string{"line 2:"}},
 		{"bad yaml", "lists: [\n", []string{"did not find expected"}},
+		{"recipient patterns and delimiter", "lists:\n  - match: \"*@bad..example\"\n  - match: \"*@bücher.example\"\nhold: [\"x@[300.1.1.1]\", \"*@xn--bcher-kva.example\", \"a(b)@x.example\"]\nrecipient_delimiter: \"@\"\n",
+			[]string{"line 2: lists[0].match: \"*@bad..example\": the domain is not one", "line 4: hold[0]: \"x@[300.1.1.1]\": the domain is not one",
+				"line 4: hold[2]: \"a(b)@x.example\": the local part", "line 5: recipient_delimiter: \"@\": a delimiter cannot be @"}},
 		{"in-process scanner checked", "lists: [{match: a@b}]\nscanner:\n  clamd: [\"tcp:nowhere\"]\n  max_depth: 0\n",
 			[]string{"line 3: scanner.clamd[0]:", "line 4: scanner.max_depth: must be at least 1"}},
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avstation/avstation/address"
 	"github.com/avstation/avstation/notify"
 	"github.com/avstation/avstation/policy"
 )
@@ -22,6 +23,12 @@ type Milter struct {
 
 	Lists   []ListPattern `yaml:"lists" doc:"recipients that make a message list-bound (see below); at least one unless scan_all is set"`
 	ScanAll bool          `yaml:"scan_all" doc:"scan every message, not only list-bound ones"`
+	// Hold catches what the milter cannot see as a list: an alias the MTA
+	// expands to a list after RCPT (virtual_alias_maps, aliases).
+	Hold []string `yaml:"hold" doc:"more recipients whose mail is held and scanned under the global policy without being a list: addresses or *@domain, e.g. aliases that expand to a list (see Postfix)"`
+	// RecipientDelimiter is Postfix's recipient_delimiter, so that dev+x@
+	// is list dev wherever Postfix delivers it to dev.
+	RecipientDelimiter string `yaml:"recipient_delimiter" doc:"set it to Postfix's recipient_delimiter (postconf -h recipient_delimiter), e.g. +: each character starts an address extension, and dev+x@ is list dev"`
 
 	Stations         []string      `yaml:"stations" doc:"scan station URLs tried in order (http://host:7358); empty: scan in-process with the scanner settings below"`
 	SecretFile       string        `yaml:"secret_file" doc:"file with the secret word(s) shared with the stations, which also signs quarantine releases; mode 0600 (required with stations)"`
@@ -172,6 +179,14 @@ func (m *Milter) check(c *checker) {
 		if err := checkPattern(l.Match); err != nil {
 			c.addf(fmt.Sprintf("lists[%d].match", i), "%v", err)
 		}
+	}
+	for i, h := range m.Hold {
+		if err := checkPattern(h); err != nil {
+			c.addf(fmt.Sprintf("hold[%d]", i), "%s", strings.Replace(err.Error(), "list pattern", "hold pattern", 1))
+		}
+	}
+	if strings.ContainsAny(m.RecipientDelimiter, "@\" \t\r\n<>()[],;:\\") {
+		c.addf("recipient_delimiter", "%q: a delimiter cannot be @, a space, a quote or an address special; write the value of postconf -h recipient_delimiter (e.g. +)", m.RecipientDelimiter)
 	}
 	for i, s := range m.Stations {
 		u, err := url.Parse(s)
@@ -365,12 +380,20 @@ func checkBypass(p string) error {
 	return fmt.Errorf("%q has no @ and no wildcard, so it matches no address; did you mean %s?", p, hint)
 }
 
-// checkPattern accepts "local@domain" and "*@domain".
+// checkPattern accepts "local@domain" and "*@domain" whose parts
+// canonicalise (package address): a UTF-8 or A-label domain, an address
+// literal such as [192.0.2.1].
 func checkPattern(p string) error {
 	local, domain, ok := strings.Cut(p, "@")
 	if !ok || local == "" || domain == "" || strings.ContainsAny(p, " <>") || strings.Contains(domain, "*") ||
 		(strings.Contains(local, "*") && local != "*") {
 		return fmt.Errorf("%q is not a list pattern; write an address (staff@example.org) or *@domain (*@lists.example.org)", p)
+	}
+	if _, err := address.Domain(domain); err != nil {
+		return fmt.Errorf("%q: the domain is not one (%v); write it as in DNS, or [192.0.2.1]", p, err)
+	}
+	if local != "*" && !address.Valid(local) {
+		return fmt.Errorf("%q: the local part %q needs no quotes, comments or specials; write it as the list server names it", p, local)
 	}
 	return nil
 }

@@ -82,7 +82,7 @@ func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, re
 	if cfg.Policies == nil {
 		return nil, errors.New("milter: the configuration's policy is not compiled: load it with config.LoadMilter, or call its Prepare method")
 	}
-	s := &Server{cfg: cfg, lists: NewLists(cfg.Lists), scanner: sc, bypass: bp, log: log, metrics: newMetrics(reg), hostname: host, mode: "in-process"}
+	s := &Server{cfg: cfg, lists: ListsFor(cfg), scanner: sc, bypass: bp, log: log, metrics: newMetrics(reg), hostname: host, mode: "in-process"}
 	s.conns.max, s.held.max = cfg.MaxSessions, int64(cfg.SpoolMaxTotal)
 	if len(cfg.Stations) > 0 {
 		s.mode = "station"
@@ -97,6 +97,7 @@ func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, re
 		milter.WithNegotiationCallback(negotiate),
 		milter.WithMacroRequest(milter.StageEOM, []milter.MacroName{milter.MacroQueueId}),
 		milter.WithMacroRequest(milter.StageMail, []milter.MacroName{milter.MacroAuthAuthen}),
+		milter.WithMacroRequest(milter.StageRcpt, []milter.MacroName{milter.MacroRcptAddr}), // as the MTA resolved it
 		// A silent MTA for this long is gone; scans have their own timeout.
 		milter.WithReadTimeout(cfg.MTAReadTimeout),
 		milter.WithWriteTimeout(cfg.MTAWriteTimeout),

@@ -32,9 +32,10 @@ type session struct {
 	authUser   string
 	recipients []string
 	lists      []string
+	held       bool // a recipient matched a hold pattern
 	body       *spool.Buffer
 	headerLen  int64          // the header block's length in body, blank line included
-	held       int64          // bytes of body taken from the server's budget
+	heldBytes  int64          // bytes of body taken from the server's budget
 	ownHeaders map[string]int // X-Virus-* headers that came with the message
 	releases   []string       // X-Avstation-Release values
 
@@ -74,10 +75,27 @@ func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (*milter.R
 	return milter.RespContinue, nil
 }
 
+// RcptTo classifies a recipient both as the client wrote it and as the MTA
+// resolved it ({rcpt_addr}: Postfix's and Sendmail's address after their
+// own rewriting, e.g. the percent hack or an appended $myorigin), so that
+// a spelling the milter reads differently from the MTA still finds the
+// list.
 func (s *session) RcptTo(rcpt, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
 	s.recipients = append(s.recipients, rcpt)
-	if name, ok := s.srv.lists.Match(rcpt); ok && !contains(s.lists, name) {
-		s.lists = append(s.lists, name)
+	list := ""
+	for _, r := range []string{rcpt, m.Get(milter.MacroRcptAddr)} {
+		if r == "" {
+			continue
+		}
+		// An unparsed spelling is held either way; the MTA's own reading
+		// may still name the list.
+		if name, ok := s.srv.lists.Match(r); ok && (list == "" || list == Unparsed) {
+			list = name
+		}
+		s.held = s.held || s.srv.lists.Held(r)
+	}
+	if list != "" && !contains(s.lists, list) {
+		s.lists = append(s.lists, list)
 	}
 	return milter.RespContinue, nil
 }
@@ -99,7 +117,7 @@ func (s *session) endOfEnvelope() *milter.Response {
 		return milter.RespContinue
 	}
 	s.envelopeDone = true
-	if len(s.lists) == 0 && !s.srv.cfg.ScanAll {
+	if len(s.lists) == 0 && !s.held && !s.srv.cfg.ScanAll {
 		s.srv.metrics.notListBound.Inc()
 		return milter.RespAccept
 	}
@@ -178,7 +196,7 @@ func (s *session) hold(b []byte) (*milter.Response, error) {
 		}
 	}
 	if err == nil {
-		s.held += n
+		s.heldBytes += n
 		if _, err = s.body.Write(b); err == nil {
 			return milter.RespContinue, nil
 		}
@@ -350,12 +368,12 @@ func (s *session) reset() {
 			s.srv.log.Error("removing spooled message", slog.Any("err", err))
 		}
 	}
-	s.srv.held.give(s.held)
-	s.held = 0
+	s.srv.held.give(s.heldBytes)
+	s.heldBytes = 0
 	s.sender, s.authUser, s.recipients, s.lists, s.body, s.headerLen = "", "", nil, nil, nil, 0
 	s.ownHeaders = map[string]int{}
 	s.releases = nil
-	s.envelopeDone, s.notice = false, false
+	s.envelopeDone, s.notice, s.held = false, false, false
 }
 
 func contains(list []string, s string) bool {

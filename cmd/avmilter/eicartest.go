@@ -50,8 +50,9 @@ func eicarTestCmd(args []string, stdout, stderr io.Writer) int {
 	want := policy.Reject
 	var cfg *config.Milter
 	if c, err := config.LoadMilter(*path); err == nil {
-		name, ok := milter.NewLists(c.Lists).Match(*to)
-		if !ok && !c.ScanAll {
+		lists := milter.ListsFor(c)
+		name, ok := lists.Match(*to)
+		if !ok && !lists.Held(*to) && !c.ScanAll {
 			fmt.Fprintf(stdout, "FAIL: %s is not a list address in %s: its mail is not scanned\n", *to, *path)
 			return 1
 		}
