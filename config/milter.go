@@ -63,7 +63,7 @@ type Milter struct {
 type Quarantine struct {
 	Dir      string `yaml:"dir" doc:"directory for quarantined messages (files 0600)"`
 	Address  string `yaml:"address" doc:"address quarantined messages are sent to instead, as attachments"`
-	SMTP     string `yaml:"smtp" doc:"host:port of the MTA that takes quarantine mail and notifications (its own submission, not scanned)"`
+	SMTP     string `yaml:"smtp" doc:"host:port of the MTA that takes quarantine mail and notifications (avmilter lets each of them, marked with a key only it holds, through once)"`
 	Contents string `yaml:"contents" doc:"message (the whole message) or attachments (only the offending parts)"`
 	// Timeout bounds one submission to SMTP: a slow MTA must not hold the
 	// message being decided (it counts within scan_timeout).

@@ -18,6 +18,7 @@ import (
 
 	"github.com/avstation/avstation/bypass"
 	"github.com/avstation/avstation/config"
+	"github.com/avstation/avstation/notice"
 )
 
 func TestDryRunAcceptsAndSaysWhatItWouldDo(t *testing.T) {
@@ -129,23 +130,27 @@ func TestWatchStations(t *testing.T) {
 	<-done
 }
 
-// notice drives one message as a local client with the null sender, as
-// our own notices arrive, with the given notice header value.
-func notice(t *testing.T, addr, value string, opts ...milter.Option) (*milter.Action, []milter.ModifyAction) {
+// sendNotice drives one message from client with the null sender, as our
+// own notices arrive, with the given mark and Message-ID.
+func sendNotice(t *testing.T, addr, client, mark, id, body string) (*milter.Action, []milter.ModifyAction) {
 	t.Helper()
-	s := envelope(t, addr, "127.0.0.1", "", append([]milter.Option{milter.WithReadTimeout(10 * time.Second)}, opts...)...)
+	s := envelope(t, addr, client, "", milter.WithReadTimeout(10*time.Second))
 	s.HeaderField("Subject", " notice", nil)
-	s.HeaderField("X-Avstation-Notice", " "+value, nil)
+	s.HeaderField("Message-ID", " "+id, nil)
+	s.HeaderField("X-Avstation-Notice", " "+mark, nil)
 	s.HeaderEnd()
 	defer s.Close() // before the caller's deferred Shutdown, which waits for sessions
-	mods, act, err := s.BodyReadFrom(strings.NewReader("body\r\n"))
+	mods, act, err := s.BodyReadFrom(strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return act, mods
 }
 
-func TestNoticeTokens(t *testing.T) {
+// TestNoticeMarks: a notice passes unscanned only with a mark this
+// process signed over its own Message-ID, recipients and body, from this
+// host, once; the mark is removed.
+func TestNoticeMarks(t *testing.T) {
 	fs := &fakeScanner{v: infectedVerdict()}
 	cfg := config.DefaultMilter()
 	cfg.Lists = []config.ListPattern{{Match: "*@lists.example.org"}}
@@ -160,20 +165,47 @@ func TestNoticeTokens(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Serve(ln)
 	defer srv.Shutdown(context.Background())
+	addr := ln.Addr().String()
 
-	if act, _ := notice(t, ln.Addr().String(), "notification forged-token"); act.SMTPCode != 550 || fs.calls != 1 {
-		t.Errorf("a forged local notice got %v after %d scans; want it scanned and rejected", act, fs.calls)
+	const body = "a notice\r\n"
+	var sum notice.BodyHash
+	sum.Write([]byte(body))
+	rcpts := []string{"dev@lists.example.org"} // as envelope sends RCPT TO
+	mark := func(key *notice.Key, id string, rcpts []string, body [32]byte) string {
+		return key.Mark("notification", notice.Message{MessageID: id, Recipients: rcpts, Body: body}, time.Now())
 	}
-	act, mods := notice(t, ln.Addr().String(), "notification "+srv.noticeToken)
-	if act.Type != milter.ActionAccept || fs.calls != 1 {
-		t.Errorf("our own notice got %v after %d scans; want accepted unscanned", act, fs.calls)
+	other := notice.NewKey()
+	tests := []struct {
+		name, client, mark, id, body string
+		pass                         bool
+	}{
+		{"another key", "127.0.0.1", mark(other, "<a@x>", rcpts, sum.Sum()), "<a@x>", body, false},
+		{"another Message-ID", "127.0.0.1", mark(srv.notices.Key(), "<b@x>", rcpts, sum.Sum()), "<c@x>", body, false},
+		{"other recipients", "127.0.0.1", mark(srv.notices.Key(), "<d@x>", []string{"admin@example.org"}, sum.Sum()), "<d@x>", body, false},
+		{"another body", "127.0.0.1", mark(srv.notices.Key(), "<e@x>", rcpts, sum.Sum()), "<e@x>", "EVIL\r\n", false},
+		{"a remote client", "192.0.2.1", mark(srv.notices.Key(), "<f@x>", rcpts, sum.Sum()), "<f@x>", body, false},
+		{"the old bearer token", "127.0.0.1", "notification 0123456789abcdef0123456789abcdef", "<g@x>", body, false},
+		{"genuine", "127.0.0.1", mark(srv.notices.Key(), "<h@x>", rcpts, sum.Sum()), "<h@x>", body, true},
+		{"genuine, again", "127.0.0.1", mark(srv.notices.Key(), "<h@x>", rcpts, sum.Sum()), "<h@x>", body, false},
 	}
-	removed := false
-	for _, m := range mods {
-		removed = removed || (m.Type == milter.ActionChangeHeader && m.HeaderName == "X-Avstation-Notice" && m.HeaderValue == "")
-	}
-	if !removed {
-		t.Errorf("the notice token was not removed: %v", mods)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := fs.calls
+			act, mods := sendNotice(t, addr, tt.client, tt.mark, tt.id, tt.body)
+			if tt.pass && (act.Type != milter.ActionAccept || fs.calls != before) {
+				t.Errorf("got %v after %d scans; want accepted unscanned", act, fs.calls-before)
+			}
+			if !tt.pass && (act.SMTPCode != 550 || fs.calls != before+1) {
+				t.Errorf("got %v after %d scans; want scanned and rejected", act, fs.calls-before)
+			}
+			removed := false
+			for _, m := range mods {
+				removed = removed || (m.Type == milter.ActionChangeHeader && m.HeaderName == "X-Avstation-Notice" && m.HeaderValue == "")
+			}
+			if tt.pass && !removed {
+				t.Errorf("the notice mark was not removed: %v", mods)
+			}
+		})
 	}
 }
 
