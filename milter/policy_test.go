@@ -47,6 +47,10 @@ func TestOversizeIsNotScannedButTagged(t *testing.T) {
 	}
 }
 
+// TestNotScannedByConfiguration: transact's client is 192.0.2.1, not
+// authenticated, with MAIL FROM:<sender@example.com>. The envelope alone
+// earns no bypass; the client's network or the admin's explicit choice
+// does.
 func TestNotScannedByConfiguration(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "bypass")
@@ -55,23 +59,40 @@ func TestNotScannedByConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	trusted := func(c *config.Milter) { c.Policy.TrustedNetworks = []string{"192.0.2.0/24"} }
+	outgoingOff := func(c *config.Milter) {
+		c.Policy.ApplyToOutgoing = false
+		c.Policy.LocalDomains = []string{"example.com"}
+	}
 	tests := []struct {
 		name   string
 		mutate func(*config.Milter)
 		bp     *bypass.Holder
-		reason string
+		reason string // "": scanned
 	}{
-		{"bypass file", nil, bp, "reason=bypass-file entry=\"sender@example.com (line 2)\""},
-		{"outgoing off", func(c *config.Milter) {
+		{"bypass sender entry, untrusted client", nil, bp, ""},
+		{"bypass sender entry, trusted network", trusted, bp, "reason=bypass-file entry=\"sender@example.com (line 2)\""},
+		{"bypass sender entry, bypass_trusts_envelope", func(c *config.Milter) { c.BypassTrustsEnvelope = true }, bp, "reason=bypass-file"},
+		{"bypass sender entry, another trusted network", func(c *config.Milter) { c.Policy.TrustedNetworks = []string{"198.51.100.0/24", "127.0.0.1"} }, bp, ""},
+		{"outgoing off, local MAIL FROM, untrusted client", outgoingOff, nil, ""},
+		{"outgoing off, trusted network", func(c *config.Milter) { outgoingOff(c); trusted(c) }, nil, "reason=outgoing entry=\"trusted network\""},
+		{"outgoing off, trusted network, any MAIL FROM", func(c *config.Milter) {
 			c.Policy.ApplyToOutgoing = false
-			c.Policy.LocalDomains = []string{"example.com"}
+			trusted(c)
 		}, nil, "reason=outgoing"},
+		{"outgoing on, trusted network", trusted, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fs := &fakeScanner{v: infectedVerdict()}
 			addr, logs, _, _ := startMilterWith(t, tt.mutate, fs, tt.bp)
 			r := transact(t, addr, []string{"dev@lists.example.org"}, subject, "body\r\n")
+			if tt.reason == "" {
+				if r.act == nil || r.act.SMTPCode != 550 || fs.calls != 1 {
+					t.Fatalf("got %v after %d scans; want scanned and rejected", r.act, fs.calls)
+				}
+				return
+			}
 			if r.dataAct.Type != milter.ActionAccept || fs.calls != 0 {
 				t.Fatalf("DATA answered %v, %d scans; want Accept and none", r.dataAct, fs.calls)
 			}

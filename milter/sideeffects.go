@@ -18,18 +18,27 @@ import (
 )
 
 // bypassed says why a list-bound message is not scanned: an entry of the
-// bypass file, or a local sender when apply_to_outgoing is off. "" when it
-// is scanned.
+// bypass file, or outgoing mail when apply_to_outgoing is off. "" when it
+// is scanned. Outgoing is what the client proves (SMTP AUTH) or where it
+// is (trusted_networks), never what MAIL FROM says; the bypass file's
+// sender entries count only for outgoing mail too, unless the admin chose
+// bypass_trusts_envelope.
 func (s *session) bypassed() (reason, detail string) {
+	p := s.srv.cfg.Policies.Global()
+	client, _ := netip.ParseAddr(s.client)
+	outgoing := p.Outgoing(s.authUser != "", client)
 	if s.srv.bypass != nil {
-		client, _ := netip.ParseAddr(s.client)
-		if e, ok := s.srv.bypass.List().Match(bypass.Message{Sender: s.sender, Client: client, AuthUser: s.authUser}); ok {
+		m := bypass.Message{Sender: s.sender, Client: client, AuthUser: s.authUser,
+			EnvelopeTrusted: outgoing || s.srv.cfg.BypassTrustsEnvelope}
+		if e, ok := s.srv.bypass.List().Match(m); ok {
 			return "bypass-file", e
 		}
 	}
-	p := s.srv.cfg.Policies.Global()
-	if !p.ApplyToOutgoing && p.LocalSender(s.sender, s.authUser != "") {
-		return "outgoing", s.sender
+	if !p.ApplyToOutgoing && outgoing {
+		if s.authUser != "" {
+			return "outgoing", "authenticated"
+		}
+		return "outgoing", "trusted network"
 	}
 	return "", ""
 }

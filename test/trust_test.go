@@ -3,6 +3,8 @@ package test
 import (
 	"bytes"
 	"encoding/base64"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -95,4 +97,55 @@ func noticeField(msg []byte) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// TestOutgoingTrust shows that an envelope sender alone earns no bypass
+// (issue 10, item 9): with apply_to_outgoing off, or a bypass file naming
+// the sender, an unauthenticated client that says MAIL FROM:<a local
+// address> is scanned, unless its network is listed in
+// policy.trusted_networks (or the admin chose to trust envelopes).
+func TestOutgoingTrust(t *testing.T) {
+	clamd := harness.StartClamd(t)
+	sink := harness.StartSink(t)
+	secret := harness.WriteSecret(t, "trust-secret")
+	station := harness.StartStation(t, bin.Station, "", clamd.Addr, secret)
+	file := filepath.Join(t.TempDir(), "bypass")
+	if err := os.WriteFile(file, []byte(sender+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, domain, _ := strings.Cut(sender, "@")
+	milterWith := func(t *testing.T, policy, extra string) *chain {
+		return newChain(t, sink, harness.StartMilter(t, bin.Milter, harness.MilterOptions{
+			Station: "http://" + station.Addr, Secret: secret, Policy: policy, Extra: extra}))
+	}
+	outgoingOff := "  apply_to_outgoing: false\n  local_domains: [" + domain + "]\n"
+	trusted := "  trusted_networks: [127.0.0.1/32]\n"
+
+	for _, tt := range []struct {
+		name, policy, extra string
+		code                int
+	}{
+		{"apply_to_outgoing off: a local MAIL FROM from an untrusted client is scanned", outgoingOff, "", 550},
+		{"a bypass-file sender entry alone is scanned", "", "bypass_file: " + file + "\n", 550},
+		{"apply_to_outgoing off: a trusted network is outgoing mail", outgoingOff + trusted, "", 250},
+		{"a bypass-file sender entry from a trusted network is not scanned", trusted, "bypass_file: " + file + "\n", 250},
+		{"bypass_trusts_envelope: the sender entry alone is enough", "", "bypass_file: " + file + "\nbypass_trusts_envelope: true\n", 250},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := milterWith(t, tt.policy, tt.extra)
+			subject := "outgoing " + strings.Fields(tt.name)[0] + " " + time.Now().Format("150405.000000")
+			r := c.send(t, listRcp, subject, eicarAttachment())
+			if tt.code == 550 {
+				wantCode(t, r, 550, "Eicar")
+				c.milter.WaitLog(t, 5*time.Second, "outcome=infected", "action=reject")
+				c.waitNotDelivered(t, subject)
+				return
+			}
+			wantCode(t, r, 250)
+			if d := c.delivered(t, subject); !bytes.Contains(d.Data, []byte("eicar.com")) {
+				t.Errorf("delivered without the attachment:\n%s", d.Data)
+			}
+			c.milter.WaitLog(t, 5*time.Second, "message not scanned")
+		})
+	}
 }
