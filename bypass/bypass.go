@@ -15,6 +15,13 @@
 //	auth:bob             an SMTP-authenticated user (the {auth_authen} macro),
 //	                     case-sensitive
 //
+// Sender entries (the first three forms) match only a message whose
+// envelope the caller vouches for (Message.EnvelopeTrusted): MAIL FROM is
+// whatever the client says, so an unauthenticated client that names a
+// listed sender would otherwise skip the scan. avmilter vouches for mail
+// from an authenticated client or a trusted network, or for every message
+// when bypass_trusts_envelope is set.
+//
 // Anything else is an error naming the file, the line and what would be
 // right; Parse reports every bad line at once and then loads nothing.
 // A duplicated entry is not an error; the first line is the one reported.
@@ -42,9 +49,13 @@ func (e Entry) String() string {
 
 // Message is what a message is matched on.
 type Message struct {
-	Sender   string     // envelope sender, without <>; "" for the null sender (never matches address entries)
+	Sender   string     // envelope sender, without <>; "" for the null sender (never matches sender entries)
 	Client   netip.Addr // zero when unknown
 	AuthUser string     // "" when not authenticated
+	// EnvelopeTrusted says the sender address is believed (the client
+	// authenticated, or is in a trusted network): sender entries match
+	// only then.
+	EnvelopeTrusted bool
 }
 
 // List is a parsed bypass file. It is immutable once built and safe for
@@ -111,7 +122,8 @@ func (l *List) Match(m Message) (entry string, ok bool) {
 // MatchEntry returns the entry that matched the message. When several match,
 // the most specific wins, in this order: the authenticated user, the sender
 // address, the sender's domain, the closest parent domain (*@*.domain), the
-// client address, the longest range containing the client.
+// client address, the longest range containing the client. Sender entries
+// take part only when m.EnvelopeTrusted.
 func (l *List) MatchEntry(m Message) (Entry, bool) {
 	if l == nil {
 		return Entry{}, false
@@ -121,8 +133,10 @@ func (l *List) MatchEntry(m Message) (Entry, bool) {
 			return e, true
 		}
 	}
-	if e, ok := l.matchSender(m.Sender); ok {
-		return e, true
+	if m.EnvelopeTrusted {
+		if e, ok := l.matchSender(m.Sender); ok {
+			return e, true
+		}
 	}
 	if m.Client.IsValid() {
 		return l.matchClient(m.Client)

@@ -16,8 +16,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("exa mple.org\n192.0.2.7/24\nauth:\n"))
 	f.Add([]byte("\uFEFF*@*.example.org # c\r\n::ffff:10.0.0.0/104\n"))
 	msgs := []Message{
-		{Sender: "alice@example.org", Client: netip.MustParseAddr("192.0.2.7"), AuthUser: "bob"},
-		{Sender: "x@a.b.example.org", Client: netip.MustParseAddr("::ffff:198.51.100.1")},
+		{Sender: "alice@example.org", Client: netip.MustParseAddr("192.0.2.7"), AuthUser: "bob", EnvelopeTrusted: true},
+		{Sender: "x@a.b.example.org", Client: netip.MustParseAddr("::ffff:198.51.100.1"), EnvelopeTrusted: true},
+		{Sender: "x@a.b.example.org"},
 		{Sender: "", Client: netip.MustParseAddr("2001:db8::1")},
 		{Sender: "@.", AuthUser: "\x00"},
 	}

@@ -24,7 +24,7 @@ func writeFile(t *testing.T, path, text string) {
 }
 
 func matches(h *Holder, sender string) bool {
-	_, ok := h.List().Match(Message{Sender: sender})
+	_, ok := h.List().Match(Message{Sender: sender, EnvelopeTrusted: true})
 	return ok
 }
 
@@ -39,7 +39,7 @@ func TestHolderNoFile(t *testing.T) {
 	if err := h.Reload(); err != nil {
 		t.Errorf("Reload: %v", err)
 	}
-	if _, ok := h.List().Match(Message{Sender: "a@example.org", Client: netip.MustParseAddr("192.0.2.1"), AuthUser: "bob"}); ok {
+	if _, ok := h.List().Match(Message{Sender: "a@example.org", Client: netip.MustParseAddr("192.0.2.1"), AuthUser: "bob", EnvelopeTrusted: true}); ok {
 		t.Error("empty list matched")
 	}
 }
@@ -135,7 +135,7 @@ func TestHolderConcurrentReload(t *testing.T) {
 				// Find which version this list is, then check it is whole.
 				var v = -1
 				for i := 0; i <= reloads; i++ {
-					if _, ok := l.Match(Message{Sender: fmt.Sprintf("x@v%d.example", i)}); ok {
+					if _, ok := l.Match(Message{Sender: fmt.Sprintf("x@v%d.example", i), EnvelopeTrusted: true}); ok {
 						v = i
 						break
 					}

@@ -78,6 +78,37 @@ func TestMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			m := tt.msg
+			m.EnvelopeTrusted = true // sender entries in play; see TestMatchUntrustedEnvelope
+			got, ok := l.Match(m)
+			if got != tt.entry || ok != (tt.entry != "") {
+				t.Errorf("Match(%+v) = %q, %v; want %q", m, got, ok, tt.entry)
+			}
+		})
+	}
+}
+
+// An envelope nobody vouches for matches no sender entry: MAIL FROM is
+// whatever an unauthenticated client says. Client and auth: entries do
+// not depend on it.
+func TestMatchUntrustedEnvelope(t *testing.T) {
+	l := mustParse(t, sample)
+	ip := netip.MustParseAddr
+	tests := []struct {
+		name  string
+		msg   Message
+		entry string
+	}{
+		{"address", Message{Sender: "alice@example.org"}, ""},
+		{"domain", Message{Sender: "anyone@partner.example"}, ""},
+		{"subdomain", Message{Sender: "x@a.lists.example.net"}, ""},
+		{"sender entry does not hide the client's", Message{Sender: "x@partner.example", Client: ip("192.0.2.7")}, "192.0.2.7 (line 5)"},
+		{"client range", Message{Sender: "alice@example.org", Client: ip("198.51.100.1")}, "198.51.100.0/24 (line 6)"},
+		{"auth user", Message{Sender: "alice@example.org", AuthUser: "bob"}, "auth:bob (line 9)"},
+		{"trusted", Message{Sender: "alice@example.org", EnvelopeTrusted: true}, "alice@example.org (line 2)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			got, ok := l.Match(tt.msg)
 			if got != tt.entry || ok != (tt.entry != "") {
 				t.Errorf("Match(%+v) = %q, %v; want %q", tt.msg, got, ok, tt.entry)
@@ -110,7 +141,7 @@ func TestMatchLongestRange(t *testing.T) {
 
 func TestMatchEntry(t *testing.T) {
 	l := mustParse(t, "\n\n  *@example.org   # trailing comment\n")
-	e, ok := l.MatchEntry(Message{Sender: "a@example.org"})
+	e, ok := l.MatchEntry(Message{Sender: "a@example.org", EnvelopeTrusted: true})
 	if !ok || e != (Entry{Text: "*@example.org", Line: 3}) {
 		t.Errorf("MatchEntry = %+v, %v", e, ok)
 	}
@@ -123,7 +154,7 @@ func TestEmptyAndNil(t *testing.T) {
 	var nilList *List
 	for name, l := range map[string]*List{"nil": nilList, "zero": {}, "empty": mustParse(t, "# nothing\n")} {
 		t.Run(name, func(t *testing.T) {
-			if e, ok := l.Match(Message{Sender: "a@b.example", Client: netip.MustParseAddr("192.0.2.1"), AuthUser: "u"}); ok {
+			if e, ok := l.Match(Message{Sender: "a@b.example", Client: netip.MustParseAddr("192.0.2.1"), AuthUser: "u", EnvelopeTrusted: true}); ok {
 				t.Errorf("matched %q", e)
 			}
 			if l.Len() != 0 {
@@ -143,7 +174,7 @@ func BenchmarkMatchLarge(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := Message{Sender: "someone@a.b.c.nowhere.example", Client: netip.MustParseAddr("2001:db8::1")}
+	m := Message{Sender: "someone@a.b.c.nowhere.example", Client: netip.MustParseAddr("2001:db8::1"), EnvelopeTrusted: true}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, ok := l.Match(m); ok {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,8 +241,21 @@ list_policies:
 }
 
 func TestListPoliciesGlobalOnlySettings(t *testing.T) {
-	_, err := LoadMilter(write(t, "lists: [{match: a@b}]\nlist_policies:\n  chat:\n    max_scan_size: 1MiB\n"))
-	if err == nil || !strings.Contains(err.Error(), "line 3: list_policies.chat: max_scan_size, apply_to_outgoing and local_domains apply to the whole message") {
+	for _, setting := range []string{"max_scan_size: 1MiB", "trusted_networks: [192.0.2.0/24]", "apply_to_outgoing: false"} {
+		_, err := LoadMilter(write(t, "lists: [{match: a@b}]\nlist_policies:\n  chat:\n    "+setting+"\n"))
+		if err == nil || !strings.Contains(err.Error(), "line 3: list_policies.chat: max_scan_size, apply_to_outgoing, trusted_networks and local_domains apply to the whole message") {
+			t.Errorf("%s: err = %v", setting, err)
+		}
+	}
+}
+
+func TestTrustedNetworks(t *testing.T) {
+	_, err := LoadMilter(write(t, "lists: [{match: a@b}]\npolicy:\n  trusted_networks:\n    - 10.0.0.0/8\n    - 192.0.2.1/24\n"))
+	if err == nil || !strings.Contains(err.Error(), `line 5: policy.trusted_networks[1]: "192.0.2.1/24" has host bits set; did you mean 192.0.2.0/24?`) {
 		t.Errorf("err = %v", err)
+	}
+	cfg, err := LoadMilter(write(t, "lists: [{match: a@b}]\nbypass_trusts_envelope: true\npolicy:\n  trusted_networks: [127.0.0.1]\n"))
+	if err != nil || !cfg.BypassTrustsEnvelope || !cfg.Policies.Global().TrustedClient(netip.MustParseAddr("127.0.0.1")) {
+		t.Errorf("cfg %+v, %v", cfg, err)
 	}
 }

@@ -53,9 +53,13 @@ type Milter struct {
 	// setting, the rest taken from policy.
 	ListPolicies map[string]policy.Config `yaml:"list_policies" doc:"per list name, any policy setting that differs from policy (see below)"`
 
-	BypassFile string     `yaml:"bypass_file" doc:"file of senders, client IPs and ranges, and authenticated users whose mail is not scanned; reloaded on SIGHUP; empty: none"`
-	Quarantine Quarantine `yaml:"quarantine" doc:"where quarantined messages go"`
-	Notify     Notify     `yaml:"notify" doc:"notifications"`
+	BypassFile string `yaml:"bypass_file" doc:"file of senders, client IPs and ranges, and authenticated users whose mail is not scanned; sender entries count only for an authenticated client or one in policy.trusted_networks; reloaded on SIGHUP; empty: none"`
+	// BypassTrustsEnvelope makes the bypass file's sender entries match on
+	// MAIL FROM alone, as IceWarp's do: anyone who knows a listed address
+	// can then post unscanned.
+	BypassTrustsEnvelope bool       `yaml:"bypass_trusts_envelope" doc:"DANGEROUS: let the bypass file's sender entries match on the envelope sender alone, from any client; whoever can guess a listed address can then post unscanned"`
+	Quarantine           Quarantine `yaml:"quarantine" doc:"where quarantined messages go"`
+	Notify               Notify     `yaml:"notify" doc:"notifications"`
 
 	// Policies is the global policy and each list's, compiled by LoadMilter
 	// (or Prepare): the only form of the policy the milter can use.
@@ -77,7 +81,7 @@ type Milter struct {
 type Quarantine struct {
 	Dir      string `yaml:"dir" doc:"directory for quarantined messages (files 0600)"`
 	Address  string `yaml:"address" doc:"address quarantined messages are sent to instead, as attachments"`
-	SMTP     string `yaml:"smtp" doc:"host:port of the MTA that takes quarantine mail and notifications (its own submission, not scanned)"`
+	SMTP     string `yaml:"smtp" doc:"host:port of the MTA that takes quarantine mail and notifications (avmilter lets each of them, marked with a key only it holds, through once)"`
 	Contents string `yaml:"contents" doc:"message (the whole message) or attachments (only the offending parts)"`
 	// Timeout bounds one submission to SMTP: a slow MTA must not hold the
 	// message being decided (it counts within scan_timeout).
@@ -249,8 +253,8 @@ func (m *Milter) compilePolicies(c *checker) *policy.Set {
 		// These decide before a message is tied to one list's policy
 		// (whether it is scanned at all): they are the whole message's.
 		if lp.MaxScanSize != m.Policy.MaxScanSize || lp.ApplyToOutgoing != m.Policy.ApplyToOutgoing ||
-			!slices.Equal(lp.LocalDomains, m.Policy.LocalDomains) {
-			c.addf("list_policies."+name, "max_scan_size, apply_to_outgoing and local_domains apply to the whole message; set them under policy, not per list")
+			!slices.Equal(lp.LocalDomains, m.Policy.LocalDomains) || !slices.Equal(lp.TrustedNetworks, m.Policy.TrustedNetworks) {
+			c.addf("list_policies."+name, "max_scan_size, apply_to_outgoing, trusted_networks and local_domains apply to the whole message; set them under policy, not per list")
 		}
 	}
 	if !ok {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/avstation/avstation/bypass"
 	"github.com/avstation/avstation/config"
+	"github.com/avstation/avstation/notice"
 )
 
 func TestDryRunAcceptsAndSaysWhatItWouldDo(t *testing.T) {
@@ -46,6 +47,10 @@ func TestOversizeIsNotScannedButTagged(t *testing.T) {
 	}
 }
 
+// TestNotScannedByConfiguration: transact's client is 192.0.2.1, not
+// authenticated, with MAIL FROM:<sender@example.com>. The envelope alone
+// earns no bypass; the client's network or the admin's explicit choice
+// does.
 func TestNotScannedByConfiguration(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "bypass")
@@ -54,23 +59,40 @@ func TestNotScannedByConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	trusted := func(c *config.Milter) { c.Policy.TrustedNetworks = []string{"192.0.2.0/24"} }
+	outgoingOff := func(c *config.Milter) {
+		c.Policy.ApplyToOutgoing = false
+		c.Policy.LocalDomains = []string{"example.com"}
+	}
 	tests := []struct {
 		name   string
 		mutate func(*config.Milter)
 		bp     *bypass.Holder
-		reason string
+		reason string // "": scanned
 	}{
-		{"bypass file", nil, bp, "reason=bypass-file entry=\"sender@example.com (line 2)\""},
-		{"outgoing off", func(c *config.Milter) {
+		{"bypass sender entry, untrusted client", nil, bp, ""},
+		{"bypass sender entry, trusted network", trusted, bp, "reason=bypass-file entry=\"sender@example.com (line 2)\""},
+		{"bypass sender entry, bypass_trusts_envelope", func(c *config.Milter) { c.BypassTrustsEnvelope = true }, bp, "reason=bypass-file"},
+		{"bypass sender entry, another trusted network", func(c *config.Milter) { c.Policy.TrustedNetworks = []string{"198.51.100.0/24", "127.0.0.1"} }, bp, ""},
+		{"outgoing off, local MAIL FROM, untrusted client", outgoingOff, nil, ""},
+		{"outgoing off, trusted network", func(c *config.Milter) { outgoingOff(c); trusted(c) }, nil, "reason=outgoing entry=\"trusted network\""},
+		{"outgoing off, trusted network, any MAIL FROM", func(c *config.Milter) {
 			c.Policy.ApplyToOutgoing = false
-			c.Policy.LocalDomains = []string{"example.com"}
+			trusted(c)
 		}, nil, "reason=outgoing"},
+		{"outgoing on, trusted network", trusted, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fs := &fakeScanner{v: infectedVerdict()}
 			addr, logs, _, _ := startMilterWith(t, tt.mutate, fs, tt.bp)
 			r := transact(t, addr, []string{"dev@lists.example.org"}, subject, "body\r\n")
+			if tt.reason == "" {
+				if r.act == nil || r.act.SMTPCode != 550 || fs.calls != 1 {
+					t.Fatalf("got %v after %d scans; want scanned and rejected", r.act, fs.calls)
+				}
+				return
+			}
 			if r.dataAct.Type != milter.ActionAccept || fs.calls != 0 {
 				t.Fatalf("DATA answered %v, %d scans; want Accept and none", r.dataAct, fs.calls)
 			}
@@ -129,23 +151,27 @@ func TestWatchStations(t *testing.T) {
 	<-done
 }
 
-// notice drives one message as a local client with the null sender, as
-// our own notices arrive, with the given notice header value.
-func notice(t *testing.T, addr, value string, opts ...milter.Option) (*milter.Action, []milter.ModifyAction) {
+// sendNotice drives one message from client with the null sender, as our
+// own notices arrive, with the given mark and Message-ID.
+func sendNotice(t *testing.T, addr, client, mark, id, body string) (*milter.Action, []milter.ModifyAction) {
 	t.Helper()
-	s := envelope(t, addr, "127.0.0.1", "", append([]milter.Option{milter.WithReadTimeout(10 * time.Second)}, opts...)...)
+	s := envelope(t, addr, client, "", milter.WithReadTimeout(10*time.Second))
 	s.HeaderField("Subject", " notice", nil)
-	s.HeaderField("X-Avstation-Notice", " "+value, nil)
+	s.HeaderField("Message-ID", " "+id, nil)
+	s.HeaderField("X-Avstation-Notice", " "+mark, nil)
 	s.HeaderEnd()
 	defer s.Close() // before the caller's deferred Shutdown, which waits for sessions
-	mods, act, err := s.BodyReadFrom(strings.NewReader("body\r\n"))
+	mods, act, err := s.BodyReadFrom(strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return act, mods
 }
 
-func TestNoticeTokens(t *testing.T) {
+// TestNoticeMarks: a notice passes unscanned only with a mark this
+// process signed over its own Message-ID, recipients and body, from this
+// host, once; the mark is removed.
+func TestNoticeMarks(t *testing.T) {
 	fs := &fakeScanner{v: infectedVerdict()}
 	cfg := config.DefaultMilter()
 	cfg.Lists = []config.ListPattern{{Match: "*@lists.example.org"}}
@@ -160,20 +186,47 @@ func TestNoticeTokens(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Serve(ln)
 	defer srv.Shutdown(context.Background())
+	addr := ln.Addr().String()
 
-	if act, _ := notice(t, ln.Addr().String(), "notification forged-token"); act.SMTPCode != 550 || fs.calls != 1 {
-		t.Errorf("a forged local notice got %v after %d scans; want it scanned and rejected", act, fs.calls)
+	const body = "a notice\r\n"
+	var sum notice.BodyHash
+	sum.Write([]byte(body))
+	rcpts := []string{"dev@lists.example.org"} // as envelope sends RCPT TO
+	mark := func(key *notice.Key, id string, rcpts []string, body [32]byte) string {
+		return key.Mark("notification", notice.Message{MessageID: id, Recipients: rcpts, Body: body}, time.Now())
 	}
-	act, mods := notice(t, ln.Addr().String(), "notification "+srv.noticeToken)
-	if act.Type != milter.ActionAccept || fs.calls != 1 {
-		t.Errorf("our own notice got %v after %d scans; want accepted unscanned", act, fs.calls)
+	other := notice.NewKey()
+	tests := []struct {
+		name, client, mark, id, body string
+		pass                         bool
+	}{
+		{"another key", "127.0.0.1", mark(other, "<a@x>", rcpts, sum.Sum()), "<a@x>", body, false},
+		{"another Message-ID", "127.0.0.1", mark(srv.notices.Key(), "<b@x>", rcpts, sum.Sum()), "<c@x>", body, false},
+		{"other recipients", "127.0.0.1", mark(srv.notices.Key(), "<d@x>", []string{"admin@example.org"}, sum.Sum()), "<d@x>", body, false},
+		{"another body", "127.0.0.1", mark(srv.notices.Key(), "<e@x>", rcpts, sum.Sum()), "<e@x>", "EVIL\r\n", false},
+		{"a remote client", "192.0.2.1", mark(srv.notices.Key(), "<f@x>", rcpts, sum.Sum()), "<f@x>", body, false},
+		{"the old bearer token", "127.0.0.1", "notification 0123456789abcdef0123456789abcdef", "<g@x>", body, false},
+		{"genuine", "127.0.0.1", mark(srv.notices.Key(), "<h@x>", rcpts, sum.Sum()), "<h@x>", body, true},
+		{"genuine, again", "127.0.0.1", mark(srv.notices.Key(), "<h@x>", rcpts, sum.Sum()), "<h@x>", body, false},
 	}
-	removed := false
-	for _, m := range mods {
-		removed = removed || (m.Type == milter.ActionChangeHeader && m.HeaderName == "X-Avstation-Notice" && m.HeaderValue == "")
-	}
-	if !removed {
-		t.Errorf("the notice token was not removed: %v", mods)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := fs.calls
+			act, mods := sendNotice(t, addr, tt.client, tt.mark, tt.id, tt.body)
+			if tt.pass && (act.Type != milter.ActionAccept || fs.calls != before) {
+				t.Errorf("got %v after %d scans; want accepted unscanned", act, fs.calls-before)
+			}
+			if !tt.pass && (act.SMTPCode != 550 || fs.calls != before+1) {
+				t.Errorf("got %v after %d scans; want scanned and rejected", act, fs.calls-before)
+			}
+			removed := false
+			for _, m := range mods {
+				removed = removed || (m.Type == milter.ActionChangeHeader && m.HeaderName == "X-Avstation-Notice" && m.HeaderValue == "")
+			}
+			if tt.pass && !removed {
+				t.Errorf("the notice mark was not removed: %v", mods)
+			}
+		})
 	}
 }
 

@@ -6,16 +6,12 @@ package milter
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/d--j/go-milter"
@@ -25,6 +21,7 @@ import (
 	"github.com/avstation/avstation/bypass"
 	"github.com/avstation/avstation/config"
 	"github.com/avstation/avstation/jobproto"
+	"github.com/avstation/avstation/notice"
 	"github.com/avstation/avstation/policy"
 	"github.com/avstation/avstation/scanner"
 	"github.com/avstation/avstation/verdict"
@@ -62,9 +59,10 @@ type Server struct {
 	ms       *milter.Server
 	bypass   *bypass.Holder // nil: no bypass file
 
-	// noticeToken marks the notices this process submits (a random word
-	// known only here; removed from every message before delivery).
-	noticeToken string
+	// notices signs the mark of the notices this process submits and lets
+	// each through once when it comes back (see package notice); the key
+	// is this process's alone.
+	notices *notice.Guard
 
 	// ReleaseKeys verify the release header of a message let out of the
 	// quarantine (avmilter quarantine release); nil: releases are scanned
@@ -87,9 +85,7 @@ func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, re
 	if len(cfg.Stations) > 0 {
 		s.mode = "station"
 	}
-	var tok [16]byte
-	rand.Read(tok[:])
-	s.noticeToken = hex.EncodeToString(tok[:])
+	s.notices = notice.NewGuard(notice.NewKey())
 	s.ms = milter.NewServer(
 		milter.WithDynamicMilter(func(uint32, milter.OptAction, milter.OptProtocol, milter.DataSize) milter.Milter {
 			return s.newSession()
@@ -111,13 +107,6 @@ func (s *Server) newSession() milter.Milter {
 	sess := &session{srv: s, busy: !s.conns.enter()}
 	sess.reset()
 	return guarded{s: sess, inner: sess}
-}
-
-// ownNotice reports whether a notice header value carries this process's
-// token ("notification TOKEN").
-func (s *Server) ownNotice(value string) bool {
-	f := strings.Fields(value)
-	return len(f) == 2 && subtle.ConstantTimeCompare([]byte(f[1]), []byte(s.noticeToken)) == 1
 }
 
 // negotiate takes what this milter uses of what the MTA offers. Data is kept

@@ -38,9 +38,10 @@ type session struct {
 	heldBytes  int64          // bytes of body taken from the server's budget
 	ownHeaders map[string]int // X-Virus-* headers that came with the message
 	releases   []string       // X-Avstation-Release values
+	marks      []string       // X-Avstation-Notice values
+	messageIDs []string       // Message-ID values
 
 	envelopeDone bool // endOfEnvelope has decided
-	notice       bool // one of our own notices (see Header)
 }
 
 var _ milter.Milter = (*session)(nil)
@@ -137,14 +138,15 @@ func (s *session) Header(name, value string, m milter.Modifier) (*milter.Respons
 	if r := s.endOfEnvelope(); r != milter.RespContinue {
 		return r, nil
 	}
-	// Our own quarantine reports and notifications carry this process's
-	// secret token: from this host with the null sender, they are not
-	// scanned again (no loops). The header is always removed.
-	if textproto.CanonicalMIMEHeaderKey(name) == noticeHeader {
+	// Our own quarantine reports and notifications carry a mark signed
+	// over their Message-ID, recipients and body (see ownNotice). The
+	// header is always removed.
+	switch textproto.CanonicalMIMEHeaderKey(name) {
+	case noticeHeader:
 		s.ownHeaders[noticeHeader]++
-		if s.local && s.sender == "" && s.srv.ownNotice(value) {
-			s.notice = true
-		}
+		s.marks = append(s.marks, value)
+	case "Message-Id":
+		s.messageIDs = append(s.messageIDs, value)
 	}
 	if textproto.CanonicalMIMEHeaderKey(name) == quarantine.ReleaseHeader {
 		s.releases = append(s.releases, strings.TrimSpace(value))
@@ -225,12 +227,8 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 		Client:     s.client,
 		Primary:    s.srv.hostname,
 	}
-	if s.notice {
-		s.srv.metrics.bypassed.WithLabelValues("notice").Inc()
-		if err := s.replaceHeaders(m, nil); err != nil {
-			return nil, err
-		}
-		return milter.RespAccept, nil
+	if resp, ok := s.ownNotice(m, meta); ok {
+		return resp, nil
 	}
 	if resp, ok := s.released(m, meta); ok {
 		return resp, nil
@@ -372,8 +370,8 @@ func (s *session) reset() {
 	s.heldBytes = 0
 	s.sender, s.authUser, s.recipients, s.lists, s.body, s.headerLen = "", "", nil, nil, nil, 0
 	s.ownHeaders = map[string]int{}
-	s.releases = nil
-	s.envelopeDone, s.notice, s.held = false, false, false
+	s.releases, s.marks, s.messageIDs = nil, nil, nil
+	s.envelopeDone, s.held = false, false
 }
 
 func contains(list []string, s string) bool {

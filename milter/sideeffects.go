@@ -3,6 +3,7 @@ package milter
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 	"time"
@@ -17,18 +18,27 @@ import (
 )
 
 // bypassed says why a list-bound message is not scanned: an entry of the
-// bypass file, or a local sender when apply_to_outgoing is off. "" when it
-// is scanned.
+// bypass file, or outgoing mail when apply_to_outgoing is off. "" when it
+// is scanned. Outgoing is what the client proves (SMTP AUTH) or where it
+// is (trusted_networks), never what MAIL FROM says; the bypass file's
+// sender entries count only for outgoing mail too, unless the admin chose
+// bypass_trusts_envelope.
 func (s *session) bypassed() (reason, detail string) {
+	p := s.srv.cfg.Policies.Global()
+	client, _ := netip.ParseAddr(s.client)
+	outgoing := p.Outgoing(s.authUser != "", client)
 	if s.srv.bypass != nil {
-		client, _ := netip.ParseAddr(s.client)
-		if e, ok := s.srv.bypass.List().Match(bypass.Message{Sender: s.sender, Client: client, AuthUser: s.authUser}); ok {
+		m := bypass.Message{Sender: s.sender, Client: client, AuthUser: s.authUser,
+			EnvelopeTrusted: outgoing || s.srv.cfg.BypassTrustsEnvelope}
+		if e, ok := s.srv.bypass.List().Match(m); ok {
 			return "bypass-file", e
 		}
 	}
-	p := s.srv.cfg.Policies.Global()
-	if !p.ApplyToOutgoing && p.LocalSender(s.sender, s.authUser != "") {
-		return "outgoing", s.sender
+	if !p.ApplyToOutgoing && outgoing {
+		if s.authUser != "" {
+			return "outgoing", "authenticated"
+		}
+		return "outgoing", "trusted network"
 	}
 	return "", ""
 }
@@ -42,7 +52,8 @@ func (srv *Server) quarantine(ctx context.Context, meta jobproto.Meta, d policy.
 		QueueID: meta.QueueID, JobID: meta.JobID, Sender: meta.Sender, Recipients: meta.Recipients,
 		Lists: meta.Lists, Outcome: string(d.Outcome), Verdict: v, Size: body.Size(),
 	}
-	msg := body.Reader()
+	// Seekable: a report to an address is read twice (see SMTPDest.Put).
+	var msg io.ReadSeeker = io.NewSectionReader(body, 0, body.Size())
 	offending := d.Strip // what strip removes, which may span outcomes
 	if len(offending) == 0 {
 		offending = d.Offending
@@ -59,7 +70,7 @@ func (srv *Server) quarantine(ctx context.Context, meta jobproto.Meta, d policy.
 		if err := quarantine.ExtractParts(body, body.Size(), parts, kept); err != nil {
 			return "", fmt.Errorf("extracting the attachments: %w", err)
 		}
-		rec.Parts, rec.Size, msg = parts, kept.Size(), kept.Reader()
+		rec.Parts, rec.Size, msg = parts, kept.Size(), io.NewSectionReader(kept, 0, kept.Size())
 	}
 	if q.Dir != "" {
 		stored, err := quarantine.Dir{Path: q.Dir}.Put(rec, msg)
@@ -68,7 +79,7 @@ func (srv *Server) quarantine(ctx context.Context, meta jobproto.Meta, d policy.
 		}
 		return stored.ID, nil
 	}
-	dest := quarantine.SMTPDest{Addr: q.SMTP, To: q.Address, From: srv.cfg.Notify.From, Timeout: q.Timeout, Token: srv.noticeToken}
+	dest := quarantine.SMTPDest{Addr: q.SMTP, To: q.Address, From: srv.cfg.Notify.From, Timeout: q.Timeout, Key: srv.notices.Key()}
 	if err := dest.Put(ctx, rec, msg); err != nil {
 		return "", err
 	}
@@ -79,7 +90,7 @@ func (srv *Server) quarantine(ctx context.Context, meta jobproto.Meta, d policy.
 // bypass list; it returns the kinds sent and the errors of the others.
 func (srv *Server) notify(ctx context.Context, meta jobproto.Meta, d policy.Decision) (sent []string, errs []error) {
 	n := srv.cfg.Notify
-	mailer := notify.Mailer{Addr: srv.cfg.Quarantine.SMTP, From: n.From, Timeout: srv.cfg.Quarantine.Timeout, Token: srv.noticeToken}
+	mailer := notify.Mailer{Addr: srv.cfg.Quarantine.SMTP, From: n.From, Timeout: srv.cfg.Quarantine.Timeout, Key: srv.notices.Key()}
 	event := notify.Event{Threat: d.Threat, FileName: d.FileName, Lists: meta.Lists, Sender: meta.Sender,
 		Recipients: meta.Recipients, QueueID: meta.QueueID, JobID: meta.JobID, Outcome: string(d.Outcome), Action: string(d.Action), Time: time.Now()}
 	templates := notify.DefaultTemplates()

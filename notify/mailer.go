@@ -18,6 +18,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/avstation/avstation/notice"
 )
 
 // DefaultTimeout bounds one submission, from connect to QUIT, when
@@ -41,10 +43,11 @@ type Mailer struct {
 	// bounced, so two servers can never mail each other about it forever
 	// (RFC 5321 4.5.5, RFC 3834 3.3).
 	EnvelopeFrom string
-	// Token, when set, follows the notice kind in X-Avstation-Notice: the
-	// milter that sent the notice knows it and lets the notice through
-	// unscanned when it comes back; nobody else can forge it.
-	Token string
+	// Key, when set, signs the X-Avstation-Notice mark (see package
+	// notice): the milter that holds it lets this very notice, to these
+	// recipients, through unscanned once. Without it the mark names the
+	// kind only and the notice is scanned like any other mail.
+	Key *notice.Key
 }
 
 // Send submits a text/plain notice to the given recipients. The subject is
@@ -87,26 +90,41 @@ func (m Mailer) compose(to []string, subject, body string, now time.Time) ([]byt
 	}
 	WriteHeader(&b, "Subject", mime.QEncoding.Encode("utf-8", oneLine(subject)))
 	WriteHeader(&b, "Date", now.Format(time.RFC1123Z))
-	WriteHeader(&b, "Message-ID", MessageID(m.From))
+	id := MessageID(m.From)
+	WriteHeader(&b, "Message-ID", id)
 	WriteHeader(&b, "MIME-Version", "1.0")
 	WriteHeader(&b, "Content-Type", "text/plain; charset=utf-8")
 	WriteHeader(&b, "Content-Transfer-Encoding", "quoted-printable")
 	WriteHeader(&b, "Auto-Submitted", "auto-generated")
 	// Keeps Exchange and Outlook from answering with out-of-office replies.
 	WriteHeader(&b, "X-Auto-Response-Suppress", "All")
-	WriteHeader(&b, NoticeHeader, strings.TrimSpace(NoticeNotification+" "+m.Token))
-	b.WriteString("\r\n")
-	qp := quotedprintable.NewWriter(&b)
+	var text bytes.Buffer
+	qp := quotedprintable.NewWriter(&text)
 	if _, err := qp.Write([]byte(body)); err != nil {
 		return nil, err
 	}
 	if err := qp.Close(); err != nil {
 		return nil, err
 	}
-	if !bytes.HasSuffix(b.Bytes(), []byte("\r\n")) {
-		b.WriteString("\r\n")
+	if !bytes.HasSuffix(text.Bytes(), []byte("\r\n")) {
+		text.WriteString("\r\n")
 	}
+	var sum notice.BodyHash
+	sum.Write(text.Bytes())
+	WriteHeader(&b, NoticeHeader, Mark(m.Key, NoticeNotification, id, to, sum.Sum(), now))
+	b.WriteString("\r\n")
+	b.Write(text.Bytes())
 	return b.Bytes(), nil
+}
+
+// Mark is the X-Avstation-Notice value of a notice of kind with this
+// Message-ID, envelope recipients and body (a notice.BodyHash sum): signed
+// with key, or the kind alone when key is nil.
+func Mark(key *notice.Key, kind, messageID string, to []string, body [32]byte, now time.Time) string {
+	if key == nil {
+		return kind
+	}
+	return key.Mark(kind, notice.Message{MessageID: messageID, Recipients: to, Body: body}, now)
 }
 
 // SendMessage submits the message that write produces, a complete RFC 5322

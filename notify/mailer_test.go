@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avstation/avstation/notice"
 	"github.com/avstation/avstation/test/harness"
 )
 
@@ -165,5 +166,33 @@ func TestWriteHeaderFolds(t *testing.T) {
 	}
 	if got := strings.ReplaceAll(b.String(), "\r\n", ""); got != "Subject: "+strings.Repeat("word ", 40) {
 		t.Errorf("unfolded %q", got)
+	}
+}
+
+// With a key, the mark of a notice verifies over the notice as it arrived,
+// and for its own recipients only.
+func TestMailerMark(t *testing.T) {
+	sink := harness.StartSink(t)
+	key := notice.NewKey()
+	m := Mailer{Addr: sink.Addr, From: "av@example.org", Key: key}
+	to := []string{"owner-dev@lists.example.org", "av-admin@example.org"}
+	if err := m.Send(context.Background(), to, "Virus ✓", "line one\nline two without end"); err != nil {
+		t.Fatal(err)
+	}
+	d := sink.WaitFor(t, nil, 5*time.Second)
+	msg, err := mail.ReadMessage(bytes.NewReader(d.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ := bytes.Cut(d.Data, []byte("\r\n\r\n"))
+	var sum notice.BodyHash
+	sum.Write(body)
+	got := notice.Message{MessageID: msg.Header.Get("Message-Id"), Recipients: d.To, Body: sum.Sum()}
+	if st, err := key.Verify(msg.Header.Get("X-Avstation-Notice"), got); err != nil || st.Kind != NoticeNotification {
+		t.Fatalf("mark %q: %+v, %v", msg.Header.Get("X-Avstation-Notice"), st, err)
+	}
+	got.Recipients = to[:1]
+	if _, err := key.Verify(msg.Header.Get("X-Avstation-Notice"), got); !errors.Is(err, notice.ErrSignature) {
+		t.Errorf("mark verified for fewer recipients: %v", err)
 	}
 }

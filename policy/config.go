@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -43,10 +44,12 @@ type Config struct {
 	// MaxScanSize: larger messages are not scanned but take the oversize
 	// rule. 0 is off.
 	MaxScanSize bytesize.Size `yaml:"max_scan_size" doc:"bytes above which a message is not scanned and takes the oversize rule; 0: off"`
-	// ApplyToOutgoing scans mail from local senders (authenticated, or from
-	// a local domain) too.
-	ApplyToOutgoing bool         `yaml:"apply_to_outgoing" doc:"also scan mail from authenticated users and local senders"`
-	LocalDomains    []string     `yaml:"local_domains" doc:"domains that are local, for extension filter scopes and apply_to_outgoing"`
+	// ApplyToOutgoing scans outgoing mail too: from an authenticated
+	// client or a trusted network (see Policy.Outgoing), never judged by
+	// the envelope sender.
+	ApplyToOutgoing bool         `yaml:"apply_to_outgoing" doc:"also scan outgoing mail: from SMTP-authenticated clients and clients in trusted_networks (the envelope sender does not count: anyone can write a local address in MAIL FROM)"`
+	TrustedNetworks []string     `yaml:"trusted_networks" doc:"client addresses and CIDR ranges whose mail is outgoing, for apply_to_outgoing and the bypass file's sender entries; empty: only authenticated clients (local sendmail(1) submissions arrive as 127.0.0.1: list it only if every local user may post unscanned)"`
+	LocalDomains    []string     `yaml:"local_domains" doc:"domains that are local, for extension filter scopes"`
 	Filters         FilterConfig `yaml:"extension_filters" doc:"attachment name rules"`
 	StripText       string       `yaml:"strip_text" doc:"text that replaces a stripped attachment; %%FileName%% and %%VirusName%% are filled in; empty: a standard sentence"`
 }
@@ -113,7 +116,8 @@ type Problem struct{ Key, Message string }
 type Policy struct {
 	Config
 	filters  []compiledRule
-	compiled bool // made by Compile; a Policy{} written by hand is not
+	trusted  []netip.Prefix // trusted_networks
+	compiled bool           // made by Compile; a Policy{} written by hand is not
 }
 
 // Compile checks c and compiles its filters. With problems it returns no
@@ -155,6 +159,8 @@ func Compile(c Config) (*Policy, []Problem) {
 			add(fmt.Sprintf("local_domains[%d]", i), "%q is not a domain; write it like example.org", d)
 		}
 	}
+	trusted, nprobs := parseNetworks(c.TrustedNetworks)
+	probs = append(probs, nprobs...)
 	filters, fprobs := c.Filters.compile()
 	for _, k := range slices.Sorted(maps.Keys(fprobs)) {
 		add("extension_filters."+k, "%s", fprobs[k])
@@ -163,5 +169,5 @@ func Compile(c Config) (*Policy, []Problem) {
 		slices.SortStableFunc(probs, func(a, b Problem) int { return strings.Compare(a.Key, b.Key) })
 		return nil, probs
 	}
-	return &Policy{Config: c, filters: filters, compiled: true}, nil
+	return &Policy{Config: c, filters: filters, trusted: trusted, compiled: true}, nil
 }

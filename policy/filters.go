@@ -283,9 +283,3 @@ func (c *Config) isLocal(addr string) bool {
 	}
 	return false
 }
-
-// LocalSender reports whether the envelope's sender is local, for
-// apply_to_outgoing.
-func (c *Config) LocalSender(sender string, authenticated bool) bool {
-	return authenticated || c.isLocal(sender)
-}

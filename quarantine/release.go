@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/avstation/avstation/jobproto"
+	"github.com/avstation/avstation/notice"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -171,60 +171,9 @@ func BodySum(msg io.Reader) ([32]byte, error) {
 	return h.Sum(), nil
 }
 
-// BodyHash is the SHA-256 of a message body as it travels over SMTP: a bare
-// LF counts as CRLF, and a body that does not end with a line end gets one
-// (RFC 5321 4.5.2: the final CRLF before the dot; notify.Mailer and the MTA
-// both add it). So the body of the quarantined file, stored as the milter
-// received it, and the body the milter receives when it comes back, hash
-// the same. Write the body in any number of pieces, then call Sum once;
-// Write after Sum panics. The zero value is ready.
-type BodyHash struct {
-	h    hash.Hash
-	last byte // the last byte written; 0 before any
-	sum  *[32]byte
-}
-
-// Write adds body bytes; it never fails.
-func (b *BodyHash) Write(p []byte) (int, error) {
-	if b.h == nil {
-		b.h = sha256.New()
-	}
-	if b.sum != nil {
-		panic("quarantine: BodyHash.Write after Sum")
-	}
-	start := 0
-	prev := b.last
-	for i, c := range p {
-		if c == '\n' && prev != '\r' {
-			b.h.Write(p[start:i])
-			b.h.Write([]byte("\r\n"))
-			start = i + 1
-		}
-		prev = c
-	}
-	b.h.Write(p[start:])
-	if len(p) > 0 {
-		b.last = p[len(p)-1]
-	}
-	return len(p), nil
-}
-
-// Sum finishes the hash and returns it; later calls return the same sum.
-func (b *BodyHash) Sum() [32]byte {
-	if b.sum != nil {
-		return *b.sum
-	}
-	if b.h == nil {
-		b.h = sha256.New()
-	}
-	if b.last != 0 && b.last != '\n' {
-		b.h.Write([]byte("\r\n"))
-	}
-	var s [32]byte
-	copy(s[:], b.h.Sum(nil))
-	b.sum = &s
-	return s
-}
+// BodyHash is the SHA-256 of a message body as it travels over SMTP (see
+// notice.BodyHash, which notices are marked with too).
+type BodyHash = notice.BodyHash
 
 const releasedExt = ".released"
 

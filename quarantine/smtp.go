@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avstation/avstation/notice"
 	"github.com/avstation/avstation/notify"
 	"github.com/avstation/avstation/verdict"
 )
@@ -17,20 +18,24 @@ import (
 // message goes to To attached, unchanged, to a short report. It is submitted
 // over plain SMTP to a local MTA (no AUTH, no TLS) with the null envelope
 // sender, as notices are (see notify.Mailer), and is marked with
-// X-Avstation-Notice: quarantine so that the milter lets it through
-// unscanned: it would otherwise stop it again, forever.
+// X-Avstation-Notice: quarantine, signed with Key, so that the milter lets
+// this report through unscanned once: it would otherwise stop it again,
+// forever.
 type SMTPDest struct {
 	Addr    string        // host:port of the MTA
 	To      string        // the quarantine mailbox
 	From    string        // the report's From header
 	HELO    string        // the host name when empty
 	Timeout time.Duration // notify.DefaultTimeout when zero
-	Token   string        // follows the kind in X-Avstation-Notice (see notify.Mailer.Token)
+	// Key signs the notice mark (see notify.Mailer.Key); nil: the mark
+	// names the kind only and the milter scans the report.
+	Key *notice.Key
 }
 
 // Put submits the report with msg attached as message/rfc822. msg is sent as
-// it is, with bare LF line ends made CRLF as SMTP requires.
-func (s SMTPDest) Put(ctx context.Context, rec Record, msg io.Reader) error {
+// it is, with bare LF line ends made CRLF as SMTP requires. It is read
+// twice: once for the digest the mark signs, once to send it.
+func (s SMTPDest) Put(ctx context.Context, rec Record, msg io.ReadSeeker) error {
 	if s.To == "" {
 		return fmt.Errorf("quarantine: smtp: no To address")
 	}
@@ -41,43 +46,66 @@ func (s SMTPDest) Put(ctx context.Context, rec Record, msg io.Reader) error {
 	if rec.Time.IsZero() {
 		rec.Time = time.Now()
 	}
-	m := notify.Mailer{Addr: s.Addr, From: s.From, HELO: s.HELO, Timeout: s.Timeout}
 	boundary := newBoundary()
+	start, err := msg.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return fmt.Errorf("quarantine: smtp: %w", err)
+	}
+	var sum notice.BodyHash
+	if err := s.writeBody(&sum, rec, boundary, msg); err != nil {
+		return fmt.Errorf("quarantine: smtp: %w", err)
+	}
+	if _, err := msg.Seek(start, io.SeekStart); err != nil {
+		return fmt.Errorf("quarantine: smtp: %w", err)
+	}
+	id := notify.MessageID(s.From)
+	mark := notify.Mark(s.Key, notify.NoticeQuarantine, id, []string{s.To}, sum.Sum(), time.Now())
+	m := notify.Mailer{Addr: s.Addr, From: s.From, HELO: s.HELO, Timeout: s.Timeout}
 	err = m.SendMessage(ctx, []string{s.To}, func(w io.Writer) error {
 		var b bytes.Buffer
 		notify.WriteHeader(&b, "From", from)
 		notify.WriteHeader(&b, "To", "<"+oneLine(s.To)+">")
 		notify.WriteHeader(&b, "Subject", mime.QEncoding.Encode("utf-8", reportSubject(rec)))
 		notify.WriteHeader(&b, "Date", time.Now().Format(time.RFC1123Z))
-		notify.WriteHeader(&b, "Message-ID", notify.MessageID(s.From))
+		notify.WriteHeader(&b, "Message-ID", id)
 		notify.WriteHeader(&b, "MIME-Version", "1.0")
 		notify.WriteHeader(&b, "Content-Type", `multipart/mixed; boundary="`+boundary+`"`)
 		notify.WriteHeader(&b, "Auto-Submitted", "auto-generated")
-		notify.WriteHeader(&b, notify.NoticeHeader, strings.TrimSpace(notify.NoticeQuarantine+" "+s.Token))
-		b.WriteString("\r\nThis is a quarantine report in MIME format.\r\n")
-		b.WriteString("--" + boundary + "\r\n")
-		b.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
-		b.WriteString(reportText(rec))
-		b.WriteString("\r\n--" + boundary + "\r\n")
-		b.WriteString("Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"message.eml\"\r\n\r\n")
+		notify.WriteHeader(&b, notify.NoticeHeader, mark)
+		b.WriteString("\r\n")
 		if _, err := w.Write(b.Bytes()); err != nil {
 			return err
 		}
-		lw := &lastByte{w: w}
-		if _, err := io.Copy(lw, msg); err != nil {
-			return fmt.Errorf("message: %w", err)
-		}
-		end := "\r\n--" + boundary + "--\r\n"
-		if lw.last != '\n' {
-			end = "\r\n" + end // the message lacked its final line break
-		}
-		_, err := io.WriteString(w, end)
-		return err
+		return s.writeBody(w, rec, boundary, msg)
 	})
 	if err != nil {
 		return fmt.Errorf("quarantine: smtp to %s: %w", s.To, err)
 	}
 	return nil
+}
+
+// writeBody writes the report's body: the text part, then msg attached.
+func (s SMTPDest) writeBody(w io.Writer, rec Record, boundary string, msg io.Reader) error {
+	var b bytes.Buffer
+	b.WriteString("This is a quarantine report in MIME format.\r\n")
+	b.WriteString("--" + boundary + "\r\n")
+	b.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
+	b.WriteString(reportText(rec))
+	b.WriteString("\r\n--" + boundary + "\r\n")
+	b.WriteString("Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"message.eml\"\r\n\r\n")
+	if _, err := w.Write(b.Bytes()); err != nil {
+		return err
+	}
+	lw := &lastByte{w: w}
+	if _, err := io.Copy(lw, msg); err != nil {
+		return fmt.Errorf("message: %w", err)
+	}
+	end := "\r\n--" + boundary + "--\r\n"
+	if lw.last != '\n' {
+		end = "\r\n" + end // the message lacked its final line break
+	}
+	_, err := io.WriteString(w, end)
+	return err
 }
 
 func reportSubject(rec Record) string {

@@ -3,6 +3,7 @@ package quarantine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avstation/avstation/notice"
 	"github.com/avstation/avstation/test/harness"
 )
 
@@ -99,5 +101,40 @@ func TestSMTPDestConfig(t *testing.T) {
 		if err := dest.Put(context.Background(), Record{}, strings.NewReader("x")); err == nil {
 			t.Errorf("%+v: Put succeeded", dest)
 		}
+	}
+}
+
+// With a key, the report's mark verifies over the report as it arrived:
+// its Message-ID, its recipient and its body as sent, bare LFs of the
+// kept message and a missing final line break included; nothing else.
+func TestSMTPDestMark(t *testing.T) {
+	sink := harness.StartSink(t)
+	key := notice.NewKey()
+	dest := SMTPDest{Addr: sink.Addr, To: "prison@example.org", From: "avstation@example.org", Key: key}
+	msg := strings.NewReader("Subject: x\n\nbare\nline feeds\nno newline")
+	msg.Seek(9, io.SeekStart) // Put reads from where the reader is, twice
+	if err := dest.Put(context.Background(), Record{Outcome: "infected"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	d := sink.WaitFor(t, nil, 5*time.Second)
+	m, err := mail.ReadMessage(bytes.NewReader(d.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := BodySum(bytes.NewReader(d.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := notice.Message{MessageID: m.Header.Get("Message-Id"), Recipients: d.To, Body: sum}
+	st, err := key.Verify(m.Header.Get("X-Avstation-Notice"), got)
+	if err != nil || st.Kind != "quarantine" {
+		t.Fatalf("mark %q: %+v, %v", m.Header.Get("X-Avstation-Notice"), st, err)
+	}
+	if !bytes.Contains(d.Data, []byte("\r\n\r\nx\r\n\r\nbare\r\n")) {
+		t.Errorf("the kept message was not sent from the reader's position:\n%s", d.Data)
+	}
+	got.Recipients = []string{"dev@lists.example.org"}
+	if _, err := key.Verify(m.Header.Get("X-Avstation-Notice"), got); !errors.Is(err, notice.ErrSignature) {
+		t.Errorf("mark verified for another recipient: %v", err)
 	}
 }

@@ -89,7 +89,8 @@ func TestPolicies(t *testing.T) {
 	t.Run("the bypass file lets a trusted sender through, and SIGHUP reloads it", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "bypass")
 		os.WriteFile(file, []byte("# nobody yet\n*@trusted.example\n"), 0o600)
-		c := milterWith(t, "", "bypass_file: "+file+"\n")
+		// Sender entries count for outgoing mail only (see TestOutgoingTrust).
+		c := milterWith(t, "  trusted_networks: [127.0.0.1/32]\n", "bypass_file: "+file+"\n")
 		wantCode(t, c.send(t, listRcp, "before reload", eicarAttachment()), 550)
 		os.WriteFile(file, []byte("*@trusted.example\n"+sender+"   # the list's own robot\n"), 0o600)
 		if err := c.milter.Signal(syscall.SIGHUP); err != nil {

@@ -635,7 +635,10 @@ func TestDeploySystemdUnits(t *testing.T) {
 }
 
 // TestDeployPostfixMasterCF parses the master.cf snippet with postconf,
-// which warns about any -o parameter Postfix does not know.
+// which warns about any -o parameter Postfix does not know, and checks that
+// the notice listener keeps the milters: every local process can reach it,
+// so without them it would be a way onto the lists unscanned (avmilter
+// recognises its own notices by their signed mark instead).
 func TestDeployPostfixMasterCF(t *testing.T) {
 	postconf := tool(t, "postconf", "run scripts/install-deps.sh (Debian's postfix package)")
 	dir := t.TempDir()
@@ -652,12 +655,18 @@ func TestDeployPostfixMasterCF(t *testing.T) {
 	if err != nil || strings.Contains(out, "warning") {
 		t.Fatalf("postconf -P: %v\n%s", err, out)
 	}
-	for _, want := range []string{
-		"127.0.0.1:10026/inet/smtpd_milters =\n",
-		"127.0.0.1:10026/inet/non_smtpd_milters =\n",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("master.cf: no %q in:\n%s", want, out)
+	if !strings.Contains(out, "127.0.0.1:10026/inet/syslog_name = postfix/avnotice\n") {
+		t.Fatalf("master.cf: no notice listener on 127.0.0.1:10026 in:\n%s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		name, value, _ := strings.Cut(strings.TrimPrefix(line, "127.0.0.1:10026/inet/"), "=")
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		switch {
+		case !strings.HasPrefix(line, "127.0.0.1:10026/inet/"):
+		case name == "smtpd_milters" || name == "non_smtpd_milters" || name == "milter_default_action":
+			t.Errorf("master.cf: the notice listener overrides %s (%q): it must run avmilter like any other smtpd", name, value)
+		case name == "receive_override_options" && strings.Contains(value, "no_milters"):
+			t.Errorf("master.cf: the notice listener sets receive_override_options=%s: no_milters turns avmilter off for every local process", value)
 		}
 	}
 }
