@@ -52,6 +52,10 @@ func Warnings(log *slog.Logger, warnings []string) {
 	}
 }
 
+// testEngines are engines only a test build has (build tag avtest, see
+// engines_avtest.go); none in the daemons as shipped.
+var testEngines []scanner.Engine
+
 // Scanner builds the scanner with the configured engines. The clamd
 // addresses form one pool, whose health loop runs until ctx ends; pool is
 // nil when no clamd is configured.
@@ -68,6 +72,7 @@ func Scanner(ctx context.Context, cfg config.Scanner, spoolDir string, log *slog
 		go pool.Start(ctx)
 		engines = append(engines, scanner.Clamd(pool))
 	}
+	engines = append(engines, testEngines...)
 	for _, ec := range cfg.External {
 		e, err := external.New(ec)
 		if err != nil {

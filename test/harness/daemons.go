@@ -17,9 +17,14 @@ import (
 type Binaries struct{ Milter, Station string }
 
 // BuildDaemons builds avmilter and avstation from the module at root into
-// dir. Tests call it once from TestMain.
-func BuildDaemons(root, dir string) (Binaries, error) {
-	build := exec.Command("go", "build", "-o", dir, "./cmd/avmilter", "./cmd/avstation")
+// dir, with the build tags given (avtest: the test-only engines of
+// internal/daemon). Tests call it once from TestMain.
+func BuildDaemons(root, dir string, tags ...string) (Binaries, error) {
+	args := []string{"build", "-o", dir}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	build := exec.Command("go", append(args, "./cmd/avmilter", "./cmd/avstation")...)
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return Binaries{}, fmt.Errorf("building the daemons: %v\n%s", err, out)
