@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/avstation/avstation/test/harness"
 )
 
 // fakeScan is the absolute path of testdata/fakescan.sh, made executable.
@@ -270,7 +272,7 @@ func TestScanGrep(t *testing.T) {
 	tmp := t.TempDir()
 	e, err := New(Config{
 		Name:          "grep",
-		Path:          "/usr/bin/grep",
+		Path:          harness.Program(t, "grep"),
 		Args:          []string{"--only-matching", "--regexp=EVIL-[0-9]*", "--", "{file}"},
 		InfectedCodes: []int{0},
 		CleanCodes:    []int{1},

@@ -56,7 +56,7 @@ func StartClamd(t testing.TB) *Clamd {
 // database's main.cvd, daily.cld, ...) linked into its database directory.
 func StartClamdWith(t testing.TB, databases ...string) *Clamd {
 	t.Helper()
-	bin := lookBin(t, "clamd", "clamav-daemon")
+	bin := Program(t, "clamd")
 	dir := t.TempDir()
 	recordStarted(dir)
 	port := FreePort(t)

@@ -19,7 +19,11 @@ type Binaries struct{ Milter, Station string }
 // BuildDaemons builds avmilter and avstation from the module at root into
 // dir. Tests call it once from TestMain.
 func BuildDaemons(root, dir string) (Binaries, error) {
-	build := exec.Command("go", "build", "-o", dir, "./cmd/avmilter", "./cmd/avstation")
+	goBin, err := Lookup("go")
+	if err != nil {
+		return Binaries{}, fmt.Errorf("building the daemons: %w", err)
+	}
+	build := exec.Command(goBin, "build", "-o", dir, "./cmd/avmilter", "./cmd/avstation")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return Binaries{}, fmt.Errorf("building the daemons: %v\n%s", err, out)
