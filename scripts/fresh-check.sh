@@ -12,7 +12,8 @@
 #   -b         build the cached base root only, run nothing
 #
 # The chroot gets what a new user brings before reading README.md: Debian's
-# minbase system, make, and Go (copied from this machine's GOROOT). The
+# minbase system, make, and Go (copied from this machine's GOROOT), plus
+# this machine's locally added CA certificates (see below). The
 # repository is a git clone of this checkout's HEAD (uncommitted changes are
 # not in it). Everything else must come from `make test` itself, that is
 # scripts/install-deps.sh. The chroot shares this machine's network: apt and
@@ -118,8 +119,12 @@ fresh_root
 tar -C "$root" -xzf "$base"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 grep -q localhost "$root/etc/hosts" 2>/dev/null || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
-mkdir -p "$root/usr/local"
+mkdir -p "$root/usr/local/share/ca-certificates"
 cp -a "$goroot" "$root/usr/local/go"
+# Certificates this machine trusts locally (a TLS-inspecting egress proxy's)
+# belong to the network the chroot shares, not to the project: Debian's
+# ca-certificates adds them when install-deps.sh installs it.
+cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
 git clone --quiet --no-hardlinks "$repo" "$root/root/avstation"
 git -C "$root/root/avstation" checkout --quiet --detach "$rev"
 
