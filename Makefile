@@ -11,7 +11,7 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/avmilter ./cmd/avstation
 
-# Installs Postfix, clamd, swaks and staticcheck on Debian when missing (as root).
+# Installs what scripts/deps.txt lists, and staticcheck, when missing (as root, on Debian).
 deps:
 	scripts/install-deps.sh
 

@@ -2,45 +2,51 @@
 # install-deps.sh: install what the integration tests and checks need on a
 # fresh Debian 12 machine (run as root). Idempotent: quick when all is there.
 #
-# It installs packages only. It never starts, stops or reconfigures the host's
-# own Postfix or clamd: the tests run private instances with their own config
-# directories (see test/harness). On Debian, installing starts no service when
+# What to install is scripts/deps.txt (program, Debian package, why), the
+# one list the tests check their programs against. It installs packages
+# only. It never starts, stops or reconfigures the host's own Postfix or
+# clamd: the tests run private instances with their own config directories
+# (see test/harness). On Debian, installing starts no service when
 # there is no init system; with one, we ask policy-rc.d not to start any.
 set -euo pipefail
 
 # staticcheck 2026.2.2 (module version v0.8.2) supports Go 1.26.
 STATICCHECK_VERSION="${STATICCHECK_VERSION:-v0.8.2}"
 
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
+deps="$(dirname "$0")/deps.txt"
 
-# command name -> Debian package that provides it
-declare -A pkg_of=(
-	[postfix]=postfix
-	[smtp-sink]=postfix
-	[swaks]=swaks
-	[clamd]=clamav-daemon
-	[clamdscan]=clamdscan
-	[7z]=p7zip-full
-	[zip]=zip
-	[promtool]=prometheus
-	[systemd-analyze]=systemd
-)
+# have: a program in PATH or an sbin/bin directory, or a file by absolute path.
+have() {
+	case $1 in
+	/*) [ -e "$1" ] ;;
+	*) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ] || [ -x "/sbin/$1" ] || [ -x "/bin/$1" ] ;;
+	esac
+}
 
-missing=()
-for cmd in postfix smtp-sink swaks clamd clamdscan 7z zip promtool systemd-analyze; do
-	if have "$cmd"; then
-		echo "present: $cmd (${pkg_of[$cmd]})"
+# deps.txt: program, Debian package ("-": not Debian's), why.
+missing=() pkgs=() manual=()
+while read -r prog pkg why; do
+	case $prog in '' | '#'*) continue ;; esac
+	if have "$prog"; then
+		echo "present: $prog ($pkg)"
+	elif [ "$pkg" = - ]; then
+		manual+=("$prog: $why")
 	else
-		missing+=("$cmd")
+		missing+=("$prog")
+		case " ${pkgs[*]} " in *" $pkg "*) ;; *) pkgs+=("$pkg") ;; esac
 	fi
-done
+done <"$deps"
+if [ "${#manual[@]}" -gt 0 ]; then
+	printf 'install-deps: not found and not a Debian package: %s\n' "${manual[@]}" >&2
+	exit 1
+fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "install-deps: missing ${missing[*]}: run this script as root" >&2
 		exit 1
 	fi
-	echo "installing: postfix swaks clamav-daemon clamdscan p7zip-full zip prometheus (missing: ${missing[*]})"
+	echo "installing: ${pkgs[*]} (missing: ${missing[*]})"
 	# Answer Postfix's questions up front so the install is non-interactive.
 	debconf-set-selections <<'DEBCONF'
 postfix postfix/main_mailer_type select Local only
@@ -68,16 +74,15 @@ DEBCONF
 
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		postfix swaks clamav-daemon clamdscan p7zip-full zip prometheus systemd >/dev/null
+		"${pkgs[@]}" >/dev/null
 	restore_policy
 	trap - EXIT
-	for cmd in "${missing[@]}"; do
-		if have "$cmd"; then
-			echo "installed: $cmd (${pkg_of[$cmd]})"
-		else
-			echo "install-deps: $cmd still missing after apt-get install" >&2
+	for prog in "${missing[@]}"; do
+		if ! have "$prog"; then
+			echo "install-deps: $prog still missing after apt-get install (see $deps)" >&2
 			exit 1
 		fi
+		echo "installed: $prog"
 	done
 fi
 

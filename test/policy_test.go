@@ -214,10 +214,10 @@ func passwordZip(t *testing.T) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "plan.txt"), []byte("the secret plan\n"), 0o600)
-	cmd := exec.Command("zip", "-q", "-P", "s3cret", "out.zip", "plan.txt")
+	cmd := exec.Command(harness.Program(t, "zip"), "-q", "-P", "s3cret", "out.zip", "plan.txt")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("zip: %v %s (scripts/install-deps.sh installs zip)", err, out)
+		t.Fatalf("zip: %v %s", err, out)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "out.zip"))
 	if err != nil {

@@ -27,30 +27,7 @@ import (
 // where go test runs.
 const deployDir = "../deploy"
 
-// tool finds a command the deploy checks need; a missing one is a failure
-// (the machine is not set up), never a skip.
-func tool(t *testing.T, name, hint string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/bin"} {
-		if p := filepath.Join(dir, name); isExecutable(p) {
-			return p
-		}
-	}
-	t.Fatalf("%s not found: %s", name, hint)
-	return ""
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-func promtool(t *testing.T) string {
-	return tool(t, "promtool", "run scripts/install-deps.sh (it installs Debian's prometheus package, which ships promtool)")
-}
+func promtool(t *testing.T) string { return harness.Program(t, "promtool") }
 
 // run runs a command in dir and returns its combined output and error.
 func run(dir string, stdin io.Reader, name string, args ...string) (string, error) {
@@ -543,7 +520,7 @@ func asList(v any) []any {
 // syntax, every directive known, the binary there; security: the exposure
 // score), and creates their users and directories in a scratch root.
 func TestDeploySystemdUnits(t *testing.T) {
-	sa := tool(t, "systemd-analyze", "it comes with Debian's systemd package (apt-get install systemd); no running systemd is needed")
+	sa := harness.Program(t, "systemd-analyze")
 	dir := t.TempDir()
 	var units []string
 	stateDefault := map[string]string{"avmilter": config.DefaultActivityDir, "avstation": config.DefaultRecordsDir}
@@ -611,10 +588,10 @@ func TestDeploySystemdUnits(t *testing.T) {
 	if len(sysusers) != 2 || len(tmpfiles) != 2 {
 		t.Fatalf("want sysusers.d and tmpfiles.d files for both daemons, have %v %v", sysusers, tmpfiles)
 	}
-	if out, err := run("", nil, tool(t, "systemd-sysusers", "apt-get install systemd"), append([]string{"--root=" + root}, sysusers...)...); err != nil {
+	if out, err := run("", nil, harness.Program(t, "systemd-sysusers"), append([]string{"--root=" + root}, sysusers...)...); err != nil {
 		t.Fatalf("systemd-sysusers: %v\n%s", err, out)
 	}
-	if out, err := run("", nil, tool(t, "systemd-tmpfiles", "apt-get install systemd"), append([]string{"--root=" + root, "--create"}, tmpfiles...)...); err != nil || strings.TrimSpace(out) != "" {
+	if out, err := run("", nil, harness.Program(t, "systemd-tmpfiles"), append([]string{"--root=" + root, "--create"}, tmpfiles...)...); err != nil || strings.TrimSpace(out) != "" {
 		t.Fatalf("systemd-tmpfiles: %v\n%s", err, out)
 	}
 	for path, mode := range map[string]fs.FileMode{
@@ -640,7 +617,7 @@ func TestDeploySystemdUnits(t *testing.T) {
 // so without them it would be a way onto the lists unscanned (avmilter
 // recognises its own notices by their signed mark instead).
 func TestDeployPostfixMasterCF(t *testing.T) {
-	postconf := tool(t, "postconf", "run scripts/install-deps.sh (Debian's postfix package)")
+	postconf := harness.Program(t, "postconf")
 	dir := t.TempDir()
 	for _, f := range []string{"main.cf", "master.cf"} {
 		b, err := os.ReadFile(filepath.Join(deployDir, "postfix", f))

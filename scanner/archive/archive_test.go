@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/ulikunitz/xz"
+
+	"github.com/avstation/avstation/test/harness"
 )
 
 // eicar is the EICAR test string, built from two halves so that this file
@@ -123,9 +125,7 @@ func makeXz(t *testing.T, data []byte) []byte {
 // the bytes of the archive out it made there.
 func tool(t *testing.T, out string, files []file, name string, args ...string) []byte {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s is needed to make this fixture: %v", name, err)
-	}
+	path := harness.Program(t, name)
 	dir := t.TempDir()
 	for _, f := range files {
 		p := filepath.Join(dir, f.name)
@@ -134,7 +134,7 @@ func tool(t *testing.T, out string, files []file, name string, args ...string) [
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(name, args...)
+	cmd := exec.Command(path, args...)
 	cmd.Dir = dir
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, b)

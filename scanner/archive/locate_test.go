@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/avstation/avstation/test/harness"
 )
 
 // stub is a stand-in for a self-extractor's executable code: a DOS header
@@ -24,14 +26,12 @@ func join(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 // count from the start of the file by zip -A, as SFX makers do.
 func zipAdjusted(t *testing.T, prefix, z []byte) []byte {
 	t.Helper()
-	if _, err := exec.LookPath("zip"); err != nil {
-		t.Fatalf("zip is needed to make this fixture: %v", err)
-	}
+	zip := harness.Program(t, "zip")
 	p := filepath.Join(t.TempDir(), "sfx.exe")
 	if err := os.WriteFile(p, join(prefix, z), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("zip", "-q", "-A", p).CombinedOutput(); err != nil {
+	if out, err := exec.Command(zip, "-q", "-A", p).CombinedOutput(); err != nil {
 		t.Fatalf("zip -A: %v %s", err, out)
 	}
 	b, err := os.ReadFile(p)

@@ -23,7 +23,7 @@ func clamdscanConfig(t *testing.T, host string, port int) Config {
 	}
 	return Config{
 		Name:          "clamdscan",
-		Path:          "/usr/bin/clamdscan",
+		Path:          harness.Program(t, "clamdscan"),
 		Args:          []string{"--no-summary", "--stream", "--config-file=" + conf, "{file}"},
 		InfectedCodes: []int{1},
 		CleanCodes:    []int{0},
@@ -43,7 +43,7 @@ func TestClamAV(t *testing.T) {
 	}
 	clamscan := Config{
 		Name:          "clamscan",
-		Path:          "/usr/bin/clamscan",
+		Path:          harness.Program(t, "clamscan"),
 		Args:          []string{"--no-summary", "--stdout", "--database=" + filepath.Join(clamd.Dir, "db"), "{file}"},
 		InfectedCodes: []int{1},
 		CleanCodes:    []int{0},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/avstation/avstation/scanner/engineerr"
+	"github.com/avstation/avstation/test/harness"
 )
 
 // fakeScan is the absolute path of testdata/fakescan.sh, made executable.
@@ -280,7 +281,7 @@ func TestScanGrep(t *testing.T) {
 	tmp := t.TempDir()
 	e, err := New(Config{
 		Name:          "grep",
-		Path:          "/usr/bin/grep",
+		Path:          harness.Program(t, "grep"),
 		Args:          []string{"--only-matching", "--regexp=EVIL-[0-9]*", "--", "{file}"},
 		InfectedCodes: []int{0},
 		CleanCodes:    []int{1},

@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf16"
+
+	"github.com/avstation/avstation/test/harness"
 )
 
 // b64lines is base64 in lines of n characters, CRLF.
@@ -149,12 +151,16 @@ func toolArchive(files map[string][]byte, tool string, args ...string) ([]byte, 
 			return nil, err
 		}
 	}
+	path, err := harness.Lookup(tool)
+	if err != nil {
+		return nil, fmt.Errorf("making a corpus archive: %w", err)
+	}
 	out := filepath.Join(dir, "out")
 	args = append(args, out)
-	cmd := exec.Command(tool, append(args, names...)...)
+	cmd := exec.Command(path, append(args, names...)...)
 	cmd.Dir = dir
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("%s %s: %v: %s (install p7zip-full and zip: scripts/install-deps.sh)", tool, strings.Join(args, " "), err, msg)
+		return nil, fmt.Errorf("%s %s: %v: %s", tool, strings.Join(args, " "), err, msg)
 	}
 	// zip and 7z add their extension to a name without one.
 	for _, p := range []string{out, out + ".zip", out + ".7z"} {

@@ -71,7 +71,7 @@ type ClamdOptions struct {
 func StartClamdOpts(t testing.TB, o ClamdOptions) *Clamd {
 	t.Helper()
 	databases := o.Databases
-	bin := lookBin(t, "clamd", "clamav-daemon")
+	bin := Program(t, "clamd")
 	dir := t.TempDir()
 	recordStarted(dir)
 	port := FreePort(t)

@@ -20,11 +20,15 @@ type Binaries struct{ Milter, Station string }
 // dir, with the build tags given (avtest: the test-only engines of
 // internal/daemon). Tests call it once from TestMain.
 func BuildDaemons(root, dir string, tags ...string) (Binaries, error) {
+	goBin, err := Lookup("go")
+	if err != nil {
+		return Binaries{}, fmt.Errorf("building the daemons: %w", err)
+	}
 	args := []string{"build", "-o", dir}
 	if len(tags) > 0 {
 		args = append(args, "-tags", strings.Join(tags, ","))
 	}
-	build := exec.Command("go", append(args, "./cmd/avmilter", "./cmd/avstation")...)
+	build := exec.Command(goBin, append(args, "./cmd/avmilter", "./cmd/avstation")...)
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return Binaries{}, fmt.Errorf("building the daemons: %v\n%s", err, out)

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -66,23 +65,6 @@ func waitTCP(addr string, timeout time.Duration, exited <-chan struct{}) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// lookBin finds an installed program, also in the sbin directories that a
-// non-login PATH may lack.
-func lookBin(t testing.TB, name, pkg string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/bin", "/sbin", "/usr/local/sbin", "/usr/local/bin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	t.Fatalf("harness: %s (Debian package %s) not installed: run scripts/install-deps.sh", name, pkg)
-	return ""
 }
 
 // tailFile returns the last n lines of a file, or a note saying why it

@@ -63,8 +63,8 @@ const (
 // files. It must run as root (Postfix's master needs it).
 func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 	t.Helper()
-	bin := lookBin(t, "postfix", "postfix")
-	lookBin(t, "postconf", "postfix")
+	bin := Program(t, "postfix")
+	Program(t, "postconf")
 	if os.Geteuid() != 0 {
 		t.Fatalf("harness: a private Postfix needs root (postfix start runs its master as root); euid is %d", os.Geteuid())
 	}
