@@ -13,7 +13,6 @@ import (
 var (
 	replyNoStorage = smtpreply.Reply{Code: 451, Enhanced: "4.3.1", Text: "Insufficient system storage to check this message for viruses; please try again later."}
 	replyTooBig    = smtpreply.Reply{Code: 451, Enhanced: "4.3.4", Text: "Message too big to be checked for viruses here; please try again later."}
-	replyBusy      = smtpreply.Reply{Code: 451, Enhanced: "4.3.2", Text: "Too many connections to the virus checker; please try again later."}
 )
 
 // errOverBudget is a message that would take the held bytes past a limit.
