@@ -30,6 +30,10 @@ const (
 	DefaultWindow = 5 * time.Minute
 )
 
+// SpoolPattern names the files job bodies are spooled to in SpoolDir, as
+// os.CreateTemp's pattern and as spool.Sweep's glob.
+const SpoolPattern = "avs-job-*.eml"
+
 // Reasons a request fails authentication, the values of the reason log
 // attribute and of the OnInvalidSignature argument (a bounded metric label).
 const (
@@ -162,7 +166,7 @@ func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	f, err := os.CreateTemp(h.spoolDir, "avs-job-*.eml") // mode 0600
+	f, err := os.CreateTemp(h.spoolDir, SpoolPattern) // mode 0600
 	if err != nil {
 		h.log.Error("spool job", "job_id", meta.JobID, "err", err)
 		h.replyError(w, r, req, http.StatusInternalServerError, "station cannot spool the message")
