@@ -65,6 +65,10 @@ type Server struct {
 	MaxBody       int64         // 0 is DefaultMaxBody
 	MaxConcurrent int           // 0 is 2*GOMAXPROCS: scans are CPU-bound in the engines
 	Window        time.Duration // 0 is DefaultWindow
+	// BodyTimeout bounds reading the body of an authenticated request,
+	// from when its signature verified, and then writing the answer; 0
+	// leaves the connection's deadlines as they are.
+	BodyTimeout time.Duration
 	Replay        *ReplayCache  // nil is a new cache for Window
 
 	Logger *slog.Logger // nil discards
@@ -82,6 +86,7 @@ type handler struct {
 	maxBody   int64
 	sem       chan struct{}
 	window    time.Duration
+	bodyTime  time.Duration
 	replay    *ReplayCache
 	log       *slog.Logger
 	onInvalid func(string)
@@ -96,7 +101,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	h := &handler{
 		keys: s.Keys, scanFn: s.Scan, infoFn: s.Info,
-		spoolDir: s.SpoolDir, maxBody: s.MaxBody, window: s.Window,
+		spoolDir: s.SpoolDir, maxBody: s.MaxBody, window: s.Window, bodyTime: s.BodyTimeout,
 		replay: s.Replay, log: s.Logger, onInvalid: s.OnInvalidSignature, clock: s.Clock,
 	}
 	if h.spoolDir == "" {
@@ -150,6 +155,7 @@ func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength > h.maxBody {
+		refuseBody(w)
 		h.replyError(w, r, req, http.StatusRequestEntityTooLarge, fmt.Sprintf("message of %d bytes is over the station's limit of %d", r.ContentLength, h.maxBody))
 		return
 	}
@@ -245,11 +251,14 @@ func (h *handler) info(w http.ResponseWriter, r *http.Request) {
 	h.reply(w, r, req, http.StatusOK, h.infoFn(r.Context()))
 }
 
-// authenticate checks the request's signature before anything of the body
-// is read. On failure it has answered 401 and logged.
+// authenticate checks the request's signature from its header alone,
+// before anything of the body is read. On failure it has answered 401,
+// read nothing more and logged; on success the body has BodyTimeout to
+// arrive.
 func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (request, bool) {
 	fail := func(reason, keyID string) (request, bool) {
 		h.invalid(r, reason, keyID)
+		refuseBody(w)
 		writeJSON(w, http.StatusUnauthorized, nil, errorBody{"invalid job signature: " + reason})
 		return request{}, false
 	}
@@ -282,7 +291,23 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (request,
 	if h.replay.Seen(sig.Nonce) {
 		return fail(ReasonReplayed, sig.KeyID)
 	}
+	if h.bodyTime > 0 {
+		// The connection's deadline so far was the short one for
+		// unauthenticated requests; a verified milter gets the time a
+		// large body needs. ErrNotSupported (a test recorder) is no bound
+		// to keep.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.bodyTime))
+	}
 	return request{key: key, sig: sig, target: target, digest: digest}, true
+}
+
+// refuseBody makes sure nothing more of a refused request's body is read:
+// net/http would otherwise drain up to 256KiB of it after the handler, to
+// keep the connection, for as long as a slow client takes. The answer goes
+// out, then the connection is closed.
+func refuseBody(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
 func (h *handler) invalid(r *http.Request, reason, keyID string) {
@@ -318,6 +343,11 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, req request, sta
 	nonce := newNonce()
 	c := canonicalResponse(r.Method, req.target, req.key.ID, ts, nonce, digest, status, req.sig.Nonce)
 	sig := sign(req.key, ts, nonce, c)
+	if h.bodyTime > 0 {
+		// A scan may have taken longer than the read deadline left; the
+		// answer gets its own time to be taken by the milter.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(h.bodyTime))
+	}
 	writeRaw(w, status, map[string]string{
 		HeaderContentSHA256: digest,
 		HeaderSignature:     FormatSignature(sig),
