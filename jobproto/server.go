@@ -69,7 +69,7 @@ type Server struct {
 	// from when its signature verified, and then writing the answer; 0
 	// leaves the connection's deadlines as they are.
 	BodyTimeout time.Duration
-	Replay        *ReplayCache  // nil is a new cache for Window
+	Replay      *ReplayCache // nil is a new cache for Window
 
 	Logger *slog.Logger // nil discards
 	// OnInvalidSignature is called with the reason of each refused
