@@ -195,6 +195,12 @@ func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if h.bodyTime > 0 {
+		// The whole body is in. net/http now reads in the background to
+		// notice the milter hanging up; a deadline passing during a long
+		// scan would look like that and cancel the scan.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	}
 	v, err := h.scanFn(r.Context(), meta, f, size)
 	if err == nil && v == nil {
 		err = errors.New("scanner returned no verdict")
