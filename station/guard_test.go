@@ -86,7 +86,11 @@ func TestHandlerPanic(t *testing.T) {
 		wantCode int // 0: connection cut
 	}{
 		{"before the answer", func(w http.ResponseWriter, r *http.Request) { panic("bug") }, 500},
-		{"after the header", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200); w.(http.Flusher).Flush(); panic("bug") }, 0},
+		{"after the header", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+			panic("bug")
+		}, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(st.guard(tt.h))
