@@ -263,4 +263,3 @@ func BenchmarkSlowClients(b *testing.B) {
 		})
 	}
 }
-
