@@ -12,8 +12,7 @@ import (
 // takes a 503 as "busy", waits and tries again or goes to the next station.
 const busyReply = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
-// refusers bounds the goroutines that see refused connections out: past
-// it, a refused connection is closed at once, without its 503.
+// refusers bounds the goroutines that see refused connections out.
 const refusers = 64
 
 // limitListener caps the connections open at once. Unlike
@@ -51,14 +50,22 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
-// refuse answers c 503 and closes it. The request the client may have sent
-// already is read (a little, briefly) before the close, or the kernel
-// would reset the connection and the client might never see the 503.
+// refuse answers c 503 and closes it. The 503 is written at once (a new
+// connection's send buffer is empty, so this does not wait). What the
+// client sent already is then read a little, briefly, before the close:
+// closing with unread data makes the kernel reset the connection, and the
+// client might never see the 503. Past refusers such closes at once, the
+// connection is closed straight away.
 func (l *limitListener) refuse(c net.Conn) {
 	if l.onRefuse != nil {
 		l.onRefuse()
 	}
 	if !l.plain {
+		c.Close()
+		return
+	}
+	c.SetDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := io.WriteString(c, busyReply); err != nil {
 		c.Close()
 		return
 	}
@@ -72,9 +79,6 @@ func (l *limitListener) refuse(c net.Conn) {
 		defer func() { <-l.refusing }()
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(time.Second))
-		if _, err := io.WriteString(c, busyReply); err != nil {
-			return
-		}
 		if tc, ok := c.(interface{ CloseWrite() error }); ok {
 			tc.CloseWrite()
 		}
