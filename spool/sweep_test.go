@@ -25,7 +25,7 @@ func TestSweep(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "avstation-external-1", "locked", "deep"), 0o700)
 	os.WriteFile(filepath.Join(dir, "avstation-external-1", "locked", "deep", "part"), []byte("x"), 0o600)
 	os.Chmod(filepath.Join(dir, "avstation-external-1", "locked"), 0o500) // as a scanner may leave it
-	os.Mkdir(filepath.Join(dir, "avspool-dir"), 0o700)                     // a directory, but the pattern is for files
+	os.Mkdir(filepath.Join(dir, "avspool-dir"), 0o700)                    // a directory, but the pattern is for files
 	os.WriteFile(filepath.Join(outside, "target"), []byte("keep"), 0o600)
 	os.Symlink(filepath.Join(outside, "target"), filepath.Join(dir, "avspool-link"))
 	os.Symlink(outside, filepath.Join(dir, "avstation-external-link"))

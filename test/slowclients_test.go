@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -261,5 +263,26 @@ func BenchmarkSlowClients(b *testing.B) {
 			}
 			benchMilter(b, m.Addr, 1<<10, 1)
 		})
+	}
+}
+
+// TestStationStartupSweep: avstation removes the job bodies and spilled
+// parts a crash left in spool_dir at start, logs how many, and leaves
+// every other file alone.
+func TestStationStartupSweep(t *testing.T) {
+	clamd := harness.StartClamd(t)
+	secret := harness.WriteSecret(t, "sweep-secret")
+	station := harness.StartStation(t, bin.Station, "", clamd.Addr, secret)
+	station.Stop()
+	for _, name := range []string{"avs-job-123.eml", "avspool-456", "keep.txt"} {
+		if err := os.WriteFile(filepath.Join(station.Spool, name), []byte("mail"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	station.Restart()
+	station.WaitLog(t, 5*time.Second, "start-up sweep", "setting=spool_dir", "removed=2")
+	left, _ := os.ReadDir(station.Spool)
+	if len(left) != 1 || left[0].Name() != "keep.txt" {
+		t.Errorf("spool after the sweep: %v, want keep.txt alone", left)
 	}
 }
