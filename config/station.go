@@ -27,8 +27,14 @@ type Station struct {
 	MaxMessage    ByteSize      `yaml:"max_message_size" doc:"largest job body accepted; larger ones get 413"`
 	MaxConcurrent int           `yaml:"max_concurrent" doc:"scans at once; when full the station answers 503 and the milter tries the next station"`
 	ClockSkew     time.Duration `yaml:"clock_skew" doc:"how far a job's timestamp may be from the station's clock (replay window)"`
-	Scanner       Scanner       `yaml:"scanner" doc:"engines and limits"`
-	Log           Log           `yaml:"log" doc:"logging"`
+	// The HTTP server's bounds: what one peer, signed or not, can hold.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout" doc:"how long a request's header may take to arrive; a request that has not authenticated gets no more time than this for anything else either: a slow or stalled client is cut off"`
+	BodyTimeout       time.Duration `yaml:"body_timeout" doc:"how long reading one job's body may take, counted from when its signature verified (64MiB at 256KiB/s), and then again writing its answer; a stalled milter connection is closed"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout" doc:"how long a keep-alive connection may wait for its next request; above the milter's 90s so that the milter closes an idle connection first and never sends a job on one the station is closing"`
+	MaxRequestHeader  ByteSize      `yaml:"max_request_header_bytes" doc:"largest request header (Avs-Meta lists every recipient: 1000 of them fit); larger is refused with 431 before any authentication"`
+	MaxConnections    int           `yaml:"max_connections" doc:"open connections at once; beyond them a new one gets 503 (Retry-After: 1) and is closed, and the milter tries the next station or waits. Each costs a few KiB: idle milter connections are at most 16 per milter"`
+	Scanner           Scanner       `yaml:"scanner" doc:"engines and limits"`
+	Log               Log           `yaml:"log" doc:"logging"`
 
 	// Warnings are LoadStation's, as Milter's.
 	Warnings []string `yaml:"-"`
@@ -186,14 +192,19 @@ const DefaultRecordsDir = "/var/lib/avstation/records"
 // records_dir: LoadStation sets it to DefaultRecordsDir unless it is off.
 func DefaultStation() Station {
 	return Station{
-		Listen:        "127.0.0.1:7358",
-		SpoolDir:      "/var/spool/avstation",
-		RecordsMaxAge: 30 * 24 * time.Hour,
-		MaxMessage:    64 << 20,
-		MaxConcurrent: 8,
-		ClockSkew:     5 * time.Minute,
-		Scanner:       DefaultScanner(),
-		Log:           Log{Level: "info", Format: "text"},
+		Listen:            "127.0.0.1:7358",
+		SpoolDir:          "/var/spool/avstation",
+		RecordsMaxAge:     30 * 24 * time.Hour,
+		MaxMessage:        64 << 20,
+		MaxConcurrent:     8,
+		ClockSkew:         5 * time.Minute,
+		ReadHeaderTimeout: 10 * time.Second,
+		BodyTimeout:       5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxRequestHeader:  64 << 10,
+		MaxConnections:    1024,
+		Scanner:           DefaultScanner(),
+		Log:               Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -233,6 +244,25 @@ func (s *Station) check(c *checker) {
 	}
 	if s.ClockSkew < time.Second {
 		c.addf("clock_skew", "must be at least 1s")
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"read_header_timeout", s.ReadHeaderTimeout}, {"body_timeout", s.BodyTimeout}, {"idle_timeout", s.IdleTimeout}} {
+		if d.v < 100*time.Millisecond {
+			c.addf(d.key, "must be at least 100ms (defaults: read_header_timeout 10s, body_timeout 5m, idle_timeout 2m)")
+		}
+	}
+	if s.IdleTimeout >= 100*time.Millisecond && s.IdleTimeout < 90*time.Second {
+		c.warnf("idle_timeout", "%v is below the milter's 90s for idle connections: a job may be sent on a connection the station is closing, and milters reconnect more often", s.IdleTimeout)
+	}
+	if s.MaxRequestHeader < 4<<10 {
+		c.addf("max_request_header_bytes", "must be at least 4KiB (a signed job's header is about 1KiB plus 40 bytes a recipient)")
+	}
+	if s.MaxConnections < 1 {
+		c.addf("max_connections", "must be at least 1 (default 1024)")
+	} else if s.MaxConnections < s.MaxConcurrent {
+		c.addf("max_connections", "%d is below max_concurrent %d: scans at once each need a connection", s.MaxConnections, s.MaxConcurrent)
 	}
 	s.Scanner.check(c, "scanner")
 	s.Log.check(c)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -49,6 +50,17 @@ func NewJobID() string {
 // ValidJobID reports whether id is a job id: 1-64 of [A-Za-z0-9._-], safe as
 // a file name.
 func ValidJobID(id string) bool { return ValidKeyID(id) }
+
+// LogJobID is the job id a request's Avs-Meta header names, for a log
+// line about a request that went wrong before its meta was used; "" when
+// there is none or it is not a valid id. It is not authenticated.
+func LogJobID(h http.Header) string {
+	m, err := decodeMeta(h.Get(HeaderMeta))
+	if err != nil {
+		return ""
+	}
+	return m.JobID
+}
 
 // encodeMeta is the Avs-Meta value: JSON with every non-ASCII character
 // escaped, so the header is plain ASCII whatever proxy carries it.

@@ -30,6 +30,10 @@ const (
 	DefaultWindow = 5 * time.Minute
 )
 
+// SpoolPattern names the files job bodies are spooled to in SpoolDir, as
+// os.CreateTemp's pattern and as spool.Sweep's glob.
+const SpoolPattern = "avs-job-*.eml"
+
 // Reasons a request fails authentication, the values of the reason log
 // attribute and of the OnInvalidSignature argument (a bounded metric label).
 const (
@@ -61,7 +65,11 @@ type Server struct {
 	MaxBody       int64         // 0 is DefaultMaxBody
 	MaxConcurrent int           // 0 is 2*GOMAXPROCS: scans are CPU-bound in the engines
 	Window        time.Duration // 0 is DefaultWindow
-	Replay        *ReplayCache  // nil is a new cache for Window
+	// BodyTimeout bounds reading the body of an authenticated request,
+	// from when its signature verified, and then writing the answer; 0
+	// leaves the connection's deadlines as they are.
+	BodyTimeout time.Duration
+	Replay      *ReplayCache // nil is a new cache for Window
 
 	Logger *slog.Logger // nil discards
 	// OnInvalidSignature is called with the reason of each refused
@@ -78,6 +86,7 @@ type handler struct {
 	maxBody   int64
 	sem       chan struct{}
 	window    time.Duration
+	bodyTime  time.Duration
 	replay    *ReplayCache
 	log       *slog.Logger
 	onInvalid func(string)
@@ -92,7 +101,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	h := &handler{
 		keys: s.Keys, scanFn: s.Scan, infoFn: s.Info,
-		spoolDir: s.SpoolDir, maxBody: s.MaxBody, window: s.Window,
+		spoolDir: s.SpoolDir, maxBody: s.MaxBody, window: s.Window, bodyTime: s.BodyTimeout,
 		replay: s.Replay, log: s.Logger, onInvalid: s.OnInvalidSignature, clock: s.Clock,
 	}
 	if h.spoolDir == "" {
@@ -146,6 +155,7 @@ func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength > h.maxBody {
+		refuseBody(w)
 		h.replyError(w, r, req, http.StatusRequestEntityTooLarge, fmt.Sprintf("message of %d bytes is over the station's limit of %d", r.ContentLength, h.maxBody))
 		return
 	}
@@ -162,7 +172,7 @@ func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	f, err := os.CreateTemp(h.spoolDir, "avs-job-*.eml") // mode 0600
+	f, err := os.CreateTemp(h.spoolDir, SpoolPattern) // mode 0600
 	if err != nil {
 		h.log.Error("spool job", "job_id", meta.JobID, "err", err)
 		h.replyError(w, r, req, http.StatusInternalServerError, "station cannot spool the message")
@@ -185,6 +195,12 @@ func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if h.bodyTime > 0 {
+		// The whole body is in. net/http now reads in the background to
+		// notice the milter hanging up; a deadline passing during a long
+		// scan would look like that and cancel the scan.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	}
 	v, err := h.scanFn(r.Context(), meta, f, size)
 	if err == nil && v == nil {
 		err = errors.New("scanner returned no verdict")
@@ -241,11 +257,14 @@ func (h *handler) info(w http.ResponseWriter, r *http.Request) {
 	h.reply(w, r, req, http.StatusOK, h.infoFn(r.Context()))
 }
 
-// authenticate checks the request's signature before anything of the body
-// is read. On failure it has answered 401 and logged.
+// authenticate checks the request's signature from its header alone,
+// before anything of the body is read. On failure it has answered 401,
+// read nothing more and logged; on success the body has BodyTimeout to
+// arrive.
 func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (request, bool) {
 	fail := func(reason, keyID string) (request, bool) {
 		h.invalid(r, reason, keyID)
+		refuseBody(w)
 		writeJSON(w, http.StatusUnauthorized, nil, errorBody{"invalid job signature: " + reason})
 		return request{}, false
 	}
@@ -278,7 +297,23 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (request,
 	if h.replay.Seen(sig.Nonce) {
 		return fail(ReasonReplayed, sig.KeyID)
 	}
+	if h.bodyTime > 0 {
+		// The connection's deadline so far was the short one for
+		// unauthenticated requests; a verified milter gets the time a
+		// large body needs. ErrNotSupported (a test recorder) is no bound
+		// to keep.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.bodyTime))
+	}
 	return request{key: key, sig: sig, target: target, digest: digest}, true
+}
+
+// refuseBody makes sure nothing more of a refused request's body is read:
+// net/http would otherwise drain up to 256KiB of it after the handler, to
+// keep the connection, for as long as a slow client takes. The answer goes
+// out, then the connection is closed.
+func refuseBody(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
 func (h *handler) invalid(r *http.Request, reason, keyID string) {
@@ -314,6 +349,11 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, req request, sta
 	nonce := newNonce()
 	c := canonicalResponse(r.Method, req.target, req.key.ID, ts, nonce, digest, status, req.sig.Nonce)
 	sig := sign(req.key, ts, nonce, c)
+	if h.bodyTime > 0 {
+		// A scan may have taken longer than the read deadline left; the
+		// answer gets its own time to be taken by the milter.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(h.bodyTime))
+	}
 	writeRaw(w, status, map[string]string{
 		HeaderContentSHA256: digest,
 		HeaderSignature:     FormatSignature(sig),

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -157,11 +158,35 @@ func orDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
 	}
 }
 
+// PanicError is a panic recovered from a scan: in the walk, a decoder or
+// an engine called by it. There is no verdict; callers treat it as a
+// failed scan (station-failure, tempfail) of this message only. Stack is
+// kept out of Error so that the one log line carrying it is the caller's.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("scanner: panic: %v", e.Value) }
+
 // Scan scans the size bytes of the raw message in r (headers and body, CRLF).
 // Findings, including engine failures, are in the verdict; the error is for
 // a cancelled ctx, or r or the spool failing, when there is no verdict to
-// give.
-func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict.Verdict, error) {
+// give, or a *PanicError.
+//
+// A panic in code Scan runs in its own goroutine is recovered: a bug or a
+// hostile input in one decoder must not take every other message's scan
+// down with the daemon.
+func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (v *verdict.Verdict, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			v, err = nil, &PanicError{Value: p, Stack: debug.Stack()}
+		}
+	}()
+	return s.scan(ctx, r, size)
+}
+
+func (s *Scanner) scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict.Verdict, error) {
 	start := time.Now()
 	if len(s.engines) == 0 {
 		v := &verdict.Verdict{Scanner: s.opt.Name}

@@ -378,3 +378,45 @@ func TestVersionsBackground(t *testing.T) {
 		t.Errorf("after a failed refresh = %+v, want the last known kept", v)
 	}
 }
+
+// panicEngine panics on a stream with "PANIC" in it, as a buggy decoder or
+// engine binding would; otherwise it is fakeEngine.
+type panicEngine struct{ fakeEngine }
+
+func (e *panicEngine) Scan(ctx context.Context, r io.Reader) (Detection, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return Detection{}, err
+	}
+	if bytes.Contains(b, []byte("PANIC")) {
+		panic("engine bug on PANIC")
+	}
+	return e.fakeEngine.Scan(ctx, bytes.NewReader(b))
+}
+
+func TestScanRecoversPanic(t *testing.T) {
+	e := &panicEngine{}
+	// One engine call at a time: a slot not given back by the panicking
+	// call would hang the scan after it.
+	spoolDir := t.TempDir()
+	sc := New(Options{Name: "test", MaxEngineCalls: 1, SpoolDir: spoolDir, PartMemory: 16}, e)
+	for i := range 3 {
+		raw := []byte(crlf(multipart(textPart, attachment("bug.bin", "PANIC "+strings.Repeat("x", 100)))))
+		v, err := sc.Scan(context.Background(), bytes.NewReader(raw), int64(len(raw)))
+		pe, ok := errors.AsType[*PanicError](err)
+		if v != nil || !ok || pe.Value != "engine bug on PANIC" || !strings.Contains(string(pe.Stack), "panicEngine") {
+			t.Fatalf("scan %d: verdict %+v, err %v", i, v, err)
+		}
+		if strings.Contains(err.Error(), "goroutine") {
+			t.Errorf("error carries the stack: %q", err)
+		}
+	}
+	if left, _ := os.ReadDir(spoolDir); len(left) != 0 {
+		t.Errorf("spilled parts left after the panics: %v", left)
+	}
+	raw := []byte(crlf(multipart(textPart, attachment("x.exe", "EVIL"))))
+	v, err := sc.Scan(context.Background(), bytes.NewReader(raw), int64(len(raw)))
+	if err != nil || v.Status != verdict.Infected {
+		t.Fatalf("scan after the panics: %+v, %v", v, err)
+	}
+}

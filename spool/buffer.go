@@ -64,7 +64,7 @@ func (b *Buffer) Write(p []byte) (int, error) {
 
 func (b *Buffer) spill() error {
 	// os.CreateTemp creates the file 0600: message bytes are nobody else's.
-	f, err := os.CreateTemp(b.dir, "avspool-*")
+	f, err := os.CreateTemp(b.dir, FilePattern)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,7 @@ type Station struct {
 	reg     *prometheus.Registry
 	host    string
 	metrics *metrics
+	conns   atomic.Pointer[limitListener] // set by Listener
 }
 
 // New builds a station around a scanner. reg receives its metrics and is
@@ -63,7 +65,17 @@ func New(cfg *config.Station, sc *scanner.Scanner, pool *clamd.Pool, keys *jobpr
 			m.engineErrors.WithLabelValues(e, r)
 		}
 	}
-	return &Station{cfg: cfg, scanner: sc, keys: keys, log: log, reg: reg, host: host, metrics: m}
+	st := &Station{cfg: cfg, scanner: sc, keys: keys, log: log, reg: reg, host: host, metrics: m}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "avstation_connections_open",
+		Help: "Connections open now (max_connections bounds them).",
+	}, func() float64 {
+		if l := st.conns.Load(); l != nil {
+			return float64(l.Open())
+		}
+		return 0
+	}))
+	return st
 }
 
 // Handler serves the job protocol under /v1/, and /healthz and /metrics
@@ -77,6 +89,7 @@ func (s *Station) Handler() http.Handler {
 		MaxBody:            int64(s.cfg.MaxMessage),
 		MaxConcurrent:      s.cfg.MaxConcurrent,
 		Window:             s.cfg.ClockSkew,
+		BodyTimeout:        s.cfg.BodyTimeout,
 		Logger:             s.log,
 		OnInvalidSignature: func(reason string) { s.metrics.invalid.WithLabelValues(reason).Inc() },
 	}
@@ -87,7 +100,20 @@ func (s *Station) Handler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	return mux
+	return s.guard(mux)
+}
+
+// Server is the HTTP server of Handler with the configured bounds on
+// slow, idle and oversized requests.
+func (s *Station) Server(errorLog *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		// net/http allows 4KiB more than this for the request line.
+		MaxHeaderBytes: int(s.cfg.MaxRequestHeader),
+		ErrorLog:       slog.NewLogLogger(errorLog.Handler(), slog.LevelWarn),
+	}
 }
 
 // scan is one job: the scanner's verdict and one log line with the job id
@@ -105,6 +131,9 @@ func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body *os.File, s
 		slog.Any("lists", meta.Lists),
 		slog.Int64("size", size),
 		slog.Duration("took", took),
+	}
+	if err != nil && s.scanPanic(meta.JobID, err) {
+		return nil, err
 	}
 	if err != nil {
 		s.metrics.jobs.WithLabelValues("cancelled").Inc()
@@ -260,6 +289,8 @@ type metrics struct {
 	invalid      *prometheus.CounterVec
 	duration     prometheus.Histogram
 	inFlight     prometheus.Gauge
+	panics       *prometheus.CounterVec
+	connRefused  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -286,6 +317,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Scan jobs being scanned now.",
 		}),
 	}
+	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "avstation_panics_total",
+		Help: "Panics recovered, by where: scan (a decoder or engine; that job failed, the milter tempfails) or handler (the request failed).",
+	}, []string{"where"})
+	for _, w := range panicWheres {
+		m.panics.WithLabelValues(w)
+	}
+	m.connRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "avstation_connections_refused_total",
+		Help: "Connections answered 503 and closed at once because max_connections were open.",
+	})
 	for _, st := range verdict.Statuses {
 		m.jobs.WithLabelValues(string(st))
 	}
@@ -293,6 +335,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range jobproto.InvalidReasons {
 		m.invalid.WithLabelValues(r)
 	}
-	reg.MustRegister(m.engineErrors, m.jobs, m.invalid, m.duration, m.inFlight)
+	reg.MustRegister(m.engineErrors, m.jobs, m.invalid, m.duration, m.inFlight, m.panics, m.connRefused)
 	return m
 }

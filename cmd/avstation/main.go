@@ -14,7 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
+	"net"
 	"os"
 	"time"
 
@@ -22,6 +22,8 @@ import (
 	"github.com/avstation/avstation/internal/daemon"
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/scanner"
+	"github.com/avstation/avstation/scanner/external"
+	"github.com/avstation/avstation/spool"
 	"github.com/avstation/avstation/station"
 	"github.com/avstation/avstation/verdict"
 	"github.com/avstation/avstation/version"
@@ -92,6 +94,7 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 			return fmt.Errorf("%w (set records_dir to a directory this user may write, or off)", err)
 		}
 	}
+	sweep(cfg, log, time.Now())
 	ctx, stop := daemon.Signals()
 	defer stop()
 	sc, pool, err := daemon.Scanner(ctx, cfg.Scanner, cfg.SpoolDir, log)
@@ -100,24 +103,58 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 	}
 	st := station.New(cfg, sc, pool, keys, log, daemon.Registry("avstation"))
 	go st.PruneRecords(ctx, time.Now)
-	hs := &http.Server{
-		Addr:              cfg.Listen,
-		Handler:           st.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	hs := st.Server(log)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	ln = st.Listener(ln, cfg.TLSCert == "")
 	records := cfg.RecordsDir
 	if records == "" {
 		records = config.Off
 	}
 	log.Info("avstation listening", slog.String("listen", cfg.Listen), slog.Bool("tls", cfg.TLSCert != ""),
 		slog.String("records_dir", records), slog.Duration("records_max_age", cfg.RecordsMaxAge),
-		slog.Any("clamd", cfg.Scanner.Clamd), slog.Any("keys", keys))
-	listen := hs.ListenAndServe
+		slog.Any("clamd", cfg.Scanner.Clamd), slog.Any("keys", keys), slog.Int("max_connections", cfg.MaxConnections))
+	listen := func() error { return hs.Serve(ln) }
 	if cfg.TLSCert != "" {
-		listen = func() error { return hs.ListenAndServeTLS(cfg.TLSCert, cfg.TLSKey) }
+		listen = func() error { return hs.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }
 	}
 	return daemon.Serve(ctx, log, hs, listen)
+}
+
+// sweep removes what a crashed avstation left: job bodies and spilled
+// parts in spool_dir (this daemon's alone) and external scanners'
+// directories in their temp_dir. A temp_dir may be shared (the system's, or
+// with avmilter's in-process engines), so there only directories older than
+// any scan can last go. Failures are logged: they cost disk, not mail.
+func sweep(cfg *config.Station, log *slog.Logger, now time.Time) {
+	type place struct {
+		key, dir string
+		patterns []string
+		before   time.Time
+	}
+	places := []place{{"spool_dir", cfg.SpoolDir, []string{jobproto.SpoolPattern, spool.FilePattern}, now}}
+	oldest := now.Add(-max(2*cfg.Scanner.EngineTimeout, 10*time.Minute))
+	seen := map[string]bool{}
+	for _, e := range cfg.Scanner.External {
+		dir := e.TempDir
+		if dir == "" {
+			dir = os.TempDir()
+		}
+		if !seen[dir] {
+			seen[dir] = true
+			places = append(places, place{"scanner.external temp_dir", dir, []string{external.DirPattern + "/"}, oldest})
+		}
+	}
+	for _, p := range places {
+		n, err := spool.Sweep(p.dir, p.patterns, p.before)
+		if err != nil {
+			log.Error("start-up sweep", slog.String("setting", p.key), slog.String("dir", p.dir), slog.Int("removed", n), slog.Any("err", err))
+			continue
+		}
+		log.Info("start-up sweep", slog.String("setting", p.key), slog.String("dir", p.dir), slog.Int("removed", n))
+	}
 }
 
 // scanFiles scans each file as a raw message with the configured engines

@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 )
 
+// DirPattern names the per-run directories in TempDir (MkdirTemp puts
+// random digits where the * is), for spool.Sweep.
+const DirPattern = "avstation-external-*"
+
 // makeScanDir creates a private 0700 directory for one run under base (""
 // means os.TempDir()). The scanner runs in it too, so that whatever it drops
 // in its working directory goes when the directory does.
@@ -14,7 +18,7 @@ func makeScanDir(base string) (string, error) {
 	if base == "" {
 		base = os.TempDir()
 	}
-	dir, err := os.MkdirTemp(base, "avstation-external-")
+	dir, err := os.MkdirTemp(base, DirPattern[:len(DirPattern)-1])
 	if err != nil {
 		return "", fmt.Errorf("creating temp dir: %w", err)
 	}

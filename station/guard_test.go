@@ -1,0 +1,167 @@
+package station
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/avstation/avstation/config"
+	"github.com/avstation/avstation/jobproto"
+	"github.com/avstation/avstation/scanner"
+	"github.com/avstation/avstation/verdict"
+)
+
+// panicEngine panics on "PANIC", as a buggy decoder or engine binding
+// would, and finds "EVIL" otherwise.
+type panicEngine struct{ evilEngine }
+
+func (panicEngine) Scan(ctx context.Context, r io.Reader) (scanner.Detection, error) {
+	b, err := io.ReadAll(r)
+	if bytes.Contains(b, []byte("PANIC")) {
+		panic("decoder bug")
+	}
+	return scanner.Detection{Found: bytes.Contains(b, []byte("EVIL")), Threat: "Test.Evil"}, err
+}
+
+// TestScanPanic: a panicking engine fails that job alone, with a signed
+// 500 the milter tempfails on, one log line with the stack and job id, and
+// the metric; the next job is scanned.
+func TestScanPanic(t *testing.T) {
+	cfg := config.DefaultStation()
+	cfg.SpoolDir = t.TempDir()
+	keys, _ := jobproto.NewKeyRing(jobproto.Key{ID: "default", Secret: []byte("station-test-secret")})
+	logs := &bytes.Buffer{}
+	sc := scanner.New(scanner.Options{Name: "test"}, panicEngine{})
+	st := New(&cfg, sc, nil, keys, slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewRegistry())
+	srv := httptest.NewServer(st.Handler())
+	defer srv.Close()
+	c := &jobproto.Client{Stations: []string{srv.URL}, Keys: keys}
+
+	_, err := c.Scan(context.Background(), jobproto.Meta{JobID: "boom1"}, strings.NewReader("PANIC"), 5)
+	se, ok := errors.AsType[*jobproto.StationError](err)
+	if !ok || se.Status != http.StatusInternalServerError || se.Auth {
+		t.Fatalf("error %v, want a signed 500", err)
+	}
+	var lines []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "panic recovered") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], "job_id=boom1") || !strings.Contains(lines[0], "where=scan") ||
+		!strings.Contains(lines[0], `panic="decoder bug"`) || !strings.Contains(lines[0], "panicEngine.Scan") {
+		t.Errorf("panic log lines %q", lines)
+	}
+	v, err := c.Scan(context.Background(), jobproto.Meta{JobID: "next"}, strings.NewReader("EVIL"), 4)
+	if err != nil || v.Status != verdict.Infected {
+		t.Fatalf("next job: %+v, %v", v, err)
+	}
+	m := get(t, srv.URL+"/metrics")
+	if !strings.Contains(m, `avstation_panics_total{where="scan"} 1`) || !strings.Contains(m, `avstation_panics_total{where="handler"} 0`) {
+		t.Errorf("metrics:\n%s", m)
+	}
+}
+
+// TestHandlerPanic: a handler's panic is answered 500 (unsigned, so the
+// milter cannot act on it), logged once with the job id and counted.
+func TestHandlerPanic(t *testing.T) {
+	cfg := config.DefaultStation()
+	logs := &bytes.Buffer{}
+	st := New(&cfg, scanner.New(scanner.Options{}, evilEngine{}), nil, nil, slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewRegistry())
+	for _, tt := range []struct {
+		name     string
+		h        http.HandlerFunc
+		wantCode int // 0: connection cut
+	}{
+		{"before the answer", func(w http.ResponseWriter, r *http.Request) { panic("bug") }, 500},
+		{"after the header", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+			panic("bug")
+		}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(st.guard(tt.h))
+			defer srv.Close()
+			req, _ := http.NewRequest("GET", srv.URL, nil)
+			req.Header.Set(jobproto.HeaderMeta, `{"job_id":"j7"}`)
+			resp, err := http.DefaultClient.Do(req)
+			code := 0
+			if err == nil {
+				if _, rerr := io.ReadAll(resp.Body); rerr == nil {
+					code = resp.StatusCode
+				}
+				resp.Body.Close()
+			}
+			if code != tt.wantCode {
+				t.Errorf("status %d (%v), want %d", code, err, tt.wantCode)
+			}
+		})
+	}
+	if n := strings.Count(logs.String(), `msg="panic recovered" where=handler job_id=j7`); n != 2 {
+		t.Errorf("%d panic lines:\n%s", n, logs)
+	}
+}
+
+// TestListenerCap: beyond max_connections a connection gets 503 and is
+// closed; a slot given back is taken again.
+func TestListenerCap(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused atomic.Int32
+	l := limitListen(ln, 2, true, func() { refused.Add(1) })
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })}
+	go srv.Serve(l)
+	defer srv.Close()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	get := func(c net.Conn) int {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	a, b := dial(), dial()
+	if get(a) != 200 || get(b) != 200 {
+		t.Fatal("first two not served")
+	}
+	c := dial()
+	if code := get(c); code != 503 {
+		t.Errorf("third: %d, want 503", code)
+	}
+	c.Close()
+	a.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Open() != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code := get(dial()); code != 200 {
+		t.Errorf("after a close: %d, want 200", code)
+	}
+	if n := refused.Load(); n != 1 {
+		t.Errorf("refused %d, want 1", n)
+	}
+}

@@ -1,0 +1,100 @@
+package station
+
+import (
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// busyReply is what a connection beyond max_connections gets: the milter
+// takes a 503 as "busy", waits and tries again or goes to the next station.
+const busyReply = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+// refusers bounds the goroutines that see refused connections out.
+const refusers = 64
+
+// limitListener caps the connections open at once. Unlike
+// x/net/netutil.LimitListener it does not stop accepting at the cap: a
+// connection beyond it is answered 503 and closed, so that a flood of
+// idle connections delays no milter in the kernel's accept queue.
+type limitListener struct {
+	net.Listener
+	max      int64
+	plain    bool // HTTP, not TLS: a plain 503 would be noise in a handshake
+	open     atomic.Int64
+	refusing chan struct{}
+	onRefuse func()
+}
+
+// limitListen wraps ln; onRefuse is called for each refused connection.
+func limitListen(ln net.Listener, max int, plain bool, onRefuse func()) *limitListener {
+	return &limitListener{Listener: ln, max: int64(max), plain: plain, refusing: make(chan struct{}, refusers), onRefuse: onRefuse}
+}
+
+// Open is the number of connections open now.
+func (l *limitListener) Open() int64 { return l.open.Load() }
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) <= l.max {
+			return &limitConn{Conn: c, l: l}, nil
+		}
+		l.open.Add(-1)
+		l.refuse(c)
+	}
+}
+
+// refuse answers c 503 and closes it. The 503 is written at once (a new
+// connection's send buffer is empty, so this does not wait). What the
+// client sent already is then read a little, briefly, before the close:
+// closing with unread data makes the kernel reset the connection, and the
+// client might never see the 503. Past refusers such closes at once, the
+// connection is closed straight away.
+func (l *limitListener) refuse(c net.Conn) {
+	if l.onRefuse != nil {
+		l.onRefuse()
+	}
+	if !l.plain {
+		c.Close()
+		return
+	}
+	c.SetDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := io.WriteString(c, busyReply); err != nil {
+		c.Close()
+		return
+	}
+	select {
+	case l.refusing <- struct{}{}:
+	default:
+		c.Close()
+		return
+	}
+	go func() {
+		defer func() { <-l.refusing }()
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		if tc, ok := c.(interface{ CloseWrite() error }); ok {
+			tc.CloseWrite()
+		}
+		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+	}()
+}
+
+// limitConn gives its slot back once, on the first Close.
+type limitConn struct {
+	net.Conn
+	l    *limitListener
+	once sync.Once
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return err
+}
