@@ -2,6 +2,7 @@ package milter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/policy"
+	"github.com/avstation/avstation/scanner"
 	"github.com/avstation/avstation/smtpreply"
 )
 
@@ -69,6 +71,19 @@ func (s *session) decideGuarded(ctx context.Context, meta jobproto.Meta, canChan
 		t.done = applied{verb: t.d.Verb}
 	}()
 	return s.decide(ctx, meta, canChangeBody)
+}
+
+// loggedPanic logs and counts a panic the in-process scanner recovered
+// (its error is a *scanner.PanicError): once, here, with the stack and the
+// job; the decision line that follows carries the error.
+func (srv *Server) loggedPanic(meta jobproto.Meta, err error) {
+	var pe *scanner.PanicError
+	if !errors.As(err, &pe) {
+		return
+	}
+	srv.metrics.panics.WithLabelValues("decision").Inc()
+	srv.log.Error("panic while scanning; the station-failure rule applies", slog.String("queue_id", meta.QueueID),
+		slog.String("job_id", meta.JobID), slog.String("panic", fmt.Sprint(pe.Value)), slog.String("stack", string(pe.Stack)))
 }
 
 // failedDecision is the station-failure decision for in, or a plain

@@ -272,6 +272,7 @@ func (s *session) decide(ctx context.Context, meta jobproto.Meta, canChangeBody 
 		in.Oversize = true
 	default:
 		in.Verdict, in.ScanError = s.srv.scanner.Scan(ctx, meta, s.body, s.body.Size())
+		s.srv.loggedPanic(meta, in.ScanError)
 		if in.ScanError == nil && in.Verdict == nil {
 			in.ScanError = errors.New("scanner returned no verdict")
 		}

@@ -31,6 +31,7 @@ import (
 	"github.com/avstation/avstation/internal/daemon"
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/milter"
+	"github.com/avstation/avstation/spool"
 )
 
 const defaultConfig = "/etc/avstation/avmilter.yaml"
@@ -107,6 +108,12 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 	if err := daemon.SpoolDir(cfg.SpoolDir); err != nil {
 		return err
 	}
+	// Held bodies, rewritten bodies and in-process part spills a crash left.
+	var external config.Scanner
+	if len(cfg.Stations) == 0 {
+		external = cfg.Scanner
+	}
+	daemon.Sweep(log, time.Now(), cfg.SpoolDir, []string{spool.FilePattern}, external)
 	if cfg.ActivityDir != "" {
 		if err := daemon.Dir("activity_dir", cfg.ActivityDir); err != nil {
 			return fmt.Errorf("%w (set activity_dir to a directory this user may write, or off)", err)

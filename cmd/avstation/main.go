@@ -22,7 +22,6 @@ import (
 	"github.com/avstation/avstation/internal/daemon"
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/scanner"
-	"github.com/avstation/avstation/scanner/external"
 	"github.com/avstation/avstation/spool"
 	"github.com/avstation/avstation/station"
 	"github.com/avstation/avstation/verdict"
@@ -94,7 +93,7 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 			return fmt.Errorf("%w (set records_dir to a directory this user may write, or off)", err)
 		}
 	}
-	sweep(cfg, log, time.Now())
+	daemon.Sweep(log, time.Now(), cfg.SpoolDir, []string{jobproto.SpoolPattern, spool.FilePattern}, cfg.Scanner)
 	ctx, stop := daemon.Signals()
 	defer stop()
 	sc, pool, err := daemon.Scanner(ctx, cfg.Scanner, cfg.SpoolDir, log)
@@ -121,40 +120,6 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 		listen = func() error { return hs.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }
 	}
 	return daemon.Serve(ctx, log, hs, listen)
-}
-
-// sweep removes what a crashed avstation left: job bodies and spilled
-// parts in spool_dir (this daemon's alone) and external scanners'
-// directories in their temp_dir. A temp_dir may be shared (the system's, or
-// with avmilter's in-process engines), so there only directories older than
-// any scan can last go. Failures are logged: they cost disk, not mail.
-func sweep(cfg *config.Station, log *slog.Logger, now time.Time) {
-	type place struct {
-		key, dir string
-		patterns []string
-		before   time.Time
-	}
-	places := []place{{"spool_dir", cfg.SpoolDir, []string{jobproto.SpoolPattern, spool.FilePattern}, now}}
-	oldest := now.Add(-max(2*cfg.Scanner.EngineTimeout, 10*time.Minute))
-	seen := map[string]bool{}
-	for _, e := range cfg.Scanner.External {
-		dir := e.TempDir
-		if dir == "" {
-			dir = os.TempDir()
-		}
-		if !seen[dir] {
-			seen[dir] = true
-			places = append(places, place{"scanner.external temp_dir", dir, []string{external.DirPattern + "/"}, oldest})
-		}
-	}
-	for _, p := range places {
-		n, err := spool.Sweep(p.dir, p.patterns, p.before)
-		if err != nil {
-			log.Error("start-up sweep", slog.String("setting", p.key), slog.String("dir", p.dir), slog.Int("removed", n), slog.Any("err", err))
-			continue
-		}
-		log.Info("start-up sweep", slog.String("setting", p.key), slog.String("dir", p.dir), slog.Int("removed", n))
-	}
 }
 
 // scanFiles scans each file as a raw message with the configured engines

@@ -21,6 +21,7 @@ import (
 	"github.com/avstation/avstation/scanner"
 	"github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/scanner/external"
+	"github.com/avstation/avstation/spool"
 	"github.com/avstation/avstation/version"
 )
 
@@ -118,4 +119,39 @@ func Serve(ctx context.Context, log *slog.Logger, srv *http.Server, serve func()
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// Sweep removes what a crashed run of the daemon left: its own files in
+// spool_dir (names matching spoolPatterns: this daemon's alone) and
+// external scanners' directories in their temp_dir. A temp_dir may be
+// shared (the system's, or between avmilter's in-process engines and a
+// station), so there only directories older than any scan can last go.
+// Failures are logged: they cost disk, not mail.
+func Sweep(log *slog.Logger, now time.Time, spoolDir string, spoolPatterns []string, sc config.Scanner) {
+	type place struct {
+		key, dir string
+		patterns []string
+		before   time.Time
+	}
+	places := []place{{"spool_dir", spoolDir, spoolPatterns, now}}
+	oldest := now.Add(-max(2*sc.EngineTimeout, 10*time.Minute))
+	seen := map[string]bool{}
+	for _, e := range sc.External {
+		dir := e.TempDir
+		if dir == "" {
+			dir = os.TempDir()
+		}
+		if !seen[dir] {
+			seen[dir] = true
+			places = append(places, place{"scanner.external temp_dir", dir, []string{external.DirPattern + "/"}, oldest})
+		}
+	}
+	for _, p := range places {
+		n, err := spool.Sweep(p.dir, p.patterns, p.before)
+		if err != nil {
+			log.Error("start-up sweep", slog.String("setting", p.key), slog.String("dir", p.dir), slog.Int("removed", n), slog.Any("err", err))
+			continue
+		}
+		log.Info("start-up sweep", slog.String("setting", p.key), slog.String("dir", p.dir), slog.Int("removed", n))
+	}
 }
