@@ -21,7 +21,7 @@ func yBegin(l []byte) (name string, ok bool) {
 // with "=y"; "=yend" ends the block. Every other line is data, so a yEnc
 // block has no foreign lines.
 type yDecoder struct {
-	esc   bool // the last line ended with '=' (a broken encoder)
+	esc bool // the last line ended with '=' (a broken encoder)
 }
 
 func (d *yDecoder) line(l []byte, out []byte) ([]byte, lineKind) {
