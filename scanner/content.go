@@ -24,6 +24,9 @@ type item struct {
 	depth       int  // archive nesting below the MIME part
 	scan        bool // sent to the engines (the scan mode decides)
 	decrypted   bool // an encrypted member opened with a password from the message
+	// named: the path already ends in the item's own name (an archive
+	// member, a file decoded from a text), so members of it go below it.
+	named bool
 }
 
 // scanState is what the items of one message share.
@@ -77,6 +80,11 @@ func (s *Scanner) examine(ctx context.Context, st *scanState, it item, buf *spoo
 		if err := s.openArchive(ctx, st, it, buf); err != nil {
 			return err
 		}
+		if !it.named && isText(it.contentType) {
+			if err := s.openEmbedded(ctx, st, it, buf); err != nil {
+				return err
+			}
+		}
 	}
 	if !it.scan {
 		return nil
@@ -126,7 +134,7 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 	format := loc.Format
 	// Members live under the archive's own name: 2/invoice.zip/doc.exe.
 	container := it.path
-	if it.depth == 0 {
+	if !it.named {
 		name := it.fileName
 		if name == "" {
 			name = "(" + string(format) + ")"
@@ -141,7 +149,7 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 	lim := archive.Limits{MaxMembers: s.opt.MaxMembers, MaxRatio: s.opt.MaxRatio, MaxMemberSize: s.opt.MaxMemberSize, Passwords: st.passwords}
 	problems, err := archive.Walk(ctx, format, io.NewSectionReader(buf, loc.Offset, loc.Size), loc.Size, lim, st.budget, func(m archive.Member, content io.Reader) error {
 		child := item{path: container + "/" + m.Name, fileName: path.Base(strings.ReplaceAll(m.Name, `\`, "/")),
-			depth: it.depth + 1, scan: it.scan}
+			depth: it.depth + 1, scan: it.scan, named: true}
 		if m.Encrypted && content == nil {
 			// Walk reports it as a problem; the manifest lists it.
 			st.v.Manifest = append(st.v.Manifest, verdict.Part{Path: child.path, FileName: child.fileName, Size: m.Size, Encrypted: true})

@@ -188,6 +188,17 @@ func (b *Budget) take(n int64) (int64, bool) {
 	return max(room, 0), false
 }
 
+// Take books n bytes that were expanded outside an archive (a file
+// decoded from the text of a message) and reports whether they fit; when
+// they do not, err is the max_expanded_bytes limit.
+func (b *Budget) Take(n int64) (fit int64, err error) {
+	fit, ok := b.take(n)
+	if !ok {
+		return fit, b.limitErr()
+	}
+	return fit, nil
+}
+
 // Used is how many expanded bytes have been read so far.
 func (b *Budget) Used() int64 {
 	if b == nil {
