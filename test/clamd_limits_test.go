@@ -2,6 +2,8 @@ package test
 
 import (
 	"bytes"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +38,10 @@ func TestClamdLimitsAndEncryptedAlerts(t *testing.T) {
 		station.SpoolEmpty(t)
 	})
 	c := newChain(t, sink, harness.StartMilter(t, bin.Milter, harness.MilterOptions{Station: "http://" + station.Addr, Secret: secret}))
+	station.WaitLog(t, 30*time.Second, "clamd reports content past its limits", clamd.Addr)
+	if strings.Contains(station.Log(), "AlertExceedsMax is off") {
+		t.Errorf("station warns about AlertExceedsMax although clamd has it on:\n%s", station.Log())
+	}
 
 	t.Run("EICAR past clamd's MaxFileSize is limit-exceeded and rejected", func(t *testing.T) {
 		data := append(bytes.Repeat([]byte("filler line of a large attachment\n"), (2<<20)/34), harness.EICAR()...)
@@ -65,4 +71,42 @@ func TestClamdLimitsAndEncryptedAlerts(t *testing.T) {
 		c.milter.WaitLog(t, 5*time.Second, "outcome=infected", "action=reject")
 		c.waitNotDelivered(t, "eicar password zip")
 	})
+}
+
+// TestClamdLimitsProbe: a clamd left with AlertExceedsMax off reports
+// content past its limits OK; the station's start-up log and `avstation
+// version` say so, and how to fix it, and say nothing against a clamd that
+// has it on. Before the probe, neither said anything.
+func TestClamdLimitsProbe(t *testing.T) {
+	off := harness.StartClamd(t)
+	on := harness.StartClamdOpts(t, harness.ClamdOptions{Settings: map[string]string{"AlertExceedsMax": "yes"}})
+	secret := harness.WriteSecret(t, "probe-secret")
+	const warning = "AlertExceedsMax is off"
+	for _, tt := range []struct {
+		name, addr string
+		warns      bool
+	}{{"AlertExceedsMax off", off.Addr, true}, {"AlertExceedsMax yes", on.Addr, false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			station := harness.StartStation(t, bin.Station, "", tt.addr, secret)
+			t.Cleanup(station.Stop)
+			out, err := exec.Command(bin.Station, "version", "-config", station.ConfigFile()).CombinedOutput()
+			if err != nil {
+				t.Fatalf("avstation version: %v\n%s", err, out)
+			}
+			if tt.warns {
+				station.WaitLog(t, 30*time.Second, "level=WARN", warning, tt.addr, "set AlertExceedsMax yes")
+				if !strings.Contains(string(out), "warning: clamd "+tt.addr) || !strings.Contains(string(out), warning) {
+					t.Errorf("avstation version does not warn:\n%s", out)
+				}
+				return
+			}
+			station.WaitLog(t, 30*time.Second, "clamd reports content past its limits", tt.addr)
+			if strings.Contains(station.Log(), warning) || strings.Contains(string(out), warning) {
+				t.Errorf("warns about a clamd with AlertExceedsMax yes:\n%s\n%s", station.Log(), out)
+			}
+			if !strings.Contains(string(out), "clamd "+tt.addr+" reports content past its limits") {
+				t.Errorf("avstation version does not say the clamd reports its limits:\n%s", out)
+			}
+		})
+	}
 }
