@@ -2,11 +2,17 @@ package test
 
 import (
 	"bytes"
+	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/avstation/avstation/config"
+	clamdclient "github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/test/harness"
 )
 
@@ -108,5 +114,69 @@ func TestClamdLimitsProbe(t *testing.T) {
 				t.Errorf("avstation version does not say the clamd reports its limits:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestDeployClamdConf: deploy/clamav/clamd.conf turns AlertExceedsMax on,
+// its limits are no lower than avstation's defaults (so avstation's own
+// limits stop first), and a real clamd started with its settings accepts
+// them and passes the station's limits probe.
+func TestDeployClamdConf(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join(deployDir, "clamav", "clamd.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{}
+	for i, line := range strings.Split(string(text), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || settings[name] != "" {
+			t.Fatalf("clamd.conf line %d: %q is not one setting given once", i+1, line)
+		}
+		settings[name] = strings.TrimSpace(value)
+	}
+	if settings["AlertExceedsMax"] != "yes" {
+		t.Errorf("AlertExceedsMax = %q, want yes", settings["AlertExceedsMax"])
+	}
+	def := config.DefaultStation()
+	size := func(name string) int64 {
+		v, err := config.ParseByteSize(settings[name])
+		if err != nil {
+			t.Fatalf("%s %q: %v", name, settings[name], err)
+		}
+		return int64(v)
+	}
+	for _, c := range []struct {
+		clamd string
+		min   int64
+		ours  string
+	}{
+		{"StreamMaxLength", int64(def.MaxMessage), "max_message_size"},
+		{"StreamMaxLength", int64(def.Scanner.MaxMemberSize), "max_member_size"},
+		{"MaxFileSize", int64(def.Scanner.MaxMemberSize), "max_member_size"},
+		{"MaxScanSize", int64(def.Scanner.MaxExpanded), "max_expanded_bytes"},
+	} {
+		if got := size(c.clamd); got < c.min {
+			t.Errorf("%s %s is below avstation's %s (%d bytes)", c.clamd, settings[c.clamd], c.ours, c.min)
+		}
+	}
+	if n, _ := strconv.Atoi(settings["MaxRecursion"]); n <= def.Scanner.MaxArchiveDepth {
+		t.Errorf("MaxRecursion %q is not above avstation's max_archive_depth %d", settings["MaxRecursion"], def.Scanner.MaxArchiveDepth)
+	}
+	if n, _ := strconv.Atoi(settings["MaxFiles"]); n < def.Scanner.MaxMembers {
+		t.Errorf("MaxFiles %q is below avstation's max_members %d", settings["MaxFiles"], def.Scanner.MaxMembers)
+	}
+	c := harness.StartClamdOpts(t, harness.ClamdOptions{Settings: settings})
+	cl, err := clamdclient.New(c.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if reports, err := clamdclient.ProbeLimits(ctx, cl); !reports || err != nil {
+		t.Errorf("clamd with deploy/clamav/clamd.conf: probe reports=%v, %v; want it to report its limits", reports, err)
 	}
 }
