@@ -51,7 +51,7 @@ func detectionOf(res clamd.Result) Detection {
 		if limit == "" {
 			limit = "limits"
 		}
-		d.Kind, d.Detail = verdict.KindLimitExceeded, "clamd "+limit+" ("+res.Threat+")"
+		d.Kind, d.Detail = verdict.KindLimitExceeded, "clamd "+limit // the reply line stays in Raw
 	case clamd.AlertEncrypted:
 		d.Kind, d.Detail = verdict.KindEncrypted, "clamd: encrypted "+res.EncryptedFormat()+" ("+res.Threat+")"
 		d.Format = clamdFormats[res.EncryptedFormat()]
