@@ -37,6 +37,15 @@ type scanState struct {
 	// passwords are candidates found in the message's text, tried on
 	// encrypted archive members.
 	passwords []string
+	// opened lists the archives whose encrypted members were opened with
+	// one of the passwords.
+	opened []openedArchive
+}
+
+// openedArchive is an archive, by path, with members decrypted.
+type openedArchive struct {
+	path   string
+	format archive.Format
 }
 
 // scanPart holds one decoded MIME part in a spool buffer, so that it can
@@ -98,7 +107,7 @@ func (s *Scanner) examine(ctx context.Context, st *scanState, it item, buf *spoo
 		sum = st.versions + hex.EncodeToString(h.Sum(nil))
 	}
 	for _, e := range s.engines {
-		if err := s.scanCached(ctx, st.v, e, it, buf, sum); err != nil {
+		if err := s.scanCached(ctx, st, e, it, buf, sum); err != nil {
 			return err
 		}
 	}
@@ -107,16 +116,16 @@ func (s *Scanner) examine(ctx context.Context, st *scanState, it item, buf *spoo
 
 // scanCached asks an engine about an item unless it answered for the same
 // bytes and signatures before. Only answers are kept, never errors.
-func (s *Scanner) scanCached(ctx context.Context, v *verdict.Verdict, e Engine, it item, buf *spool.Buffer, sum string) error {
+func (s *Scanner) scanCached(ctx context.Context, st *scanState, e Engine, it item, buf *spool.Buffer, sum string) error {
 	key := ""
 	if sum != "" {
 		key = e.Name() + "|" + sum
 	}
 	if d, ok := s.parts.get(key); ok {
-		recordDetection(v, e, it, d)
+		recordDetection(st, e, it, d)
 		return nil
 	}
-	d, ok, err := s.scanWith(ctx, v, e, it, buf.Reader())
+	d, ok, err := s.scanWith(ctx, st, e, it, buf.Reader())
 	if ok {
 		s.parts.put(key, d)
 	}
@@ -169,6 +178,9 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 			return nil
 		}
 		child.decrypted = m.Password
+		if m.Password && (len(st.opened) == 0 || st.opened[len(st.opened)-1].path != container) {
+			st.opened = append(st.opened, openedArchive{container, format})
+		}
 		return s.examine(ctx, st, child, mbuf)
 	})
 	for _, p := range problems {
@@ -217,7 +229,7 @@ func (e *spoolError) Unwrap() error { return e.err }
 
 // scanWith asks one engine about one stream and records what it says. ok
 // is true when the engine answered (found or not), as opposed to failing.
-func (s *Scanner) scanWith(ctx context.Context, v *verdict.Verdict, e Engine, it item, r io.Reader) (d Detection, ok bool, err error) {
+func (s *Scanner) scanWith(ctx context.Context, st *scanState, e Engine, it item, r io.Reader) (d Detection, ok bool, err error) {
 	// At most MaxEngineCalls at once, whoever asks: the engines are the
 	// scarce part, and an in-process milter has as many scans as SMTP
 	// sessions.
@@ -242,16 +254,51 @@ func (s *Scanner) scanWith(ctx context.Context, v *verdict.Verdict, e Engine, it
 		}
 		f.Kind, f.Detail, f.Err = verdict.KindScanError, err.Error(), err
 	default:
-		recordDetection(v, e, it, d)
+		recordDetection(st, e, it, d)
 		return d, true, nil
 	}
-	v.Add(f)
+	st.v.Add(f)
 	return d, false, nil
 }
 
-func recordDetection(v *verdict.Verdict, e Engine, it item, d Detection) {
-	if d.Found {
-		v.Add(verdict.Finding{Path: it.path, FileName: it.fileName, ContentType: it.contentType,
-			Engine: e.Name(), Kind: verdict.KindVirus, Threat: d.Threat, Raw: d.Raw})
+func recordDetection(st *scanState, e Engine, it item, d Detection) {
+	if !d.Found {
+		return
 	}
+	f := verdict.Finding{Path: it.path, FileName: it.fileName, ContentType: it.contentType, Engine: e.Name(), Raw: d.Raw}
+	switch d.Kind {
+	case verdict.KindLimitExceeded, verdict.KindEncrypted:
+		f.Kind, f.Detail = d.Kind, d.Detail
+	default:
+		f.Kind, f.Threat = verdict.KindVirus, d.Threat
+	}
+	if f.Kind == verdict.KindEncrypted && st.decryptedWithin(it.path, d.Format) {
+		return
+	}
+	st.v.Add(f)
+}
+
+// decryptedWithin reports whether the encrypted content an engine saw in
+// the item at scope ("" the raw message) is what the scanner itself opened
+// with a password from the message and scanned decrypted: an archive of
+// that format was opened under scope, and nothing encrypted under scope
+// stayed closed. Then the engine's alert (clamd cannot use the password)
+// must not override the verdict on the decrypted members.
+func (st *scanState) decryptedWithin(scope string, format archive.Format) bool {
+	within := func(p string) bool { return scope == "" || p == scope || strings.HasPrefix(p, scope+"/") }
+	opened := false
+	for _, o := range st.opened {
+		if format != "" && o.format == format && within(o.path) {
+			opened = true
+		}
+	}
+	if !opened {
+		return false
+	}
+	for _, f := range st.v.Findings {
+		if f.Kind == verdict.KindEncrypted && within(f.Path) {
+			return false
+		}
+	}
+	return true
 }

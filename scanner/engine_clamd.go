@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/avstation/avstation/scanner/archive"
 	"github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/verdict"
 )
@@ -32,7 +33,32 @@ func (e clamdEngine) Scan(ctx context.Context, r io.Reader) (Detection, error) {
 	if err != nil {
 		return Detection{}, err
 	}
-	return Detection{Found: res.Found, Threat: res.Threat, Raw: res.Raw}, nil
+	return detectionOf(res), nil
+}
+
+// clamdFormats are clamd's names for the archive formats the scanner
+// decrypts itself ("Heuristics.Encrypted.Zip").
+var clamdFormats = map[string]archive.Format{"Zip": archive.Zip, "RAR": archive.Rar, "7Zip": archive.SevenZip}
+
+// detectionOf maps clamd's answer to a detection: its limit and encryption
+// alerts are limit-exceeded and encrypted findings, never a virus named
+// "Heuristics.Limits.Exceeded...".
+func detectionOf(res clamd.Result) Detection {
+	d := Detection{Found: res.Found, Raw: res.Raw}
+	switch res.Alert {
+	case clamd.AlertLimit:
+		limit := res.Limit()
+		if limit == "" {
+			limit = "limits"
+		}
+		d.Kind, d.Detail = verdict.KindLimitExceeded, "clamd "+limit // the reply line stays in Raw
+	case clamd.AlertEncrypted:
+		d.Kind, d.Detail = verdict.KindEncrypted, "clamd: encrypted "+res.EncryptedFormat()+" ("+res.Threat+")"
+		d.Format = clamdFormats[res.EncryptedFormat()]
+	default:
+		d.Threat = res.Threat
+	}
+	return d
 }
 
 func (e clamdEngine) Version(ctx context.Context) (verdict.Engine, error) {

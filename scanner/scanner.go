@@ -39,6 +39,16 @@ type Detection struct {
 	Found  bool
 	Threat string // may be empty when the engine gave no name
 	Raw    string // the engine's reply as received, for the station's records
+	// Kind is what a Found detection is: a virus when empty. An engine that
+	// stopped at one of its own limits says verdict.KindLimitExceeded, one
+	// that met content it could not decrypt verdict.KindEncrypted; Detail
+	// then says which, and Threat is empty.
+	Kind   verdict.Kind
+	Detail string
+	// Format is the archive format an encrypted detection was about, ""
+	// when unknown or not an archive: it lets an archive the scanner opened
+	// with a password from the message explain the engine's alert.
+	Format archive.Format
 }
 
 // ErrTooLarge means the engine would not take a stream this large (clamd's
@@ -224,7 +234,7 @@ func (s *Scanner) scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 	if s.opt.Mode != ModeAttachments {
 		raw := item{contentType: "message/rfc822"}
 		for _, e := range s.engines {
-			if _, _, err := s.scanWith(ctx, v, e, raw, io.NewSectionReader(r, 0, size)); err != nil {
+			if _, _, err := s.scanWith(ctx, st, e, raw, io.NewSectionReader(r, 0, size)); err != nil {
 				return nil, err
 			}
 		}

@@ -142,6 +142,7 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 			return err
 		}
 		sc = milter.LocalScanner{Scanner: local}
+		go daemon.LogClamdLimits(ctx, cfg.Scanner, log)
 	}
 	bp, err := bypass.NewHolder(cfg.BypassFile)
 	if err != nil {

@@ -34,6 +34,11 @@ func versionCmd(path string, stdout io.Writer) int {
 		}
 		fmt.Fprintln(stdout, "in-process scanner:")
 		printEngines(stdout, sc.Versions(ctx))
+		for _, c := range daemon.CheckClamdLimits(ctx, cfg.Scanner) {
+			if w := c.Warning(); w != "" {
+				fmt.Fprintf(stdout, "warning: %s\n", w)
+			}
+		}
 		return 0
 	}
 	keys, err := jobproto.LoadSecretFile(cfg.SecretFile)

@@ -41,8 +41,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "version":
-		fmt.Fprintf(stdout, "avstation %s\n", version.Version)
-		return 0
+		return versionCmd(path, stdout, stderr)
 	case "check-config":
 		cfg, _, err := load(path)
 		if err != nil {
@@ -100,6 +99,7 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
+	go daemon.LogClamdLimits(ctx, cfg.Scanner, log)
 	st := station.New(cfg, sc, pool, keys, log, daemon.Registry("avstation"))
 	go st.PruneRecords(ctx, time.Now)
 	hs := st.Server(log)
@@ -120,6 +120,47 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 		listen = func() error { return hs.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }
 	}
 	return daemon.Serve(ctx, log, hs, listen)
+}
+
+// versionCmd prints the version and, when the config can be read, each
+// engine's version and a warning for each clamd that does not report
+// content past its limits. Exit status 0 unless an engine gave no version.
+func versionCmd(path string, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stdout, "avstation %s\n", version.Version)
+	cfg, err := config.LoadStation(path)
+	if err != nil {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := cfg.Scanner
+	opts.CacheEntries = 0
+	sc, _, err := daemon.Scanner(ctx, opts, os.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	code := 0
+	for _, e := range sc.Versions(ctx) {
+		if e.Version == "" {
+			fmt.Fprintf(stdout, "  %s: version unknown (unreachable)\n", e.Name)
+			code = 1
+			continue
+		}
+		fmt.Fprintf(stdout, "  %s: %s", e.Name, e.Version)
+		if e.SignatureVersion != "" {
+			fmt.Fprintf(stdout, ", signatures %s", e.SignatureVersion)
+		}
+		fmt.Fprintln(stdout)
+	}
+	for _, c := range daemon.CheckClamdLimits(ctx, cfg.Scanner) {
+		if w := c.Warning(); w != "" {
+			fmt.Fprintf(stderr, "warning: %s\n", w)
+		} else {
+			fmt.Fprintf(stdout, "  clamd %s reports content past its limits (AlertExceedsMax yes)\n", c.Addr)
+		}
+	}
+	return code
 }
 
 // scanFiles scans each file as a raw message with the configured engines

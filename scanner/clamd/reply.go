@@ -59,6 +59,66 @@ type Result struct {
 	Threat string
 	// Raw is clamd's reply line, without its terminator, for the records.
 	Raw string
+	// Alert says what a FOUND reply means: a threat, or one of clamd's own
+	// alerts that name no threat (a limit it stopped at, encrypted content).
+	Alert Alert
+}
+
+// Alert sorts FOUND replies. clamd reports its limits and encrypted content
+// as if they were signatures ("Heuristics.Limits.Exceeded.MaxFileSize
+// FOUND", with AlertExceedsMax yes; "Heuristics.Encrypted.Zip FOUND", with
+// AlertEncrypted yes): they are outcomes of their own, not viruses.
+type Alert int
+
+const (
+	// AlertThreat: a signature or heuristic that names a threat.
+	AlertThreat Alert = iota
+	// AlertLimit: clamd stopped at one of its limits (MaxFileSize,
+	// MaxScanSize, MaxRecursion, MaxFiles, MaxScanTime, ...) and did not
+	// scan the rest. Result.Limit names it.
+	AlertLimit
+	// AlertEncrypted: clamd met content it could not decrypt.
+	// Result.EncryptedFormat names its format.
+	AlertEncrypted
+)
+
+// The names libclamav gives its limit and encryption alerts.
+const (
+	limitPrefix     = "Heuristics.Limits.Exceeded"
+	encryptedPrefix = "Heuristics.Encrypted."
+)
+
+// alertOf sorts a FOUND name.
+func alertOf(threat string) Alert {
+	switch {
+	case threat == limitPrefix || strings.HasPrefix(threat, limitPrefix+"."):
+		return AlertLimit
+	case strings.HasPrefix(threat, encryptedPrefix) && len(threat) > len(encryptedPrefix):
+		return AlertEncrypted
+	}
+	return AlertThreat
+}
+
+// Limit names the clamd.conf limit an AlertLimit reply was about
+// ("MaxFileSize"); "" when clamd did not say or the reply is another kind.
+func (r Result) Limit() string {
+	if r.Alert != AlertLimit {
+		return ""
+	}
+	name, _ := strings.CutPrefix(r.Threat, limitPrefix+".")
+	if name == r.Threat {
+		return ""
+	}
+	return name
+}
+
+// EncryptedFormat names the format of an AlertEncrypted reply as clamd
+// does ("Zip", "RAR", "7Zip", "PDF", "EGG"); "" for another kind.
+func (r Result) EncryptedFormat() string {
+	if r.Alert != AlertEncrypted {
+		return ""
+	}
+	return strings.TrimPrefix(r.Threat, encryptedPrefix)
 }
 
 // ParseScanReply parses clamd's reply to INSTREAM, given without its NUL or
@@ -71,6 +131,9 @@ type Result struct {
 // The name is everything between the "stream: " prefix (or, for other
 // commands, the first "<path>: ") and the final " FOUND": names may contain
 // spaces, colons and '!' ("Trojan:Win32/Phonzy.A!ml").
+//
+// Found is set for every FOUND reply; Alert tells a threat from clamd's own
+// limit and encryption alerts.
 //
 // It returns a nil error with Found false only for an OK reply. ERROR replies
 // give ErrSizeLimit or a *ReplyError, as does anything unexpected, including a
@@ -104,6 +167,7 @@ func ParseScanReply(line string) (Result, error) {
 	case strings.HasSuffix(rest, " FOUND"):
 		res.Found = true
 		res.Threat = strings.TrimSpace(strings.TrimSuffix(rest, " FOUND"))
+		res.Alert = alertOf(res.Threat)
 		return res, nil
 	}
 	return res, &ReplyError{Reply: line}

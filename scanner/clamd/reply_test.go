@@ -9,6 +9,31 @@ import (
 	"time"
 )
 
+func TestResultLimitAndFormat(t *testing.T) {
+	tests := []struct {
+		line, limit, format string
+	}{
+		{"stream: Heuristics.Limits.Exceeded.MaxScanSize FOUND", "MaxScanSize", ""},
+		{"stream: Heuristics.Limits.Exceeded.MaxFiles FOUND", "MaxFiles", ""},
+		{"stream: Heuristics.Limits.Exceeded FOUND", "", ""},
+		{"stream: Heuristics.Encrypted.RAR FOUND", "", "RAR"},
+		{"stream: Heuristics.Encrypted.7Zip FOUND", "", "7Zip"},
+		{"stream: Eicar-Test-Signature FOUND", "", ""},
+		{"stream: OK", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.line, func(t *testing.T) {
+			r, err := ParseScanReply(tt.line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Limit() != tt.limit || r.EncryptedFormat() != tt.format {
+				t.Errorf("Limit() = %q, EncryptedFormat() = %q; want %q, %q", r.Limit(), r.EncryptedFormat(), tt.limit, tt.format)
+			}
+		})
+	}
+}
+
 func TestParseScanReply(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -41,6 +66,48 @@ func TestParseScanReply(t *testing.T) {
 			want: Result{Found: true, Threat: "Heuristics.OK", Raw: "stream: Heuristics.OK FOUND"},
 		},
 		{name: "found without name", line: "stream: FOUND", want: Result{Found: true, Raw: "stream: FOUND"}},
+		// clamd's own alerts, as ClamAV 1.4 words them (AlertExceedsMax,
+		// AlertEncrypted*): not threats.
+		{
+			name: "limit MaxFileSize",
+			line: "stream: Heuristics.Limits.Exceeded.MaxFileSize FOUND",
+			want: Result{Found: true, Alert: AlertLimit, Threat: "Heuristics.Limits.Exceeded.MaxFileSize", Raw: "stream: Heuristics.Limits.Exceeded.MaxFileSize FOUND"},
+		},
+		{
+			name: "limit MaxRecursion",
+			line: "stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND",
+			want: Result{Found: true, Alert: AlertLimit, Threat: "Heuristics.Limits.Exceeded.MaxRecursion", Raw: "stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND"},
+		},
+		{
+			name: "limit without a limit name",
+			line: "stream: Heuristics.Limits.Exceeded FOUND",
+			want: Result{Found: true, Alert: AlertLimit, Threat: "Heuristics.Limits.Exceeded", Raw: "stream: Heuristics.Limits.Exceeded FOUND"},
+		},
+		{
+			name: "encrypted zip",
+			line: "stream: Heuristics.Encrypted.Zip FOUND",
+			want: Result{Found: true, Alert: AlertEncrypted, Threat: "Heuristics.Encrypted.Zip", Raw: "stream: Heuristics.Encrypted.Zip FOUND"},
+		},
+		{
+			name: "encrypted pdf",
+			line: "stream: Heuristics.Encrypted.PDF FOUND",
+			want: Result{Found: true, Alert: AlertEncrypted, Threat: "Heuristics.Encrypted.PDF", Raw: "stream: Heuristics.Encrypted.PDF FOUND"},
+		},
+		{
+			name: "other heuristics are threats",
+			line: "stream: Heuristics.Phishing.Email.SpoofedDomain FOUND",
+			want: Result{Found: true, Threat: "Heuristics.Phishing.Email.SpoofedDomain", Raw: "stream: Heuristics.Phishing.Email.SpoofedDomain FOUND"},
+		},
+		{
+			name: "a name that only starts like a limit",
+			line: "stream: Heuristics.Limits.ExceededX FOUND",
+			want: Result{Found: true, Threat: "Heuristics.Limits.ExceededX", Raw: "stream: Heuristics.Limits.ExceededX FOUND"},
+		},
+		{
+			name: "encrypted prefix alone",
+			line: "stream: Heuristics.Encrypted. FOUND",
+			want: Result{Found: true, Threat: "Heuristics.Encrypted.", Raw: "stream: Heuristics.Encrypted. FOUND"},
+		},
 		{
 			name: "found with path prefix",
 			line: "/var/mail/x: Win.Test.EICAR_HDB-1 FOUND",
@@ -236,6 +303,9 @@ func FuzzParseScanReply(f *testing.F) {
 		}
 		if strings.ContainsFunc(res.Threat, isControl) {
 			t.Errorf("control character in threat %q", res.Threat)
+		}
+		if res.Alert != AlertThreat && (!res.Found || !strings.HasPrefix(res.Threat, "Heuristics.")) {
+			t.Errorf("alert %d for %q", res.Alert, line)
 		}
 	})
 }
