@@ -200,6 +200,26 @@ func (ix *indexer) entity(s *src, p *Entity, capped bool, depth int) error {
 		ix.limit(leafPath, detail)
 		return nil
 	}
+	err := ix.content(s, p, leafPath, depth)
+	if !p.Stopped {
+		// After a multipart's parts, before a leaf's content, as the walk
+		// reports anomalies.
+		p.Anomalies = append(p.Anomalies, headerAnomalies(p)...)
+	}
+	return err
+}
+
+// headerAnomalies are the part's HeaderProblems, as unscannable anomalies.
+func headerAnomalies(p *Entity) []Anomaly {
+	var out []Anomaly
+	for _, d := range p.HeaderProblems {
+		out = append(out, Anomaly{Path: p.Leaf(), FileName: p.FileName, ContentType: p.ContentType, Detail: d})
+	}
+	return out
+}
+
+// content indexes what is in a part by its type.
+func (ix *indexer) content(s *src, p *Entity, leafPath string, depth int) error {
 	switch {
 	case strings.HasPrefix(p.ContentType, "multipart/"):
 		if depth >= ix.lim.MaxDepth {

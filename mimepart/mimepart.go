@@ -53,22 +53,24 @@ func isPartNumber(s string) bool {
 	return true
 }
 
-// ContentType parses an entity's Content-Type: a missing or unparseable
-// one is text/plain (RFC 2045 5.2); parameters are kept when they parse.
-// The type is in lower case; params is never nil.
+// ContentType parses an entity's Content-Type: a missing one, or one
+// without a type/subtype, is text/plain (RFC 2045 5.2); parameters are
+// read leniently (lenientParams) when the field does not parse. The type
+// is in lower case; params is never nil.
 func ContentType(h textproto.Header) (string, map[string]string) {
 	v := h.Get("Content-Type")
 	if v == "" {
 		return "text/plain", map[string]string{}
 	}
-	t, params, err := mime.ParseMediaType(v)
-	if err != nil && t == "" {
+	if t, params, err := mime.ParseMediaType(v); err == nil {
+		return strings.ToLower(t), params
+	}
+	t, ps := lenientParams(v)
+	major, minor, ok := strings.Cut(t, "/")
+	if !ok || !isToken(major) || !isToken(minor) {
 		return "text/plain", map[string]string{}
 	}
-	if params == nil {
-		params = map[string]string{}
-	}
-	return strings.ToLower(t), params
+	return t, paramMap(ps)
 }
 
 // Child is the path of the i-th part inside the part at path: "2" inside

@@ -123,6 +123,15 @@ func (w *refWalker) entity(h textproto.Header, body io.Reader, path, leafPath st
 		return
 	}
 	in := ParseHeader(h)
+	where := leafPath
+	if in.Multipart() {
+		where = path
+	}
+	problems := func() {
+		for _, d := range in.HeaderProblems {
+			w.anomaly(where, in.FileName, in.ContentType, d)
+		}
+	}
 	switch {
 	case strings.HasPrefix(in.ContentType, "multipart/"):
 		if depth >= w.lim.MaxDepth {
@@ -134,15 +143,18 @@ func (w *refWalker) entity(h textproto.Header, body io.Reader, path, leafPath st
 			break
 		}
 		w.multipart(body, in.Boundary, path, depth)
+		problems()
 		return
 	case in.AttachedMessage():
 		if depth >= w.lim.MaxDepth {
 			w.setLimit(leafPath, fmt.Sprintf("max_depth %d", w.lim.MaxDepth))
 			return
 		}
+		problems()
 		w.attached(in, body, leafPath, depth)
 		return
 	}
+	problems()
 	w.ev = append(w.ev, leafEvent(leafPath, testDecoder(in.TransferEncoding, body))+" name="+in.FileName)
 }
 

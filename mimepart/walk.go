@@ -51,6 +51,7 @@ func (v Visitor) walk(e *Entity) error {
 		v.anomalies(e)
 		return nil
 	case e.Attached != nil:
+		v.anomalies(e) // its own header's
 		in := e.Attached
 		if in.Unreadable {
 			v.anomalies(in)

@@ -166,13 +166,17 @@ func (p *Policy) banned(manifest []verdict.Part, sc scopes) []verdict.Finding {
 		if len(inside) > 0 && !p.Filters.ApplyInArchives {
 			continue
 		}
-		name := NormalizeName(part.FileName)
-		if name == "" {
-			continue
-		}
-		if detail, blocked := p.filterName(name, inside, sc); blocked {
-			out = append(out, verdict.Finding{Path: part.Path, FileName: part.FileName, ContentType: part.ContentType,
-				Kind: KindBannedName, Detail: detail})
+		// Every name the part carries: a client may show any of them.
+		for _, fn := range append([]string{part.FileName}, part.FileNames...) {
+			name := NormalizeName(fn)
+			if name == "" {
+				continue
+			}
+			if detail, blocked := p.filterName(name, inside, sc); blocked {
+				out = append(out, verdict.Finding{Path: part.Path, FileName: fn, ContentType: part.ContentType,
+					Kind: KindBannedName, Detail: detail})
+				break
+			}
 		}
 	}
 	return out

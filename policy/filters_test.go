@@ -56,6 +56,13 @@ func TestExtensionFilters(t *testing.T) {
 			[]string{"example.org"}, Input{Sender: "a@elsewhere.net", Authenticated: true, Verdict: cleanWith(exe)}, true, "setup.exe"},
 		{"recipient scope local", FilterConfig{Rules: []FilterRule{{Mask: "*.exe", Recipient: "local", Action: "block"}}},
 			[]string{"lists.example.org"}, Input{Recipients: []string{"dev@lists.example.org"}, Verdict: cleanWith(exe)}, true, "setup.exe"},
+		{"every name of a part: the second one blocked", FilterConfig{Rules: []FilterRule{{Mask: "*.exe", Action: "block"}}},
+			nil, Input{Verdict: cleanWith(verdict.Part{Path: "2", FileName: "readme.txt", FileNames: []string{"readme.txt", "setup.exe"}})}, true, "setup.exe"},
+		{"every name of a part: an allowed name does not save a blocked one", FilterConfig{Rules: []FilterRule{
+			{Mask: "readme.txt", Action: "allow"}, {Mask: "*.exe", Action: "block"}}},
+			nil, Input{Verdict: cleanWith(verdict.Part{Path: "2", FileName: "readme.txt", FileNames: []string{"readme.txt", "run.exe"}})}, true, "run.exe"},
+		{"every name of a part: none blocked", FilterConfig{Rules: []FilterRule{{Mask: "*.exe", Action: "block"}}},
+			nil, Input{Verdict: cleanWith(verdict.Part{Path: "2", FileName: "a.txt", FileNames: []string{"a.txt", "b.pdf"}})}, false, ""},
 		{"recipient scope remote, all local", FilterConfig{Rules: []FilterRule{{Mask: "*.exe", Recipient: "remote", Action: "block"}}},
 			[]string{"lists.example.org"}, Input{Recipients: []string{"dev@lists.example.org"}, Verdict: cleanWith(exe)}, false, ""},
 	}

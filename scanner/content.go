@@ -20,6 +20,7 @@ import (
 type item struct {
 	path        string // "2", "2/invoice.zip/inner.7z/doc.exe"
 	fileName    string
+	fileNames   []string // of a MIME part: every name it carries
 	contentType string
 	depth       int  // archive nesting below the MIME part
 	scan        bool // sent to the engines (the scan mode decides)
@@ -54,7 +55,7 @@ func (s *Scanner) scanPart(ctx context.Context, st *scanState, p *leaf) error {
 	buf := spool.New(s.opt.SpoolDir, s.opt.PartMemory)
 	defer buf.Close()
 	_, err := io.Copy(spoolWriter{buf}, p.body)
-	it := item{path: p.path, fileName: p.fileName, contentType: p.contentType,
+	it := item{path: p.path, fileName: p.fileName, fileNames: p.fileNames, contentType: p.contentType,
 		scan: s.opt.Mode == ModeAll || (s.opt.Mode == ModeAttachments && p.attachment)}
 	if err != nil {
 		var spoolErr *spoolError
@@ -77,7 +78,7 @@ func (s *Scanner) scanPart(ctx context.Context, st *scanState, p *leaf) error {
 // the innermost file), then the engines on the content itself. Every item
 // is listed in the manifest.
 func (s *Scanner) examine(ctx context.Context, st *scanState, it item, buf *spool.Buffer) error {
-	entry := verdict.Part{Path: it.path, FileName: it.fileName, ContentType: it.contentType, Size: buf.Size(),
+	entry := verdict.Part{Path: it.path, FileName: it.fileName, FileNames: manifestNames(it.fileNames), ContentType: it.contentType, Size: buf.Size(),
 		Encrypted: it.decrypted, Decrypted: it.decrypted}
 	if kind, enc := archive.EncryptedDocument(buf, buf.Size()); enc {
 		entry.Encrypted = true

@@ -15,6 +15,7 @@ import (
 type leaf struct {
 	path        string // "1", "2/1"; "" is the raw message
 	fileName    string
+	fileNames   []string // every name it carries (mimepart.Info.FileNames)
 	contentType string
 	encoding    string
 	body        io.Reader // decoded content
@@ -84,10 +85,10 @@ func (w *walker) walk(ix *index) error {
 				// The rest of an attached message whose header could
 				// not be read: scanned as an opaque part so that nothing
 				// escapes the engines.
-				return w.visit(&leaf{path: path, fileName: e.FileName, contentType: "message/rfc822",
+				return w.visit(&leaf{path: path, fileName: e.FileName, fileNames: e.FileNames, contentType: "message/rfc822",
 					encoding: e.TransferEncoding, body: body, attachment: true})
 			}
-			return w.visit(&leaf{path: path, fileName: e.FileName, contentType: e.ContentType,
+			return w.visit(&leaf{path: path, fileName: e.FileName, fileNames: e.FileNames, contentType: e.ContentType,
 				encoding: e.TransferEncoding, body: decoder(e.TransferEncoding, body), attachment: e.Attachment})
 		},
 		Anomaly: func(a mimepart.Anomaly) {
@@ -98,12 +99,21 @@ func (w *walker) walk(ix *index) error {
 		// as a whole; the manifest lists it.
 		Attached: func(e *mimepart.Entity, path string, size int64) {
 			w.verdict.Manifest = append(w.verdict.Manifest, verdict.Part{Path: path, FileName: e.FileName,
-				ContentType: "message/rfc822", Size: size})
+				FileNames: manifestNames(e.FileNames), ContentType: "message/rfc822", Size: size})
 		},
 		Limit: func(a mimepart.Anomaly) {
 			w.verdict.Add(verdict.Finding{Path: a.Path, Kind: verdict.KindLimitExceeded, Detail: a.Detail})
 		},
 	})
+}
+
+// manifestNames is a manifest entry's FileNames: all of them when there
+// is more than one, else none (FileName says it).
+func manifestNames(names []string) []string {
+	if len(names) < 2 {
+		return nil
+	}
+	return names
 }
 
 // decoder undoes the Content-Transfer-Encoding (RFC 2045 6). Unknown

@@ -79,11 +79,15 @@ type Finding struct {
 
 // Part is one entry of the manifest: every MIME part the walk saw.
 type Part struct {
-	Path        string `json:"path"`
-	FileName    string `json:"file_name,omitempty"`
-	ContentType string `json:"content_type,omitempty"`
-	Size        int64  `json:"size"`
-	Encrypted   bool   `json:"encrypted,omitempty"`
+	Path     string `json:"path"`
+	FileName string `json:"file_name,omitempty"`
+	// FileNames, when the part carries more than one name (a filename and
+	// a different name, an encoded name and its raw form), is all of them,
+	// FileName first: a client may show any, so the rules see each.
+	FileNames   []string `json:"file_names,omitempty"`
+	ContentType string   `json:"content_type,omitempty"`
+	Size        int64    `json:"size"`
+	Encrypted   bool     `json:"encrypted,omitempty"`
 	// Decrypted: encrypted, and opened with a password found in the
 	// message's text, so its content was scanned.
 	Decrypted bool `json:"decrypted,omitempty"`
