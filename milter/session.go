@@ -275,6 +275,11 @@ func (s *session) decide(ctx context.Context, meta jobproto.Meta, canChangeBody 
 		if in.ScanError == nil && in.Verdict == nil {
 			in.ScanError = errors.New("scanner returned no verdict")
 		}
+		// Larger than every station accepts: a retry would meet the same
+		// limit, so it is the oversize rule's, as over max_scan_size.
+		if errors.Is(in.ScanError, jobproto.ErrTooLarge) {
+			in.Verdict, in.ScanError, in.Oversize = nil, nil, true
+		}
 	}
 	t := transaction{in: in, d: s.srv.cfg.Policies.Decide(in)}
 	if !t.d.DryRun && t.d.Verb == policy.AcceptMsg && len(t.d.Strip) > 0 {

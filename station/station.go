@@ -1,5 +1,5 @@
 // Package station is the avstation daemon's HTTP side: the signed job
-// protocol in front of the scanner, plus /healthz and /metrics.
+// protocol in front of the scanner, plus /livez, /readyz (/healthz) and /metrics.
 package station
 
 import (
@@ -66,7 +66,7 @@ func New(cfg *config.Station, sc *scanner.Scanner, pool *clamd.Pool, keys *jobpr
 	return &Station{cfg: cfg, scanner: sc, keys: keys, log: log, reg: reg, host: host, metrics: m}
 }
 
-// Handler serves the job protocol under /v1/, and /healthz and /metrics
+// Handler serves the job protocol under /v1/, and /livez, /readyz, /healthz and /metrics
 // unauthenticated (they tell nothing about any message).
 func (s *Station) Handler() http.Handler {
 	jobs := &jobproto.Server{
@@ -82,10 +82,7 @@ func (s *Station) Handler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", jobs.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
-	})
+	(&health{check: s.scanner.Check}).handle(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	return mux
 }
@@ -191,7 +188,7 @@ func (s *Station) pruneOnce(now time.Time) {
 }
 
 func (s *Station) info(ctx context.Context) jobproto.Info {
-	return jobproto.Info{Station: s.host, Version: version.Version, Engines: s.scanner.Versions(ctx)}
+	return jobproto.Info{Station: s.host, Version: version.Version, Engines: s.scanner.Versions(ctx), MaxMessageSize: int64(s.cfg.MaxMessage)}
 }
 
 // clamdCollector reports each clamd of the pool as up or down.
