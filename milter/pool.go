@@ -47,7 +47,7 @@ var ErrNoStation = errors.New("no station is up")
 // flight and, when it fails, to the next, within the one deadline of the
 // caller's context (scan_timeout).
 type Pool struct {
-	client  *jobproto.Client
+	client  atomic.Pointer[jobproto.Client] // swapped whole by SetKeys
 	members []*member
 	log     *slog.Logger
 	m       *poolMetrics
@@ -69,7 +69,8 @@ type member struct {
 // NewPool builds a pool over the client's stations, all taken as up until
 // a job or a probe says otherwise. reg may be nil (no metrics).
 func NewPool(client *jobproto.Client, log *slog.Logger, reg prometheus.Registerer) *Pool {
-	p := &Pool{client: client, log: log, m: newPoolMetrics(reg), probeHC: client.HTTP}
+	p := &Pool{log: log, m: newPoolMetrics(reg), probeHC: client.HTTP}
+	p.client.Store(client)
 	if p.probeHC == nil {
 		p.probeHC = jobproto.NewHTTPClient(nil)
 	}
@@ -79,6 +80,14 @@ func NewPool(client *jobproto.Client, log *slog.Logger, reg prometheus.Registere
 		p.m.set(mb.label, true, 0)
 	}
 	return p
+}
+
+// SetKeys puts a new key ring in force for the jobs that start from now:
+// a rotation of the secret file without a restart (SIGHUP).
+func (p *Pool) SetKeys(keys *jobproto.KeyRing) {
+	c := *p.client.Load()
+	c.Keys = keys
+	p.client.Store(&c)
 }
 
 // attempt is one offer of a job to one station.
@@ -205,7 +214,7 @@ func (p *Pool) try(ctx context.Context, mb *member, job *jobproto.Job, left int)
 	mb.mu.Unlock()
 	p.m.inFlight.WithLabelValues(mb.label).Set(float64(n))
 	start := time.Now()
-	v, err := p.client.ScanAt(actx, mb.url, job)
+	v, err := p.client.Load().ScanAt(actx, mb.url, job)
 	p.m.latency.WithLabelValues(mb.label).Observe(time.Since(start).Seconds())
 	mb.mu.Lock()
 	mb.inFlight--

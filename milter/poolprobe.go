@@ -48,7 +48,7 @@ func (p *Pool) probe(ctx context.Context, mb *member, timeout time.Duration) {
 		}
 		return
 	}
-	info, err := p.client.Info(ctx, mb.url)
+	info, err := p.client.Load().Info(ctx, mb.url)
 	if err != nil {
 		p.mark(mb, false, "probe: "+classify(err, ctx, context.Background()), err)
 		return

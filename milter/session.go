@@ -225,7 +225,7 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 		Recipients: s.recipients,
 		Lists:      s.lists,
 		Client:     s.client,
-		Primary:    s.srv.hostname,
+		Primary:    s.srv.primary,
 	}
 	if resp, ok := s.ownNotice(m, meta); ok {
 		return resp, nil

@@ -58,6 +58,7 @@ func New(cfg *config.Station, sc *scanner.Scanner, pool *clamd.Pool, keys *jobpr
 	}
 	reg.MustRegister(signatureCollector{sc})
 	m := newMetrics(reg)
+	m.primaries = newPrimaryMetrics(reg)
 	for _, e := range sc.EngineNames() {
 		for _, r := range engineErrorReasons {
 			m.engineErrors.WithLabelValues(e, r)
@@ -99,6 +100,7 @@ func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body *os.File, s
 		slog.String("job_id", meta.JobID),
 		slog.String("queue_id", meta.QueueID),
 		slog.String("primary", meta.Primary),
+		slog.String("key_id", jobproto.KeyIDFrom(ctx)),
 		slog.Any("lists", meta.Lists),
 		slog.Int64("size", size),
 		slog.Duration("took", took),
@@ -109,6 +111,7 @@ func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body *os.File, s
 		return nil, err
 	}
 	s.metrics.jobs.WithLabelValues(string(v.Status)).Inc()
+	s.metrics.primary(meta.Primary, jobproto.KeyIDFrom(ctx))
 	for _, f := range v.Findings {
 		if f.Kind == verdict.KindScanError && f.Engine != "" {
 			s.metrics.engineErrors.WithLabelValues(f.Engine, engineErrorReason(f.Err)).Inc()
@@ -120,7 +123,7 @@ func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body *os.File, s
 		attrs = append(attrs, slog.Any("findings", describe(v.Findings)))
 	}
 	s.log.Info("job scanned", attrs...)
-	rec := Record{JobID: meta.JobID, Time: start, Primary: meta.Primary, Client: meta.Client, QueueID: meta.QueueID,
+	rec := Record{JobID: meta.JobID, Time: start, Primary: meta.Primary, KeyID: jobproto.KeyIDFrom(ctx), Client: meta.Client, QueueID: meta.QueueID,
 		Lists: meta.Lists, Sender: meta.Sender, Size: size, Duration: took, Verdict: v}
 	if err := (Records{Dir: s.cfg.RecordsDir}).Put(rec); err != nil {
 		s.log.Error("job record not kept", slog.String("job_id", meta.JobID), slog.Any("err", err))
@@ -257,6 +260,7 @@ type metrics struct {
 	invalid      *prometheus.CounterVec
 	duration     prometheus.Histogram
 	inFlight     prometheus.Gauge
+	primaries    *primaryMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {

@@ -121,13 +121,14 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 		}
 	}
 	var sc milter.Scanner
+	var pool *milter.Pool
 	reg := daemon.Registry("avmilter")
 	if len(cfg.Stations) > 0 {
 		hc, err := stationHTTP(cfg)
 		if err != nil {
 			return err
 		}
-		pool := milter.NewPool(&jobproto.Client{Stations: cfg.Stations, Keys: keys, HTTP: hc}, log, reg)
+		pool = milter.NewPool(&jobproto.Client{Stations: cfg.Stations, Keys: keys, HTTP: hc}, log, reg)
 		go pool.Watch(ctx, cfg.StationProbe)
 		sc = pool
 	} else {
@@ -141,7 +142,7 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("bypass_file: %w", err)
 	}
-	go reloadOnHUP(ctx, bp, log)
+	go reloadOnHUP(ctx, bp, pool, cfg.SecretFile, log)
 	srv, err := milter.New(cfg, sc, bp, log, reg)
 	if err != nil {
 		return err
@@ -199,9 +200,11 @@ func stationHTTP(cfg *config.Milter) (*http.Client, error) {
 	return jobproto.NewStationHTTPClient(tc, cfg.StationConnect), nil
 }
 
-// reloadOnHUP reloads the bypass file on SIGHUP; a file with errors leaves
-// the old list in force and says why.
-func reloadOnHUP(ctx context.Context, bp *bypass.Holder, log *slog.Logger) {
+// reloadOnHUP reloads the bypass file and, with stations, the secret file
+// on SIGHUP (key rotation: the new key first, the old one after it, until
+// every station has the new one); a file with errors leaves the old one in
+// force and says why.
+func reloadOnHUP(ctx context.Context, bp *bypass.Holder, pool *milter.Pool, secretFile string, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -210,6 +213,14 @@ func reloadOnHUP(ctx context.Context, bp *bypass.Holder, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			if pool != nil {
+				if keys, err := jobproto.LoadSecretFile(secretFile); err != nil {
+					log.Error("secret file not reloaded; the old keys stay in force", slog.Any("err", err))
+				} else {
+					pool.SetKeys(keys)
+					log.Info("secret file reloaded", slog.Any("keys", keys), slog.String("signing_key", keys.Signer().ID))
+				}
+			}
 			if err := bp.Reload(); err != nil {
 				log.Error("bypass file not reloaded; the old list stays in force", slog.Any("err", err))
 				continue
