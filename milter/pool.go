@@ -262,7 +262,7 @@ func classify(err error, attemptCtx, jobCtx context.Context) string {
 	case se != nil && se.Status == http.StatusServiceUnavailable:
 		return FailBusy
 	case errors.As(err, &unknownCA), errors.As(err, &hostErr), errors.As(err, &certErr), errors.As(err, &alert),
-		strings.Contains(err.Error(), "tls: "):
+		strings.Contains(err.Error(), "tls: "), strings.Contains(err.Error(), "x509: "), strings.Contains(err.Error(), "station_pin_sha256"):
 		return FailTLS
 	case attemptCtx.Err() != nil && jobCtx.Err() == nil, errors.Is(err, context.DeadlineExceeded):
 		return FailTimeout

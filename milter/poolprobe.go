@@ -43,14 +43,16 @@ func (p *Pool) probe(ctx context.Context, mb *member, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := ready(ctx, p.probeHC, mb.url); err != nil {
-		if ctx.Err() == nil || ctx.Err() == context.DeadlineExceeded {
-			p.mark(mb, false, "probe", err)
+		reason := classify(err, ctx, context.Background())
+		if reason == FailOther {
+			reason = "not ready"
 		}
+		p.mark(mb, false, reason, err)
 		return
 	}
 	info, err := p.client.Load().Info(ctx, mb.url)
 	if err != nil {
-		p.mark(mb, false, "probe: "+classify(err, ctx, context.Background()), err)
+		p.mark(mb, false, classify(err, ctx, context.Background()), err)
 		return
 	}
 	mb.mu.Lock()

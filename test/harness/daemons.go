@@ -100,12 +100,12 @@ type MilterOptions struct {
 	Station string // station URL; "" scans in-process
 	// Stations are more station addresses after Station, one pool.
 	Stations []string
-	Secret  string // secret file
-	Clamd   string // for in-process scanning
-	ScanAll bool
-	Policy  string // YAML lines under policy:, indented by two spaces
-	Metrics bool   // serve /metrics on MetricsAddr
-	Lists   string // YAML lines under lists:; default *@lists.example.org
+	Secret   string // secret file
+	Clamd    string // for in-process scanning
+	ScanAll  bool
+	Policy   string // YAML lines under policy:, indented by two spaces
+	Metrics  bool   // serve /metrics on MetricsAddr
+	Lists    string // YAML lines under lists:; default *@lists.example.org
 	// ActivityDir is activity_dir; "" a directory private to the test
 	// (never the default under /var/lib), "off" none.
 	ActivityDir string
