@@ -109,7 +109,7 @@ func (p *Pool) Scan(ctx context.Context, meta jobproto.Meta, body io.ReaderAt, s
 	var errs []error
 	var errVerdict *verdict.Verdict
 	for round := 0; ; round++ {
-		cands, tooLarge := p.candidates(size)
+		cands, tooLarge := p.candidates(size, round == 0)
 		if len(cands) == 0 {
 			switch {
 			case tooLarge:
@@ -164,12 +164,17 @@ func (p *Pool) Scan(ctx context.Context, meta jobproto.Meta, body io.ReaderAt, s
 
 // candidates are the stations up that accept size bytes, fewest jobs in
 // flight first, equals in turn. tooLarge: some station is up, and none of
-// them takes size bytes.
-func (p *Pool) candidates(size int64) (out []*member, tooLarge bool) {
+// them takes size bytes. When none is up and lastResort is set, every
+// station is a candidate: a mark is a guess that the probe corrects only
+// every station_probe, and a station back before then should not see the
+// MTA's retry tempfailed; one that is still dead fails fast (a refused
+// connect, its error verdict) and the station-failure rule applies.
+func (p *Pool) candidates(size int64, lastResort bool) (out []*member, tooLarge bool) {
 	type cand struct {
 		m  *member
 		n  int
 		at int
+		up bool
 	}
 	var cs []cand
 	start := int(p.next.Add(1))
@@ -178,14 +183,16 @@ func (p *Pool) candidates(size int64) (out []*member, tooLarge bool) {
 		mb.mu.Lock()
 		up, n, max := mb.up, mb.inFlight, mb.maxSize
 		mb.mu.Unlock()
-		if !up {
-			continue
+		if up {
+			anyUp = true
 		}
-		anyUp = true
 		if max > 0 && size > max {
 			continue
 		}
-		cs = append(cs, cand{mb, n, (i - start%len(p.members) + len(p.members)) % len(p.members)})
+		cs = append(cs, cand{m: mb, n: n, at: (i - start%len(p.members) + len(p.members)) % len(p.members), up: up})
+	}
+	if anyUp || !lastResort {
+		cs = slices.DeleteFunc(cs, func(c cand) bool { return !c.up })
 	}
 	slices.SortFunc(cs, func(a, b cand) int {
 		if a.n != b.n {
@@ -196,7 +203,20 @@ func (p *Pool) candidates(size int64) (out []*member, tooLarge bool) {
 	for _, c := range cs {
 		out = append(out, c.m)
 	}
-	return out, anyUp && len(out) == 0
+	return out, len(out) == 0 && (anyUp || lastResort) && len(p.members) > 0 && p.anyTooSmall(size)
+}
+
+// anyTooSmall reports whether some station's known limit is below size.
+func (p *Pool) anyTooSmall(size int64) bool {
+	for _, mb := range p.members {
+		mb.mu.Lock()
+		small := mb.maxSize > 0 && size > mb.maxSize
+		mb.mu.Unlock()
+		if small {
+			return true
+		}
+	}
+	return false
 }
 
 // try offers the job to one station with a share of the time left: all of

@@ -144,18 +144,32 @@ func TestPoolAllDown(t *testing.T) {
 	a, b := newFakeStation(t, keys, 1<<20), newFakeStation(t, keys, 1<<20)
 	a.status.Store(verdict.Error)
 	b.status.Store(verdict.Error)
-	p, _ := newTestPool(t, keys, a.srv.URL, b.srv.URL)
-	v, err := scanMsg(t, p, 2*time.Second, 10)
-	if err != nil || v.Status != verdict.Error {
-		t.Fatalf("both stations' engines failing: %+v, %v; want their error verdict", v, err)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	p, _ := newTestPool(t, keys, a.srv.URL, b.srv.URL, closed.URL)
+	for i := range 3 {
+		// Every station down: each is tried once more as a last resort
+		// (fast: an error verdict, a refused connect), then the error
+		// verdict comes back for the station-failure rule.
+		start := time.Now()
+		v, err := scanMsg(t, p, 2*time.Second, 10)
+		if err != nil || v.Status != verdict.Error {
+			t.Fatalf("scan %d with every station failing: %+v, %v; want their error verdict", i, v, err)
+		}
+		if took := time.Since(start); took > 500*time.Millisecond {
+			t.Errorf("scan %d took %v: with every station down it should fail fast", i, took)
+		}
 	}
-	start := time.Now()
-	_, err = scanMsg(t, p, 2*time.Second, 10)
-	if !errors.Is(err, ErrNoStation) || !strings.Contains(err.Error(), FailErrorVerdict) {
-		t.Fatalf("with both down: %v; want ErrNoStation naming the reasons", err)
+	if a.jobs.Load() != 3 || b.jobs.Load() != 3 {
+		t.Errorf("jobs %d and %d; want each station tried once per message", a.jobs.Load(), b.jobs.Load())
 	}
-	if took := time.Since(start); took > 100*time.Millisecond {
-		t.Errorf("all down took %v: it should fail at once", took)
+	// One comes back between probes: the next message finds it.
+	b.status.Store(verdict.Clean)
+	if v, err := scanMsg(t, p, 2*time.Second, 10); err != nil || v.Status != verdict.Clean {
+		t.Fatalf("after a station came back: %+v, %v", v, err)
+	}
+	if value(p.m.up.WithLabelValues(redact(b.srv.URL))) != 1 {
+		t.Error("the station that answered is not marked up")
 	}
 }
 
@@ -194,9 +208,6 @@ func TestPoolProbeBringsStationBack(t *testing.T) {
 	go p.Watch(ctx, 20*time.Millisecond)
 	label := redact(a.srv.URL)
 	waitGauge(t, p.m.up.WithLabelValues(label), 0)
-	if _, err := scanMsg(t, p, time.Second, 10); !errors.Is(err, ErrNoStation) {
-		t.Errorf("scan with the only station not ready: %v", err)
-	}
 	a.notReady.Store(false)
 	waitGauge(t, p.m.up.WithLabelValues(label), 1)
 	if v, err := scanMsg(t, p, time.Second, 10); err != nil || v.Status != verdict.Clean {
