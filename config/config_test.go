@@ -40,7 +40,7 @@ func TestLoadMilterProblems(t *testing.T) {
 		}, "\n"), []string{
 			"line 1: listen: \"tcp:1.2.3.4\": unknown socket type \"tcp\"",
 			"line 3: lists[0].match: \"nodomain\" is not a list pattern",
-			"line 4: stations[0]: \"ftp://x\" is not a station URL",
+			"line 4: stations[0]: \"ftp://x\": the scheme must be http or https",
 			"secret_file: stations are set but secret_file is not",
 			"line 7: scan_timeout: must be positive",
 			"line 6: policy.actions.infected.action: \"accept\" is not an action",

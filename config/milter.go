@@ -5,7 +5,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"maps"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -30,10 +29,16 @@ type Milter struct {
 	// is list dev wherever Postfix delivers it to dev.
 	RecipientDelimiter string `yaml:"recipient_delimiter" doc:"set it to Postfix's recipient_delimiter (postconf -h recipient_delimiter), e.g. +: each character starts an address extension, and dev+x@ is list dev"`
 
-	Stations         []string      `yaml:"stations" doc:"scan station URLs tried in order (http://host:7358); empty: scan in-process with the scanner settings below"`
+	Stations         []string      `yaml:"stations" doc:"scan stations, one pool: a URL (https://scan1.example.org:7358) or an address (scan1.example.org:7358, 192.0.2.3, [2001:db8::3]:7358, [192.168.254.3]; port 7358 by default; https when a station TLS setting is set, else http); each job goes to the station up with the fewest jobs in flight and fails over to the next; empty: scan in-process with the scanner settings below"`
 	SecretFile       string        `yaml:"secret_file" doc:"file with the secret word(s) shared with the stations, which also signs quarantine releases; mode 0600 (required with stations)"`
-	StationProbe     time.Duration `yaml:"station_probe" doc:"how often each station's /healthz is asked, for avmilter_station_up"`
+	StationProbe     time.Duration `yaml:"station_probe" doc:"how often each station's /readyz and signed info are asked: what brings a station marked down back, and learns its max_message_size"`
 	StationCA        string        `yaml:"station_ca_file" doc:"PEM file of the CA(s) that sign https stations' certificates; empty: the system's roots"`
+	StationPin       string        `yaml:"station_pin_sha256" doc:"SHA-256 of the stations' certificate (openssl x509 -noout -fingerprint -sha256), trusted instead of a CA; colons optional; several separated by commas, for a change of certificate"`
+	StationCert      string        `yaml:"station_client_cert" doc:"client certificate (PEM) shown to stations that ask for one (their tls_client_ca): mutual TLS"`
+	StationKey       string        `yaml:"station_client_key" doc:"private key (PEM) of station_client_cert"`
+	StationConnect   time.Duration `yaml:"station_connect_timeout" doc:"how long connecting to one station may take before the job goes to the next: the most a dead station adds to one message"`
+	AllowPlainHTTP   bool          `yaml:"allow_plain_http" doc:"allow http:// stations on other hosts than this one; the secret word still protects integrity and replay, but anyone on the path reads the mail; http to 127.0.0.1, ::1 or localhost is always allowed"`
+	PrimaryID        string        `yaml:"primary_id" doc:"this milter's name in the stations' logs, records and metrics (1-64 of A-Z a-z 0-9 . _ -); empty: the host name"`
 	ScanTimeout      time.Duration `yaml:"scan_timeout" doc:"how long one message may take to scan before the station-failure action; keep Postfix's milter_content_timeout longer"`
 	ProgressInterval time.Duration `yaml:"progress_interval" doc:"how often the MTA is told the scan is still going, so that it does not time the milter out"`
 
@@ -134,6 +139,7 @@ func DefaultMilter() Milter {
 		ScanTimeout:      120 * time.Second,
 		ProgressInterval: 10 * time.Second,
 		StationProbe:     10 * time.Second,
+		StationConnect:   5 * time.Second,
 		Quarantine:       Quarantine{Timeout: 30 * time.Second},
 		SpoolDir:         "/var/spool/avmilter",
 		MemoryBuffer:     1 << 20,
@@ -192,12 +198,7 @@ func (m *Milter) check(c *checker) {
 	if strings.ContainsAny(m.RecipientDelimiter, "@\" \t\r\n<>()[],;:\\") {
 		c.addf("recipient_delimiter", "%q: a delimiter cannot be @, a space, a quote or an address special; write the value of postconf -h recipient_delimiter (e.g. +)", m.RecipientDelimiter)
 	}
-	for i, s := range m.Stations {
-		u, err := url.Parse(s)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			c.addf(fmt.Sprintf("stations[%d]", i), "%q is not a station URL; write it like http://scan1.example.org:7358", s)
-		}
-	}
+	m.checkStations(c)
 	if len(m.Stations) > 0 && m.SecretFile == "" {
 		c.addf("secret_file", "stations are set but secret_file is not: the job protocol needs the shared secret word")
 	}

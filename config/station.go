@@ -15,11 +15,15 @@ import (
 
 // Station is avstation's whole configuration.
 type Station struct {
-	Listen     string `yaml:"listen" doc:"host:port for the job protocol, /healthz and /metrics"`
-	TLSCert    string `yaml:"tls_cert" doc:"certificate file (PEM) to serve HTTPS; empty: plain HTTP (use TLS across hosts)"`
-	TLSKey     string `yaml:"tls_key" doc:"private key file (PEM) for tls_cert"`
-	SecretFile string `yaml:"secret_file" doc:"file with the secret word(s) the milters sign with; mode 0600"`
-	SpoolDir   string `yaml:"spool_dir" doc:"directory where job bodies are spooled while scanned (files 0600, always removed)"`
+	Listen  string `yaml:"listen" doc:"host:port for the job protocol, /healthz and /metrics"`
+	TLSCert string `yaml:"tls_cert" doc:"certificate file (PEM) to serve HTTPS; empty: plain HTTP (use TLS across hosts)"`
+	TLSKey  string `yaml:"tls_key" doc:"private key file (PEM) for tls_cert"`
+	// TLSClientCA turns on mutual TLS: a milter must show a certificate
+	// this CA signed before it can say anything.
+	TLSClientCA    string `yaml:"tls_client_ca" doc:"PEM file of the CA(s) that sign the milters' client certificates; set: a client certificate is required (mutual TLS); empty: none asked for"`
+	AllowPlainHTTP bool   `yaml:"allow_plain_http" doc:"serve plain HTTP (no tls_cert) on an address other than loopback; the secret word still protects integrity and replay, but anyone on the path reads the mail"`
+	SecretFile     string `yaml:"secret_file" doc:"file with the secret word(s) the milters sign with; mode 0600"`
+	SpoolDir       string `yaml:"spool_dir" doc:"directory where job bodies are spooled while scanned (files 0600, always removed)"`
 	// RecordsDir is empty after LoadStation when it is off; a Station
 	// made in code has it off unless set.
 	RecordsDir    string        `yaml:"records_dir" default:"/var/lib/avstation/records" doc:"directory of the per-job records (engines, versions, findings, raw engine replies) that avstation show prints, created 0700; off: none kept"`
@@ -223,9 +227,7 @@ func (s *Station) check(c *checker) {
 	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
 		c.addf("listen", "%q is not host:port (e.g. 0.0.0.0:7358)", s.Listen)
 	}
-	if (s.TLSCert == "") != (s.TLSKey == "") {
-		c.addf("tls_cert", "tls_cert and tls_key go together: set both or neither")
-	}
+	s.checkTLS(c)
 	if s.SecretFile == "" {
 		c.addf("secret_file", "required: the job protocol needs the shared secret word (a file of mode 0600)")
 	}

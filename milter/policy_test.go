@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,43 +110,6 @@ func TestOwnNoticesAreNotScanned(t *testing.T) {
 	if r.act == nil || r.act.SMTPCode != 550 || fs.calls != 1 {
 		t.Errorf("a forged notice from a remote client got %v after %d scans", r.act, fs.calls)
 	}
-}
-
-func TestWatchStations(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
-			w.Write([]byte("ok\n"))
-		}
-	}))
-	defer up.Close()
-	down := httptest.NewServer(http.NotFoundHandler())
-	down.Close()
-	reg := prometheus.NewRegistry()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		WatchStations(ctx, http.DefaultClient, []string{up.URL, down.URL}, reg, 20*time.Millisecond)
-		close(done)
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := map[string]float64{}
-		mfs, _ := reg.Gather()
-		for _, mf := range mfs {
-			for _, m := range mf.GetMetric() {
-				got[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
-			}
-		}
-		if got[up.URL] == 1 && got[down.URL] == 0 && len(got) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("avmilter_station_up = %v", got)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	<-done
 }
 
 // sendNotice drives one message from client with the null sender, as our

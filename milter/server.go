@@ -55,6 +55,7 @@ type Server struct {
 	conns    sessions // MTA connections open, for max_sessions
 	held     budget   // bytes of messages held, for spool_max_total
 	hostname string
+	primary  string // this milter's id at the stations: primary_id, else hostname
 	mode     string // "station" or "in-process", for the log
 	ms       *milter.Server
 	bypass   *bypass.Holder // nil: no bypass file
@@ -82,6 +83,10 @@ func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, re
 	}
 	s := &Server{cfg: cfg, lists: ListsFor(cfg), scanner: sc, bypass: bp, log: log, metrics: newMetrics(reg), hostname: host, mode: "in-process"}
 	s.conns.max, s.held.max = cfg.MaxSessions, int64(cfg.SpoolMaxTotal)
+	s.primary = cfg.PrimaryID
+	if s.primary == "" {
+		s.primary = host
+	}
 	if len(cfg.Stations) > 0 {
 		s.mode = "station"
 	}

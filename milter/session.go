@@ -225,7 +225,7 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 		Recipients: s.recipients,
 		Lists:      s.lists,
 		Client:     s.client,
-		Primary:    s.srv.hostname,
+		Primary:    s.srv.primary,
 	}
 	if resp, ok := s.ownNotice(m, meta); ok {
 		return resp, nil
@@ -275,6 +275,11 @@ func (s *session) decide(ctx context.Context, meta jobproto.Meta, canChangeBody 
 		s.srv.loggedPanic(meta, in.ScanError)
 		if in.ScanError == nil && in.Verdict == nil {
 			in.ScanError = errors.New("scanner returned no verdict")
+		}
+		// Larger than every station accepts: a retry would meet the same
+		// limit, so it is the oversize rule's, as over max_scan_size.
+		if errors.Is(in.ScanError, jobproto.ErrTooLarge) {
+			in.Verdict, in.ScanError, in.Oversize = nil, nil, true
 		}
 	}
 	t := transaction{in: in, d: s.srv.cfg.Policies.Decide(in)}

@@ -20,7 +20,8 @@ import (
 type Record struct {
 	JobID    string           `json:"job_id"`
 	Time     time.Time        `json:"time"`
-	Primary  string           `json:"primary,omitempty"` // the milter's host
+	Primary  string           `json:"primary,omitempty"` // the milter's primary_id (its host name by default)
+	KeyID    string           `json:"key_id,omitempty"`  // the key the job was signed with
 	Client   string           `json:"client,omitempty"`  // the SMTP client the posting came from
 	QueueID  string           `json:"queue_id,omitempty"`
 	Lists    []string         `json:"lists,omitempty"`

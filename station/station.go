@@ -1,5 +1,5 @@
 // Package station is the avstation daemon's HTTP side: the signed job
-// protocol in front of the scanner, plus /healthz and /metrics.
+// protocol in front of the scanner, plus /livez, /readyz (/healthz) and /metrics.
 package station
 
 import (
@@ -60,6 +60,7 @@ func New(cfg *config.Station, sc *scanner.Scanner, pool *clamd.Pool, keys *jobpr
 	}
 	reg.MustRegister(signatureCollector{sc})
 	m := newMetrics(reg)
+	m.primaries = newPrimaryMetrics(reg)
 	for _, e := range sc.EngineNames() {
 		for _, r := range engineErrorReasons {
 			m.engineErrors.WithLabelValues(e, r)
@@ -78,7 +79,7 @@ func New(cfg *config.Station, sc *scanner.Scanner, pool *clamd.Pool, keys *jobpr
 	return st
 }
 
-// Handler serves the job protocol under /v1/, and /healthz and /metrics
+// Handler serves the job protocol under /v1/, and /livez, /readyz, /healthz and /metrics
 // unauthenticated (they tell nothing about any message).
 func (s *Station) Handler() http.Handler {
 	jobs := &jobproto.Server{
@@ -95,10 +96,7 @@ func (s *Station) Handler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", jobs.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
-	})
+	(&health{check: s.scanner.Check}).handle(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	return s.guard(mux)
 }
@@ -128,6 +126,7 @@ func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body *os.File, s
 		slog.String("job_id", meta.JobID),
 		slog.String("queue_id", meta.QueueID),
 		slog.String("primary", meta.Primary),
+		slog.String("key_id", jobproto.KeyIDFrom(ctx)),
 		slog.Any("lists", meta.Lists),
 		slog.Int64("size", size),
 		slog.Duration("took", took),
@@ -141,6 +140,7 @@ func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body *os.File, s
 		return nil, err
 	}
 	s.metrics.jobs.WithLabelValues(string(v.Status)).Inc()
+	s.metrics.primary(meta.Primary, jobproto.KeyIDFrom(ctx))
 	for _, f := range v.Findings {
 		if f.Kind == verdict.KindScanError && f.Engine != "" {
 			s.metrics.engineErrors.WithLabelValues(f.Engine, engineErrorReason(f.Err)).Inc()
@@ -152,7 +152,7 @@ func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body *os.File, s
 		attrs = append(attrs, slog.Any("findings", describe(v.Findings)))
 	}
 	s.log.Info("job scanned", attrs...)
-	rec := Record{JobID: meta.JobID, Time: start, Primary: meta.Primary, Client: meta.Client, QueueID: meta.QueueID,
+	rec := Record{JobID: meta.JobID, Time: start, Primary: meta.Primary, KeyID: jobproto.KeyIDFrom(ctx), Client: meta.Client, QueueID: meta.QueueID,
 		Lists: meta.Lists, Sender: meta.Sender, Size: size, Duration: took, Verdict: v}
 	if err := (Records{Dir: s.cfg.RecordsDir}).Put(rec); err != nil {
 		s.log.Error("job record not kept", slog.String("job_id", meta.JobID), slog.Any("err", err))
@@ -220,7 +220,7 @@ func (s *Station) pruneOnce(now time.Time) {
 }
 
 func (s *Station) info(ctx context.Context) jobproto.Info {
-	return jobproto.Info{Station: s.host, Version: version.Version, Engines: s.scanner.Versions(ctx)}
+	return jobproto.Info{Station: s.host, Version: version.Version, Engines: s.scanner.Versions(ctx), MaxMessageSize: int64(s.cfg.MaxMessage)}
 }
 
 // clamdCollector reports each clamd of the pool as up or down.
@@ -291,6 +291,7 @@ type metrics struct {
 	inFlight     prometheus.Gauge
 	panics       *prometheus.CounterVec
 	connRefused  prometheus.Counter
+	primaries    *primaryMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {

@@ -454,9 +454,9 @@ func checkKubernetes(t *testing.T, objs map[string]map[string]any, kustomization
 	if st == nil || containers["clamd"] == nil {
 		t.Fatalf("the pod lacks the avstation or the clamd container: %v", containers)
 	}
-	if dig(st, "readinessProbe", "httpGet", "path") != "/healthz" || dig(st, "readinessProbe", "httpGet", "port") != dig(svcPort, "targetPort") ||
+	if dig(st, "readinessProbe", "httpGet", "path") != "/readyz" || dig(st, "readinessProbe", "httpGet", "port") != dig(svcPort, "targetPort") ||
 		dig(st, "ports", 0, "name") != dig(svcPort, "targetPort") || dig(st, "ports", 0, "containerPort") != 7358 {
-		t.Errorf("avstation's port, readiness probe on /healthz and the Service's targetPort do not meet: %v", st)
+		t.Errorf("avstation's port, readiness probe on /readyz and the Service's targetPort do not meet: %v", st)
 	}
 
 	// The shipped station config is valid, and the secret file it names is

@@ -12,8 +12,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -130,12 +128,16 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 		}
 	}
 	var sc milter.Scanner
+	var pool *milter.Pool
+	reg := daemon.Registry("avmilter")
 	if len(cfg.Stations) > 0 {
-		hc, err := stationHTTP(cfg.StationCA)
+		hc, err := stationHTTP(cfg)
 		if err != nil {
 			return err
 		}
-		sc = &jobproto.Client{Stations: cfg.Stations, Keys: keys, HTTP: hc}
+		pool = milter.NewPool(&jobproto.Client{Stations: cfg.Stations, Keys: keys, HTTP: hc}, log, reg)
+		go pool.Watch(ctx, cfg.StationProbe)
+		sc = pool
 	} else {
 		local, _, err := daemon.Scanner(ctx, cfg.Scanner, cfg.SpoolDir, log)
 		if err != nil {
@@ -148,15 +150,7 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("bypass_file: %w", err)
 	}
-	go reloadOnHUP(ctx, bp, log)
-	reg := daemon.Registry("avmilter")
-	if len(cfg.Stations) > 0 {
-		hc, err := stationHTTP(cfg.StationCA)
-		if err != nil {
-			return err
-		}
-		go milter.WatchStations(ctx, hc, cfg.Stations, reg, cfg.StationProbe)
-	}
+	go reloadOnHUP(ctx, bp, pool, cfg.SecretFile, log)
 	srv, err := milter.New(cfg, sc, bp, log, reg)
 	if err != nil {
 		return err
@@ -200,26 +194,25 @@ func or(s, def string) string {
 	return s
 }
 
-// stationHTTP is the HTTP client for the stations, trusting the CAs in
-// caFile when it is set.
-func stationHTTP(caFile string) (*http.Client, error) {
-	if caFile == "" {
-		return jobproto.NewHTTPClient(nil), nil
-	}
-	pem, err := os.ReadFile(caFile)
+// stationHTTP is the HTTP client for the stations, with the TLS settings
+// and connect timeout of cfg.
+func stationHTTP(cfg *config.Milter) (*http.Client, error) {
+	pins, err := config.ParsePins(cfg.StationPin)
 	if err != nil {
-		return nil, fmt.Errorf("station_ca_file: %w", err)
+		return nil, fmt.Errorf("station_pin_sha256: %w", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("station_ca_file %s: no PEM certificate in it", caFile)
+	tc, err := jobproto.ClientTLS{CAFile: cfg.StationCA, Pins: pins, CertFile: cfg.StationCert, KeyFile: cfg.StationKey}.Config()
+	if err != nil {
+		return nil, err
 	}
-	return jobproto.NewHTTPClient(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}), nil
+	return jobproto.NewStationHTTPClient(tc, cfg.StationConnect), nil
 }
 
-// reloadOnHUP reloads the bypass file on SIGHUP; a file with errors leaves
-// the old list in force and says why.
-func reloadOnHUP(ctx context.Context, bp *bypass.Holder, log *slog.Logger) {
+// reloadOnHUP reloads the bypass file and, with stations, the secret file
+// on SIGHUP (key rotation: the new key first, the old one after it, until
+// every station has the new one); a file with errors leaves the old one in
+// force and says why.
+func reloadOnHUP(ctx context.Context, bp *bypass.Holder, pool *milter.Pool, secretFile string, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -228,6 +221,14 @@ func reloadOnHUP(ctx context.Context, bp *bypass.Holder, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			if pool != nil {
+				if keys, err := jobproto.LoadSecretFile(secretFile); err != nil {
+					log.Error("secret file not reloaded; the old keys stay in force", slog.Any("err", err))
+				} else {
+					pool.SetKeys(keys)
+					log.Info("secret file reloaded", slog.Any("keys", keys), slog.String("signing_key", keys.Signer().ID))
+				}
+			}
 			if err := bp.Reload(); err != nil {
 				log.Error("bypass file not reloaded; the old list stays in force", slog.Any("err", err))
 				continue

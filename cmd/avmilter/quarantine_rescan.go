@@ -94,7 +94,7 @@ func (q *quarantineCLI) scanner(ctx context.Context) (milter.Scanner, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: secret_file: %w", q.configPath, err)
 		}
-		hc, err := stationHTTP(cfg.StationCA)
+		hc, err := stationHTTP(cfg)
 		if err != nil {
 			return nil, err
 		}

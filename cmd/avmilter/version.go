@@ -46,7 +46,7 @@ func versionCmd(path string, stdout io.Writer) int {
 		fmt.Fprintf(stdout, "secret_file: %v\n", err)
 		return 1
 	}
-	hc, err := stationHTTP(cfg.StationCA)
+	hc, err := stationHTTP(cfg)
 	if err != nil {
 		fmt.Fprintln(stdout, err)
 		return 1

@@ -112,12 +112,17 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 	if records == "" {
 		records = config.Off
 	}
-	log.Info("avstation listening", slog.String("listen", cfg.Listen), slog.Bool("tls", cfg.TLSCert != ""),
+	log.Info("avstation listening", slog.String("listen", cfg.Listen), slog.Bool("tls", cfg.TLSCert != ""), slog.Bool("mutual_tls", cfg.TLSClientCA != ""),
 		slog.String("records_dir", records), slog.Duration("records_max_age", cfg.RecordsMaxAge),
 		slog.Any("clamd", cfg.Scanner.Clamd), slog.Any("keys", keys), slog.Int("max_connections", cfg.MaxConnections))
 	listen := func() error { return hs.Serve(ln) }
 	if cfg.TLSCert != "" {
-		listen = func() error { return hs.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }
+		tc, err := jobproto.ServerTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA)
+		if err != nil {
+			return err
+		}
+		hs.TLSConfig = tc
+		listen = func() error { return hs.ServeTLS(ln, "", "") }
 	}
 	return daemon.Serve(ctx, log, hs, listen)
 }

@@ -66,7 +66,7 @@ func demo(r *runner, keep bool) {
 	sink := harness.StartSink(r)
 	secret := harness.WriteSecret(r, "demo-secret-word")
 	station := harness.StartStation(r, bin.Station, "", clamd.Addr, secret)
-	say("avstation listening on http://%s (job protocol, /healthz, /metrics)", station.Addr)
+	say("avstation listening on http://%s (job protocol, /livez, /readyz, /metrics)", station.Addr)
 	activityDir := filepath.Join(r.root, "activity")
 	milter := harness.StartMilter(r, bin.Milter, harness.MilterOptions{Station: "http://" + station.Addr, Secret: secret, Metrics: true,
 		ActivityDir: activityDir})

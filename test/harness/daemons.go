@@ -98,12 +98,14 @@ scanner:
 // MilterOptions are the avmilter settings a test varies.
 type MilterOptions struct {
 	Station string // station URL; "" scans in-process
-	Secret  string // secret file
-	Clamd   string // for in-process scanning
-	ScanAll bool
-	Policy  string // YAML lines under policy:, indented by two spaces
-	Metrics bool   // serve /metrics on MetricsAddr
-	Lists   string // YAML lines under lists:; default *@lists.example.org
+	// Stations are more station addresses after Station, one pool.
+	Stations []string
+	Secret   string // secret file
+	Clamd    string // for in-process scanning
+	ScanAll  bool
+	Policy   string // YAML lines under policy:, indented by two spaces
+	Metrics  bool   // serve /metrics on MetricsAddr
+	Lists    string // YAML lines under lists:; default *@lists.example.org
 	// ActivityDir is activity_dir; "" a directory private to the test
 	// (never the default under /var/lib), "off" none.
 	ActivityDir string
@@ -128,7 +130,11 @@ func StartMilter(t testing.TB, binary string, o MilterOptions) *Daemon {
 	}
 	b.WriteString("lists:\n" + lists)
 	if o.Station != "" {
-		fmt.Fprintf(&b, "stations: [%q]\nsecret_file: %s\nscan_timeout: 20s\n", o.Station, o.Secret)
+		all := []string{fmt.Sprintf("%q", o.Station)}
+		for _, s := range o.Stations {
+			all = append(all, fmt.Sprintf("%q", s))
+		}
+		fmt.Fprintf(&b, "stations: [%s]\nsecret_file: %s\nscan_timeout: 20s\n", strings.Join(all, ", "), o.Secret)
 	} else {
 		fmt.Fprintf(&b, "scanner:\n  clamd: [%q]\n", o.Clamd)
 	}
