@@ -12,7 +12,7 @@ import (
 // nothing passes unfiltered; Stop leaves no process behind.
 func TestSendmailWithoutMilter(t *testing.T) {
 	sink := StartSink(t)
-	sm := StartSendmail(t, SendmailOptions{Milter: "inet:" + "127.0.0.1:" + itoa(FreePort(t)), RelayTo: sink.Addr, MilterTimeouts: SendmailTestTimeouts})
+	sm := StartSendmail(t, SendmailOptions{Milter: "inet:" + "127.0.0.1:" + itoa(FreePort(t)), RelayTo: sink.Addr})
 	t.Logf("banner: %s", sm.Banner)
 	msg := BuildMessage("sender@example.com", "rcpt@example.net", "no milter", "hello\n")
 	res := Send(t, sm.SMTPAddr, "sender@example.com", []string{"rcpt@example.net"}, msg)
