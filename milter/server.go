@@ -95,7 +95,7 @@ func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, re
 		milter.WithDynamicMilter(func(uint32, milter.OptAction, milter.OptProtocol, milter.DataSize) milter.Milter {
 			return s.newSession()
 		}),
-		milter.WithNegotiationCallback(negotiate),
+		milter.WithNegotiationCallback(s.negotiate),
 		milter.WithMacroRequest(milter.StageEOM, []milter.MacroName{milter.MacroQueueId}),
 		milter.WithMacroRequest(milter.StageMail, []milter.MacroName{milter.MacroAuthAuthen}),
 		milter.WithMacroRequest(milter.StageRcpt, []milter.MacroName{milter.MacroRcptAddr}), // as the MTA resolved it
@@ -117,13 +117,17 @@ func (s *Server) newSession() milter.Milter {
 // negotiate takes what this milter uses of what the MTA offers. Data is kept
 // to 64 KB packets even where Sendmail offers more: go-milter's ReplaceBody
 // breaks above that size.
-func negotiate(mtaVersion, milterVersion uint32, mtaActions, _ milter.OptAction, mtaProtocol, _ milter.OptProtocol, _ milter.DataSize) (uint32, milter.OptAction, milter.OptProtocol, milter.DataSize, error) {
+// The MTA's offer is logged (debug) since what Sendmail offers depends on
+// how it was built.
+func (s *Server) negotiate(mtaVersion, milterVersion uint32, mtaActions, _ milter.OptAction, mtaProtocol, _ milter.OptProtocol, offered milter.DataSize) (uint32, milter.OptAction, milter.OptProtocol, milter.DataSize, error) {
 	version := min(mtaVersion, milterVersion)
 	if version < 2 {
 		return 0, 0, 0, 0, fmt.Errorf("MTA speaks milter protocol version %d; at least 2 is needed", mtaVersion)
 	}
 	actions := (milter.OptAddHeader | milter.OptChangeHeader | milter.OptChangeBody) & mtaActions
 	protocol := (milter.OptNoHelo | milter.OptNoUnknown | milter.OptHeaderLeadingSpace) & mtaProtocol
+	s.log.Debug("milter negotiated", slog.Uint64("mta_version", uint64(mtaVersion)), slog.Uint64("version", uint64(version)),
+		slog.Uint64("offered_data_size", uint64(offered)), slog.Uint64("data_size", uint64(milter.DataSize64K)))
 	return version, actions, protocol, milter.DataSize64K, nil
 }
 

@@ -23,14 +23,17 @@ have() {
 	esac
 }
 
-# deps.txt: program, Debian package ("-": not Debian's), why.
-missing=() pkgs=() manual=()
+# deps.txt: program, Debian package ("-": not Debian's; "unpack:A,B":
+# downloaded and unpacked, not installed), why.
+missing=() pkgs=() manual=() unpack=()
 while read -r prog pkg why; do
 	case $prog in '' | '#'*) continue ;; esac
 	if have "$prog"; then
 		echo "present: $prog ($pkg)"
 	elif [ "$pkg" = - ]; then
 		manual+=("$prog: $why")
+	elif [ "${pkg#unpack:}" != "$pkg" ]; then
+		unpack+=("$prog ${pkg#unpack:}")
 	else
 		missing+=("$prog")
 		case " ${pkgs[*]} " in *" $pkg "*) ;; *) pkgs+=("$pkg") ;; esac
@@ -85,6 +88,47 @@ DEBCONF
 		echo "installed: $prog"
 	done
 fi
+
+# unpack_debs PROGRAM PKG,PKG,...: fetch the packages with apt-get download
+# (no install: sendmail-bin conflicts with postfix, which apt would remove)
+# and unpack them with dpkg-deb -x into the directory above PROGRAM's /usr/,
+# built beside it and moved into place whole. PROGRAM loses its setgid bit:
+# the loader ignores LD_LIBRARY_PATH for setgid programs, and the tests
+# point it at the unpacked libraries.
+unpack_debs() {
+	local prog=$1 list=$2 root tmp deb
+	root="${prog%%/usr/*}"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: missing $prog: run this script as root" >&2
+		exit 1
+	fi
+	tmp="$(mktemp -d)"
+	chown _apt "$tmp" 2>/dev/null || true # apt-get download fetches as _apt
+	IFS=, read -r -a names <<<"$list"
+	echo "downloading: ${names[*]} (unpacked into $root, not installed)"
+	if ! (cd "$tmp" && apt-get download -qq "${names[@]}" 2>/dev/null); then
+		apt-get update -qq
+		(cd "$tmp" && apt-get download -qq "${names[@]}")
+	fi
+	rm -rf "$root.new"
+	mkdir -p "$root.new"
+	for deb in "$tmp"/*.deb; do
+		dpkg-deb -x "$deb" "$root.new"
+		dpkg-deb -W --showformat='${Package} ${Version}\n' "$deb" >>"$root.new/PACKAGES"
+	done
+	rm -rf "$tmp"
+	chmod g-s "$root.new${prog#"$root"}"
+	rm -rf "$root"
+	mv "$root.new" "$root"
+	if ! have "$prog"; then
+		echo "install-deps: $prog still missing after unpacking ${names[*]} (see $deps)" >&2
+		exit 1
+	fi
+	echo "unpacked: $prog ($(paste -sd, "$root/PACKAGES"))"
+}
+for u in "${unpack[@]}"; do
+	unpack_debs "${u%% *}" "${u#* }"
+done
 
 # staticcheck goes into GOBIN (or GOPATH/bin) like any `go install`.
 if ! command -v go >/dev/null 2>&1; then

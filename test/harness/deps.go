@@ -108,6 +108,9 @@ func lookup(deps map[string]Dep, name string) (string, error) {
 	if p, ok := findProgram(name); ok {
 		return p, nil
 	}
+	if names, ok := strings.CutPrefix(d.Package, "unpack:"); ok {
+		return "", fmt.Errorf("%s not unpacked: scripts/install-deps.sh downloads Debian's %s and unpacks them (not installed); run it as root", name, strings.ReplaceAll(names, ",", ", "))
+	}
 	if d.Package == "-" {
 		return "", fmt.Errorf("%s not found (not a Debian package: %s)", name, d.Why)
 	}

@@ -106,16 +106,18 @@ func f() {
 
 func TestLookup(t *testing.T) {
 	deps := map[string]Dep{
-		"sh":              {Program: "sh", Package: "dash"},
-		"frobnicate-9z":   {Program: "frobnicate-9z", Package: "frob-tools"},
-		"frobnicate-go":   {Program: "frobnicate-go", Package: "-", Why: "get it from frob.example"},
-		"/nonexistent/ca": {Program: "/nonexistent/ca", Package: "ca-stuff"},
+		"sh":                         {Program: "sh", Package: "dash"},
+		"frobnicate-9z":              {Program: "frobnicate-9z", Package: "frob-tools"},
+		"frobnicate-go":              {Program: "frobnicate-go", Package: "-", Why: "get it from frob.example"},
+		"/nonexistent/ca":            {Program: "/nonexistent/ca", Package: "ca-stuff"},
+		"/nonexistent/usr/sbin/frob": {Program: "/nonexistent/usr/sbin/frob", Package: "unpack:frob-bin,libfrob1"},
 	}
 	tests := []struct{ name, wantErr string }{
 		{"sh", ""},
 		{"frobnicate-9z", "frobnicate-9z not installed: it comes with Debian's frob-tools package; run scripts/install-deps.sh"},
 		{"frobnicate-go", "frobnicate-go not found (not a Debian package: get it from frob.example)"},
 		{"/nonexistent/ca", "/nonexistent/ca not installed: it comes with Debian's ca-stuff package"},
+		{"/nonexistent/usr/sbin/frob", "/nonexistent/usr/sbin/frob not unpacked: scripts/install-deps.sh downloads Debian's frob-bin, libfrob1 and unpacks them"},
 		{"unlisted-tool", "program unlisted-tool is not in scripts/deps.txt: add it there with its Debian package"},
 	}
 	for _, tc := range tests {
@@ -205,6 +207,10 @@ func readmePackages(deps []Dep) string {
 	}
 	var parts []string
 	for _, p := range order {
+		if names, ok := strings.CutPrefix(p, "unpack:"); ok {
+			parts = append(parts, "`"+strings.ReplaceAll(names, ",", "`, `")+"` (downloaded and unpacked, not installed)")
+			continue
+		}
 		s := "`" + p + "`"
 		if len(progs[p]) > 1 || len(progs[p]) == 1 && progs[p][0] != p {
 			s += " (" + strings.Join(progs[p], ", ") + ")"
