@@ -28,6 +28,7 @@ type Station struct {
 	MaxConcurrent int           `yaml:"max_concurrent" doc:"scans at once; when full the station answers 503 and the milter tries the next station"`
 	ClockSkew     time.Duration `yaml:"clock_skew" doc:"how far a job's timestamp may be from the station's clock (replay window)"`
 	Scanner       Scanner       `yaml:"scanner" doc:"engines and limits"`
+	PprofListen   string        `yaml:"pprof_listen" doc:"loopback address (127.0.0.1:PORT) serving Go's profiler at /debug/pprof/, for measuring (make bench); empty: off"`
 	Log           Log           `yaml:"log" doc:"logging"`
 
 	// Warnings are LoadStation's, as Milter's.
@@ -234,6 +235,20 @@ func (s *Station) check(c *checker) {
 	if s.ClockSkew < time.Second {
 		c.addf("clock_skew", "must be at least 1s")
 	}
+	checkPprof(c, s.PprofListen)
 	s.Scanner.check(c, "scanner")
 	s.Log.check(c)
+}
+
+// checkPprof accepts an empty pprof_listen or a loopback host:port: the
+// profiler shows memory and command lines, so it never faces a network.
+func checkPprof(c *checker, addr string) {
+	if addr == "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	if err != nil || ip == nil || !ip.IsLoopback() {
+		c.addf("pprof_listen", "%q is not a loopback host:port (e.g. 127.0.0.1:6060): the profiler must not be reachable from the network", addr)
+	}
 }

@@ -100,6 +100,7 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 	}
 	st := station.New(cfg, sc, pool, keys, log, daemon.Registry("avstation"))
 	go st.PruneRecords(ctx, time.Now)
+	daemon.ServePprof(ctx, log, cfg.PprofListen)
 	hs := &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           st.Handler(),
