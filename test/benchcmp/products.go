@@ -20,12 +20,11 @@ var products = []string{"clamav-milter-unix", "clamav-milter-tcp", "avmilter-inp
 
 // env is what every run shares: one clamd, the daemons built, the secret.
 type env struct {
-	clamd    *harness.Clamd
-	bins     harness.Binaries
-	secret   string
-	sockDir  string // for clamav-milter's unix socket: reachable by Postfix
-	pprofDir string // where profiles go; "" none
-	noCache  bool   // cache_entries: 0 for avmilter and avstation
+	clamd   *harness.Clamd
+	bins    harness.Binaries
+	secret  string
+	sockDir string // for clamav-milter's unix socket: reachable by Postfix
+	noCache bool   // cache_entries: 0 for avmilter and avstation
 }
 
 // started is one product running for one run: where the MTA connects and
