@@ -167,6 +167,14 @@ func (e *env) profile(root *scope, dir string, secs int) []string {
 					root.Errorf("go tool pprof %s: %v\n%s", path, err, top)
 					return
 				}
+				// By cumulative time too: which of our functions the flat
+				// runtime and syscall entries are spent under.
+				cum, err := exec.Command(goBin, "tool", "pprof", "-top", "-cum", "-nodecount=40", "-focus=avstation", path).CombinedOutput()
+				if err != nil {
+					root.Errorf("go tool pprof -cum %s: %v\n%s", path, err, cum)
+					return
+				}
+				top = append(top, append([]byte("\n-cum, functions under avstation's packages:\n"), cum...)...)
 				os.WriteFile(strings.TrimSuffix(path, ".pprof")+".top.txt", top, 0o644)
 				fmt.Printf("\n### CPU profile: %s, %s, %s (%d s)\n\n```\n%s```\n", product, role, w.Name, secs, top)
 			})
