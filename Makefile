@@ -4,7 +4,7 @@ GOBIN    := $(shell $(GO) env GOPATH)/bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/avstation/avstation/version.Version=$(VERSION)
 
-.PHONY: all build deps demo test check unit integration fuzz bench vulncheck clean
+.PHONY: all build deps demo test check unit integration fuzz bench gobench vulncheck clean
 
 all: build
 
@@ -45,7 +45,19 @@ fuzz:
 		done; \
 	done
 
+# The comparison with clamav-milter (test/benchcmp; README's Performance):
+# 3 interleaved rounds, milter level and through Postfix, the table on
+# stdout, every run in BENCH_JSON, CPU profiles of both daemons in
+# BENCH_PROFILES. About 10 minutes on 2 cores; wants a quiet machine.
+# Smaller: make bench BENCHFLAGS='-rounds 1 -n 50 -postfix-n 200'.
+BENCH_JSON     ?= bench.json
+BENCH_PROFILES ?= bench-profiles
+BENCHFLAGS     ?=
 bench: deps
+	$(GO) run ./test/benchcmp -json $(BENCH_JSON) -pprof $(BENCH_PROFILES) $(BENCHFLAGS)
+
+# Every `go test -bench` benchmark, with allocations.
+gobench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # Needs the vulnerability database on the internet; says so where there is none.

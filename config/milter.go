@@ -78,6 +78,7 @@ type Milter struct {
 	ActivityDir string `yaml:"activity_dir" default:"/var/lib/avmilter/activity" doc:"directory of the per-list activity logs (LIST.log, one line per virus and other event, as LISTSERV writes them), created 0700; rotate them with logrotate (deploy/logrotate); off: none kept"`
 
 	MetricsListen string `yaml:"metrics_listen" doc:"address for /metrics and /healthz (host:port); empty: off"`
+	PprofListen   string `yaml:"pprof_listen" doc:"loopback address (127.0.0.1:PORT) serving Go's profiler at /debug/pprof/, for measuring (make bench); empty: off"`
 	Log           Log    `yaml:"log" doc:"logging"`
 }
 
@@ -176,6 +177,7 @@ func LoadMilter(path string) (*Milter, error) {
 }
 
 func (m *Milter) check(c *checker) {
+	checkPprof(c, m.PprofListen)
 	if _, _, err := ParseListen(m.Listen); err != nil {
 		c.addf("listen", "%v", err)
 	}

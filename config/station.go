@@ -38,6 +38,7 @@ type Station struct {
 	MaxRequestHeader  ByteSize      `yaml:"max_request_header_bytes" doc:"largest request header (Avs-Meta lists every recipient: 1000 of them fit); larger is refused with 431 before any authentication"`
 	MaxConnections    int           `yaml:"max_connections" doc:"open connections at once; beyond them a new one gets 503 (Retry-After: 1) and is closed, and the milter tries the next station or waits. Each costs a few KiB: idle milter connections are at most 16 per milter"`
 	Scanner           Scanner       `yaml:"scanner" doc:"engines and limits"`
+	PprofListen       string        `yaml:"pprof_listen" doc:"loopback address (127.0.0.1:PORT) serving Go's profiler at /debug/pprof/, for measuring (make bench); empty: off"`
 	Log               Log           `yaml:"log" doc:"logging"`
 
 	// Warnings are LoadStation's, as Milter's.
@@ -266,6 +267,20 @@ func (s *Station) check(c *checker) {
 	} else if s.MaxConnections < s.MaxConcurrent {
 		c.addf("max_connections", "%d is below max_concurrent %d: scans at once each need a connection", s.MaxConnections, s.MaxConcurrent)
 	}
+	checkPprof(c, s.PprofListen)
 	s.Scanner.check(c, "scanner")
 	s.Log.check(c)
+}
+
+// checkPprof accepts an empty pprof_listen or a loopback host:port: the
+// profiler shows memory and command lines, so it never faces a network.
+func checkPprof(c *checker, addr string) {
+	if addr == "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	if err != nil || ip == nil || !ip.IsLoopback() {
+		c.addf("pprof_listen", "%q is not a loopback host:port (e.g. 127.0.0.1:6060): the profiler must not be reachable from the network", addr)
+	}
 }

@@ -160,6 +160,7 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	daemon.ServePprof(ctx, log, cfg.PprofListen)
 	if cfg.MetricsListen != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

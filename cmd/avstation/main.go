@@ -102,6 +102,7 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 	go daemon.LogClamdLimits(ctx, cfg.Scanner, log)
 	st := station.New(cfg, sc, pool, keys, log, daemon.Registry("avstation"))
 	go st.PruneRecords(ctx, time.Now)
+	daemon.ServePprof(ctx, log, cfg.PprofListen)
 	hs := st.Server(log)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

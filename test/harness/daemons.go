@@ -71,12 +71,34 @@ func StartStation(t testing.TB, binary, addr, clamdAddr, secretFile string, extr
 // StartStationClamds is StartStation with a pool of several clamd.
 func StartStationClamds(t testing.TB, binary, addr string, clamdAddrs []string, secretFile string, extra ...string) *Daemon {
 	t.Helper()
-	quoted := make([]string, len(clamdAddrs))
-	for i, a := range clamdAddrs {
+	return StartStationOpts(t, binary, StationOptions{Addr: addr, Clamd: clamdAddrs, Secret: secretFile, Extra: extra})
+}
+
+// StationOptions are the avstation settings a test or the benchmark varies.
+type StationOptions struct {
+	Addr     string   // "" for a free port
+	Clamd    []string // the clamd pool
+	Secret   string   // secret file
+	LogLevel string   // log.level; "" is debug
+	// Extra lines of YAML, after the scanner block: lines indented by
+	// two spaces are scanner settings, others top-level.
+	Extra []string
+}
+
+// StartStationOpts is StartStation with options.
+func StartStationOpts(t testing.TB, binary string, o StationOptions) *Daemon {
+	t.Helper()
+	quoted := make([]string, len(o.Clamd))
+	for i, a := range o.Clamd {
 		quoted[i] = fmt.Sprintf("%q", a)
 	}
+	addr := o.Addr
 	if addr == "" {
 		addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	}
+	level := o.LogLevel
+	if level == "" {
+		level = "debug"
 	}
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`listen: %s
@@ -84,10 +106,10 @@ secret_file: %s
 spool_dir: %s
 records_dir: %s
 log:
-  level: debug
+  level: %s
 scanner:
   clamd: [%s]
-`, addr, secretFile, filepath.Join(dir, "spool"), filepath.Join(dir, "records"), strings.Join(quoted, ", ")) + strings.Join(extra, "\n") + "\n"
+`, addr, o.Secret, filepath.Join(dir, "spool"), filepath.Join(dir, "records"), level, strings.Join(quoted, ", ")) + strings.Join(o.Extra, "\n") + "\n"
 	// records_dir is always set: its default is under /var/lib.
 	d := &Daemon{t: t, name: "avstation", Addr: addr, Spool: filepath.Join(dir, "spool"), RecordsDir: filepath.Join(dir, "records")}
 	d.start(binary, writeConfig(t, dir, cfg))
@@ -110,6 +132,11 @@ type MilterOptions struct {
 	// (never the default under /var/lib), "off" none.
 	ActivityDir string
 	Extra       string // more YAML lines, at the top level
+	// MemoryBuffer is memory_buffer; "" is 1KiB, so that tests exercise
+	// the spool (the default, 1MiB, is what the benchmark measures).
+	MemoryBuffer string
+	LogLevel     string // log.level; "" is debug
+	Scanner      string // more YAML lines under scanner: (in-process), indented by two spaces
 }
 
 // StartMilter starts avmilter on a free port.
@@ -122,8 +149,12 @@ func StartMilter(t testing.TB, binary string, o MilterOptions) *Daemon {
 	if activity == "" {
 		activity = filepath.Join(dir, "activity")
 	}
-	fmt.Fprintf(&b, "listen: inet:%s\nspool_dir: %s\nactivity_dir: %s\nmemory_buffer: 1KiB\nscan_all: %v\n",
-		addr, filepath.Join(dir, "spool"), activity, o.ScanAll)
+	buffer := o.MemoryBuffer
+	if buffer == "" {
+		buffer = "1KiB"
+	}
+	fmt.Fprintf(&b, "listen: inet:%s\nspool_dir: %s\nactivity_dir: %s\nmemory_buffer: %s\nscan_all: %v\n",
+		addr, filepath.Join(dir, "spool"), activity, buffer, o.ScanAll)
 	lists := o.Lists
 	if lists == "" {
 		lists = `  - match: "*@lists.example.org"` + "\n"
@@ -136,7 +167,7 @@ func StartMilter(t testing.TB, binary string, o MilterOptions) *Daemon {
 		}
 		fmt.Fprintf(&b, "stations: [%s]\nsecret_file: %s\nscan_timeout: 20s\n", strings.Join(all, ", "), o.Secret)
 	} else {
-		fmt.Fprintf(&b, "scanner:\n  clamd: [%q]\n", o.Clamd)
+		fmt.Fprintf(&b, "scanner:\n  clamd: [%q]\n%s", o.Clamd, o.Scanner)
 	}
 	if o.Policy != "" {
 		b.WriteString("policy:\n" + o.Policy)
@@ -146,7 +177,11 @@ func StartMilter(t testing.TB, binary string, o MilterOptions) *Daemon {
 		d.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 		fmt.Fprintf(&b, "metrics_listen: %s\n", d.MetricsAddr)
 	}
-	b.WriteString("log:\n  level: debug\n" + o.Extra)
+	level := o.LogLevel
+	if level == "" {
+		level = "debug"
+	}
+	b.WriteString("log:\n  level: " + level + "\n" + o.Extra)
 	d.start(binary, writeConfig(t, dir, b.String()))
 	WaitTCP(t, addr, 10*time.Second)
 	return d
@@ -280,6 +315,9 @@ func (d *Daemon) PeakRSS() (int64, error) {
 	}
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", d.cmd.Process.Pid)
 }
+
+// PID is the daemon's process id.
+func (d *Daemon) PID() int { return d.cmd.Process.Pid }
 
 // ConfigFile is the daemon's config file.
 func (d *Daemon) ConfigFile() string { return d.args[1] }
