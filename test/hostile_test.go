@@ -191,8 +191,8 @@ func splitHeader(msg []byte) (fields [][2]string, body []byte) {
 	}
 	body = rest
 	for _, l := range lines {
-		// Postfix passes header fields to a milter as C strings: a NUL
-		// ends the value there.
+		// The milter protocol carries a field as NUL-terminated strings:
+		// a value ends at its first NUL.
 		l, _, _ = strings.Cut(l, "\x00")
 		if l == "" {
 			continue

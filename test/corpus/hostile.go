@@ -65,7 +65,7 @@ func HostileCases() ([]Hostile, error) {
 	}
 	add("headers-100000.eml", verdict.LimitExceeded, "100 000 header fields (1.3 MB): over max_header_bytes",
 		[]byte(many.String()+"\r\nbody\r\n"), nil)
-	add("nul-bytes.eml", verdict.Infected, "NUL bytes in a header, the text and around EICAR's part: the virus is still found (Postfix hands avmilter header values as C strings, cut at the NUL)",
+	add("nul-bytes.eml", verdict.Infected, "NUL bytes in a header, the text and around EICAR's part: the virus is still found (the milter protocol's strings end at NUL, so avmilter sees the Subject cut there)",
 		message("nul\x00bytes", true, part{"Content-Type: text/plain", "a\x00b\x00\x00c"}, attach("eicar.com", "application/octet-stream", eicar)), nil)
 	mixed := strings.NewReplacer("\r\n", "\n").Replace(string(message("bare lf", true, textPart, attach("eicar.com", "application/octet-stream", eicar))))
 	mixed = strings.Replace(mixed, "\n", "\r", 3) // the first header lines end in bare CR
