@@ -14,7 +14,7 @@ import (
 // FuzzScanPasswords scans arbitrary messages with the password finder on
 // (TryPasswords), and checks invariants of the verdict: no finding without
 // a known kind, the status is that of a finding (clean only without any),
-// no finding's path outside the parts the manifest lists, nothing marked
+// no finding's path outside the message's tree of parts, nothing marked
 // decrypted that was not encrypted; and of the finder: every candidate is
 // 3-64 characters of the message's text with no control character. Seeds
 // (a zip whose password is in the text among them) are in
@@ -56,12 +56,14 @@ func checkVerdict(t *testing.T, v *verdict.Verdict) {
 	if (v.Status == verdict.Clean) != (len(v.Findings) == 0) {
 		t.Fatalf("status %q with %d findings", v.Status, len(v.Findings))
 	}
+	// The message's tree: the whole message, every part the manifest
+	// lists and the multiparts that hold them. A finding may also name
+	// the next child of one of these (a part a malformed multipart failed
+	// to start), but nothing else.
 	parts := map[string]bool{"": true, "0": true}
-	encrypted := map[string]bool{}
 	for _, p := range v.Manifest {
-		parts[mimepart.Part(p.Path)] = true
-		if p.Encrypted {
-			encrypted[p.Path] = true
+		for q := mimepart.Part(p.Path); q != ""; q = parent(q) {
+			parts[q] = true
 		}
 		if p.Decrypted && !p.Encrypted {
 			t.Fatalf("part %q decrypted but not encrypted", p.Path)
@@ -75,11 +77,21 @@ func checkVerdict(t *testing.T, v *verdict.Verdict) {
 		if f.Kind.Status() == v.Status {
 			statusSeen = true
 		}
-		if !parts[mimepart.Part(f.Path)] {
+		if q := mimepart.Part(f.Path); !parts[q] && !parts[parent(q)] {
 			t.Fatalf("finding at %q, outside the message's parts %v", f.Path, v.Manifest)
 		}
 	}
 	if !statusSeen {
 		t.Fatalf("status %q is no finding's: %+v", v.Status, v.Findings)
 	}
+}
+
+// parent is the path of the part that holds the part at path ("2/1" → "2",
+// "2" → "").
+func parent(path string) string {
+	i := strings.LastIndexByte(path, '/')
+	if i < 0 {
+		return ""
+	}
+	return path[:i]
 }
