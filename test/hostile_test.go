@@ -74,8 +74,14 @@ func TestHostileCorpus(t *testing.T) {
 			} else {
 				t.Logf("%s: resident memory %.0f MiB (bound %d MiB)", d.addr, rss/(1<<20), hostileRSSBound>>20)
 			}
-			if peak, err := d.d.PeakRSS(); err == nil {
-				t.Logf("%s: peak resident memory %d MiB", d.addr, peak>>20)
+			// The peak too: a case may have blown up and been collected.
+			peak, err := d.d.PeakRSS()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: peak resident memory %d MiB", d.addr, peak>>20)
+			if peak > hostileRSSBound {
+				t.Errorf("%s: peak resident memory %d MiB, bound %d MiB", d.addr, peak>>20, hostileRSSBound>>20)
 			}
 			d.d.SpoolEmpty(t)
 		}
