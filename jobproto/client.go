@@ -186,12 +186,22 @@ func (c *Client) scanAt(ctx context.Context, station, jobID, metaHdr string, bod
 	if err != nil {
 		return fail(status, err)
 	}
+	v, err := decodeVerdict(data, jobID)
+	if err != nil {
+		return fail(status, err)
+	}
+	return v, nil
+}
+
+// decodeVerdict reads a station's verified answer to job jobID. A verdict
+// for another job is an error: the answer was mixed up on the way.
+func decodeVerdict(data []byte, jobID string) (*verdict.Verdict, error) {
 	var v verdict.Verdict
 	if err := json.Unmarshal(data, &v); err != nil {
-		return fail(status, fmt.Errorf("decoding verdict: %w", err))
+		return nil, fmt.Errorf("decoding verdict: %w", err)
 	}
 	if v.JobID != jobID {
-		return fail(status, fmt.Errorf("verdict is for job %q", v.JobID))
+		return nil, fmt.Errorf("verdict is for job %.70q", v.JobID)
 	}
 	return &v, nil
 }

@@ -174,7 +174,9 @@ func (ix *indexer) message(s *src, start, end int64, endErr error, path string, 
 	if err != nil {
 		return nil, err
 	}
-	if hd.err != nil {
+	// A header longer than the indexer holds is cut anywhere, even in a
+	// line, so the reader complains: it is over the limit, not unreadable.
+	if hd.err != nil && !hd.capped {
 		p.Unreadable, p.Rest = true, hd.consumed
 		p.Anomalies = append(p.Anomalies, Anomaly{Path: path, Detail: hd.err.Error()})
 		return p, nil

@@ -116,6 +116,11 @@ func (r Records) Prune(now time.Time, keep time.Duration) (int, error) {
 func (rec Record) Describe() string {
 	var b strings.Builder
 	v := rec.Verdict
+	if v == nil {
+		// A record file edited or cut short by hand: say so, do not crash
+		// the admin's command.
+		v = &verdict.Verdict{Status: "no verdict in the record"}
+	}
 	fmt.Fprintf(&b, "job %s at %s from %s (SMTP client %s), queue id %s, lists %s\n", rec.JobID, rec.Time.Format(time.RFC3339),
 		or(rec.Primary, "?"), or(rec.Client, "?"), or(rec.QueueID, "?"), or(strings.Join(rec.Lists, ", "), "none"))
 	fmt.Fprintf(&b, "%d bytes, scanned in %s by %s: %s\n", rec.Size, rec.Duration.Round(time.Millisecond), or(v.Scanner, "?"), strings.ToUpper(string(v.Status)))

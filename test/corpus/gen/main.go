@@ -1,5 +1,6 @@
 // Command gen writes the station's test corpus to a directory, with an
-// index.json of each message's expected verdict, for scanning by hand:
+// index.json of each message's expected verdict, and the bad-input set
+// with its hostile.json, for scanning by hand:
 //
 //	go run ./test/corpus/gen -o /tmp/corpus
 //	avstation scan -config avstation.yaml /tmp/corpus/*.eml
@@ -32,5 +33,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	fmt.Printf("%d messages in %s\n", len(cases), *out)
+	hostile, err := corpus.WriteHostile(*out)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("%d messages and %d hostile ones (hostile.json) in %s\n", len(cases), len(hostile), *out)
 }
