@@ -49,8 +49,8 @@ func TestHostileCorpus(t *testing.T) {
 	clean := []byte("From: a@example.com\r\nTo: dev@lists.example.org\r\nSubject: clean\r\n\r\nnothing to see\r\n")
 	stationAnswers(t, client, "warm-up", clean, "clean")
 	milterAnswers(t, mc, "warm-up", clean, "accept")
-	stationBase := gauge(t, station, station.Addr, "go_goroutines")
-	milterBase := gauge(t, m, m.MetricsAddr, "go_goroutines")
+	stationBase := daemonGauge(t, station, station.Addr, "go_goroutines")
+	milterBase := daemonGauge(t, m, m.MetricsAddr, "go_goroutines")
 
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
@@ -69,7 +69,7 @@ func TestHostileCorpus(t *testing.T) {
 			base float64
 		}{{station, station.Addr, stationBase}, {m, m.MetricsAddr, milterBase}} {
 			settled(t, d.d, d.addr, d.base)
-			if rss := gauge(t, d.d, d.addr, "process_resident_memory_bytes"); rss > hostileRSSBound {
+			if rss := daemonGauge(t, d.d, d.addr, "process_resident_memory_bytes"); rss > hostileRSSBound {
 				t.Errorf("%s: resident memory %.0f MiB, bound %d MiB", d.addr, rss/(1<<20), hostileRSSBound>>20)
 			} else {
 				t.Logf("%s: resident memory %.0f MiB (bound %d MiB)", d.addr, rss/(1<<20), hostileRSSBound>>20)
@@ -213,8 +213,8 @@ func splitHeader(msg []byte) (fields [][2]string, body []byte) {
 	return fields, body
 }
 
-// gauge reads one unlabelled sample from the daemon's /metrics at addr.
-func gauge(t *testing.T, d *harness.Daemon, addr, name string) float64 {
+// daemonGauge reads one unlabelled sample from the daemon's /metrics at addr.
+func daemonGauge(t *testing.T, d *harness.Daemon, addr, name string) float64 {
 	t.Helper()
 	v, ok := metricValue(d.Metrics(t, addr), name, nil)
 	if !ok {
@@ -230,7 +230,7 @@ func settled(t *testing.T, d *harness.Daemon, addr string, base float64) {
 	const slack = 8
 	var n float64
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if n = gauge(t, d, addr, "go_goroutines"); n <= base+slack {
+		if n = daemonGauge(t, d, addr, "go_goroutines"); n <= base+slack {
 			t.Logf("%s: %v goroutines (baseline %v)", addr, n, base)
 			return
 		}
