@@ -1,7 +1,6 @@
 package scanner
 
 import (
-	"encoding/base64"
 	"errors"
 	"io"
 	"mime/quotedprintable"
@@ -121,29 +120,10 @@ func manifestNames(names []string) []string {
 func decoder(enc string, body io.Reader) io.Reader {
 	switch enc {
 	case "base64":
-		return base64.NewDecoder(base64.StdEncoding, &base64Filter{r: body})
+		return newBase64Reader(body)
 	case "quoted-printable":
 		return quotedprintable.NewReader(body)
 	}
 	return body
 }
 
-// base64Filter drops every byte outside the base64 alphabet, as mail readers
-// do: line breaks, stray spaces and garbage must not hide the content.
-type base64Filter struct{ r io.Reader }
-
-func (f *base64Filter) Read(p []byte) (int, error) {
-	for {
-		n, err := f.r.Read(p)
-		j := 0
-		for _, c := range p[:n] {
-			if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' {
-				p[j] = c
-				j++
-			}
-		}
-		if j > 0 || err != nil {
-			return j, err
-		}
-	}
-}
