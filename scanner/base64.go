@@ -29,7 +29,7 @@ type base64Reader struct {
 	q    []byte // filtered, not yet decoded (less than one quantum between reads)
 	out  []byte // decoded, not yet returned: the front of obuf
 	obuf []byte
-	pos  int64  // bytes of filtered input consumed, for error offsets
+	pos  int64 // bytes of filtered input consumed, for error offsets
 	err  error
 	done bool
 }

@@ -126,4 +126,3 @@ func decoder(enc string, body io.Reader) io.Reader {
 	}
 	return body
 }
-
