@@ -96,16 +96,13 @@ func zipEndRecord(r io.ReaderAt, size int64) bool {
 	if m, err := r.ReadAt(buf, size-n); int64(m) < n && err != nil {
 		return false
 	}
-	p := -1
-	for i := len(buf) - eocdLen; i >= 0; i-- {
-		if bytes.Equal(buf[i:i+4], magicZipEmpty) {
-			if int(binary.LittleEndian.Uint16(buf[i+20:]))+eocdLen+i <= len(buf) {
-				p = i
-			}
-			break // archive/zip takes the last record or none
-		}
+	if len(buf) < eocdLen {
+		return false
 	}
-	if p < 0 {
+	// archive/zip takes the last record or none (bytes.LastIndex, not a
+	// comparison at every offset: most parts are not zips at all).
+	p := bytes.LastIndex(buf[:len(buf)-eocdLen+len(magicZipEmpty)], magicZipEmpty)
+	if p < 0 || int(binary.LittleEndian.Uint16(buf[p+20:]))+eocdLen+p > len(buf) {
 		return false
 	}
 	at := size - n + int64(p)
