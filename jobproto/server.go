@@ -155,7 +155,7 @@ func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength > h.maxBody {
-		refuseBody(w)
+		drainOversize(w, r)
 		h.replyError(w, r, req, http.StatusRequestEntityTooLarge, fmt.Sprintf("message of %d bytes is over the station's limit of %d", r.ContentLength, h.maxBody))
 		return
 	}
@@ -222,6 +222,7 @@ func (h *handler) spool(w http.ResponseWriter, r *http.Request, f *os.File, dige
 	n, err := io.Copy(f, io.TeeReader(body, hash))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			drainOversize(w, r)
 			return 0, http.StatusRequestEntityTooLarge, fmt.Errorf("message is over the station's limit of %d bytes", h.maxBody)
 		}
 		if _, ok := errors.AsType[*os.PathError](err); ok {
@@ -314,6 +315,23 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (request,
 func refuseBody(w http.ResponseWriter) {
 	w.Header().Set("Connection", "close")
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
+// oversizeDrain is how much of an authenticated milter's oversized body is
+// read and dropped before its 413, within body_timeout: closing with the
+// body still coming makes the kernel reset the connection, and the milter
+// would see a reset instead of "too large". Past it the connection is
+// closed all the same.
+const oversizeDrain = 4 << 20
+
+// drainOversize reads up to oversizeDrain of a verified request's body so
+// that its answer arrives, and closes the connection if more was coming.
+func drainOversize(w http.ResponseWriter, r *http.Request) {
+	if n, _ := io.CopyN(io.Discard, r.Body, oversizeDrain); n == oversizeDrain {
+		refuseBody(w)
+		return
+	}
+	w.Header().Set("Connection", "close")
 }
 
 func (h *handler) invalid(r *http.Request, reason, keyID string) {
