@@ -3,7 +3,6 @@ package scanner
 import (
 	"bytes"
 	"encoding/base64"
-	"errors"
 	"io"
 	"testing"
 	"testing/iotest"
@@ -23,19 +22,6 @@ func referenceBase64(r io.Reader) ([]byte, error) {
 		}
 	}
 	return io.ReadAll(base64.NewDecoder(base64.StdEncoding, bytes.NewReader(clean)))
-}
-
-func errClass(err error) string {
-	var ce base64.CorruptInputError
-	switch {
-	case err == nil:
-		return "nil"
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "unexpected EOF"
-	case errors.As(err, &ce):
-		return "corrupt"
-	}
-	return err.Error()
 }
 
 // checkBase64: on a well-formed body base64Reader gives exactly what
