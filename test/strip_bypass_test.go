@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avstation/avstation/test/corpus"
 	"github.com/avstation/avstation/test/harness"
 )
 
@@ -34,7 +35,7 @@ func TestStripLeavesNoVirusAndNoBannedFile(t *testing.T) {
 		// part is that part's finding, and the part is stripped).
 		msg := harness.BuildMessage(sender, listRcp, "uuencoded and attached", "Hello list,\r\n", eicarAttachment())
 		msg = bytes.Replace(msg, []byte("This is a multi-part message in MIME format.\r\n"),
-			[]byte("The file once more, for those without MIME:\r\n\r\n"+uuencode("eicar.com", harness.EICAR())), 1)
+			[]byte("The file once more, for those without MIME:\r\n\r\n"+corpus.Uuencode("eicar.com", harness.EICAR())), 1)
 		r := harness.Send(t, c.postfix.SMTPAddr, sender, []string{listRcp}, msg)
 		wantCode(t, r, 550, "5.7.1", "'"+harness.EicarSignature)
 		line := c.milter.WaitLog(t, 5*time.Second, "message scanned", "outcome=infected", "action=reject")
@@ -75,34 +76,4 @@ func TestStripLeavesNoVirusAndNoBannedFile(t *testing.T) {
 			t.Errorf("the clean attachment is gone:\n%s", d.Data)
 		}
 	})
-}
-
-// uuencode is the classic uuencoding of data as the file name, in lines
-// of 45 bytes ("begin 644 NAME" … "end").
-func uuencode(name string, data []byte) string {
-	enc := func(c byte) byte {
-		if c == 0 {
-			return '`'
-		}
-		return c + 32
-	}
-	var b strings.Builder
-	b.WriteString("begin 644 " + name + "\r\n")
-	for len(data) > 0 {
-		n := min(len(data), 45)
-		line := data[:n]
-		data = data[n:]
-		b.WriteByte(enc(byte(n)))
-		for i := 0; i < n; i += 3 {
-			var g [3]byte
-			copy(g[:], line[i:min(i+3, n)])
-			b.WriteByte(enc(g[0] >> 2))
-			b.WriteByte(enc((g[0]<<4 | g[1]>>4) & 63))
-			b.WriteByte(enc((g[1]<<2 | g[2]>>6) & 63))
-			b.WriteByte(enc(g[2] & 63))
-		}
-		b.WriteString("\r\n")
-	}
-	b.WriteString("`\r\nend\r\n")
-	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avstation/avstation/test/corpus"
 	"github.com/avstation/avstation/test/harness"
 )
 
@@ -36,7 +37,7 @@ func TestEncodedInText(t *testing.T) {
 
 	t.Run("uuencoded EICAR in the text is rejected by name", func(t *testing.T) {
 		c := milterWith(t, "")
-		text := "Hello list,\r\nthe test file:\r\n\r\n" + uuencode("eicar.com", harness.EICAR()) + "\r\nbye\r\n"
+		text := "Hello list,\r\nthe test file:\r\n\r\n" + corpus.Uuencode("eicar.com", harness.EICAR()) + "\r\nbye\r\n"
 		wantCode(t, post(t, c, "uuencoded eicar", text), 550, "5.7.1", "'eicar.com'", "'"+harness.EicarSignature)
 		c.milter.WaitLog(t, 5*time.Second, "outcome=infected", "action=reject")
 		c.waitNotDelivered(t, "uuencoded eicar")
@@ -44,7 +45,7 @@ func TestEncodedInText(t *testing.T) {
 
 	t.Run("a uuencoded exe meets the extension filter", func(t *testing.T) {
 		c := milterWith(t, "  extension_filters:\n    rules: [{mask: \"*.exe\", action: block}]\n")
-		text := "Hello list,\r\n" + uuencode("setup.exe", []byte("MZ harmless but banned")) + "bye\r\n"
+		text := "Hello list,\r\n" + corpus.Uuencode("setup.exe", []byte("MZ harmless but banned")) + "bye\r\n"
 		wantCode(t, post(t, c, "uuencoded exe", text), 550, "'setup.exe' are not accepted")
 		c.milter.WaitLog(t, 5*time.Second, "outcome=banned-name", "action=reject")
 		c.waitNotDelivered(t, "uuencoded exe")
@@ -60,7 +61,7 @@ func TestEncodedInText(t *testing.T) {
 	t.Run("infected: strip removes the text part that holds the file", func(t *testing.T) {
 		c := milterWith(t, "  actions: {infected: {action: strip}}\n")
 		notes := harness.Attachment{Name: "notes.txt", ContentType: "text/plain", Data: []byte("agenda\n")}
-		text := "Hello list,\r\n" + uuencode("eicar.com", harness.EICAR()) + "bye\r\n"
+		text := "Hello list,\r\n" + corpus.Uuencode("eicar.com", harness.EICAR()) + "bye\r\n"
 		wantCode(t, post(t, c, "uuencoded eicar, stripped", text, notes), 250)
 		d := c.delivered(t, "uuencoded eicar, stripped")
 		if bytes.Contains(d.Data, []byte("begin 644 eicar.com")) {
@@ -73,7 +74,7 @@ func TestEncodedInText(t *testing.T) {
 
 	t.Run("infected: strip cannot strip a single-part body: rejected", func(t *testing.T) {
 		c := milterWith(t, "  actions: {infected: {action: strip}}\n")
-		text := "Hello list,\r\n" + uuencode("eicar.com", harness.EICAR()) + "bye\r\n"
+		text := "Hello list,\r\n" + corpus.Uuencode("eicar.com", harness.EICAR()) + "bye\r\n"
 		wantCode(t, post(t, c, "uuencoded eicar, whole body", text), 550, "'eicar.com'")
 		c.waitNotDelivered(t, "uuencoded eicar, whole body")
 	})

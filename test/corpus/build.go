@@ -40,8 +40,8 @@ func qp(data []byte) string {
 	return strings.ReplaceAll(strings.ReplaceAll(b.String(), "\r\n", "\n"), "\n", "\r\n")
 }
 
-// uuencode writes data as uuencode(1) does, CRLF.
-func uuencode(name string, data []byte) string {
+// Uuencode writes data as uuencode(1) does, CRLF.
+func Uuencode(name string, data []byte) string {
 	enc := func(c byte) byte {
 		if c == 0 {
 			return '`'

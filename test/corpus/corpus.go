@@ -119,7 +119,7 @@ func Write(dir string) ([]Case, error) {
 			b64lines(eicar, 76)}), nil
 	})
 	one("eicar-uuencode.eml", verdict.Infected, "", "Eicar", "uuencoded in the body of a plain message", func() ([]byte, error) {
-		return []byte("From: alice@example.com\r\nTo: dev@lists.example.org\r\nSubject: eicar uuencode\r\n\r\nsee below\r\n\r\n" + uuencode("eicar.com", eicar)), nil
+		return []byte("From: alice@example.com\r\nTo: dev@lists.example.org\r\nSubject: eicar uuencode\r\n\r\nsee below\r\n\r\n" + Uuencode("eicar.com", eicar)), nil
 	})
 	one("eicar-rfc822.eml", verdict.Infected, "eicar.com", "Eicar", "EICAR in a forwarded message (message/rfc822)", func() ([]byte, error) {
 		inner := message("inner", true, textPart, attach("eicar.com", "application/octet-stream", eicar))
