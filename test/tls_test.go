@@ -53,10 +53,11 @@ func TestStationTLS(t *testing.T) {
 			[]string{"station marked down", "reason=tls", "not signed by station_ca_file"}},
 		{"wrong pin", fmt.Sprintf("station_pin_sha256: %s\nstation_client_cert: %s\nstation_client_key: %s\n", certSHA256(t, otherCA), client, clientKey), 451,
 			[]string{"station marked down", "reason=tls", "station_pin_sha256"}},
+		// Under TLS 1.3 the station's alert may come as a reset, and the
+		// milter may meet it first in its probe: the refusal is certain,
+		// the station's log names the certificate (checked below).
 		{"wrong client certificate", fmt.Sprintf("station_ca_file: %s\nstation_client_cert: %s\nstation_client_key: %s\n", cert, wrongClient, wrongClientKey), 451,
-			[]string{"station marked down", "reason=tls", "refused our client certificate"}},
-		// Under TLS 1.3 the station's alert may come as a reset: only the
-		// refusal is certain.
+			[]string{"station marked down"}},
 		{"no client certificate", fmt.Sprintf("station_ca_file: %s\n", cert), 451,
 			[]string{"station marked down"}},
 	} {
@@ -73,5 +74,5 @@ func TestStationTLS(t *testing.T) {
 			}
 		})
 	}
-	st.WaitLog(t, 5*time.Second, "TLS handshake error")
+	st.WaitLog(t, 5*time.Second, "TLS handshake error", "certificate")
 }
