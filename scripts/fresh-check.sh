@@ -128,6 +128,11 @@ cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates
 git clone --quiet --no-hardlinks "$repo" "$root/root/avstation"
 git -C "$root/root/avstation" checkout --quiet --detach "$rev"
 
+# The root is a mount point of its own, as / is on a machine: the Sendmail
+# tests give Sendmail a private mount namespace (unshare -m), which refuses
+# a root that is not a mount ("cannot change root filesystem propagation").
+mnt "$root" --bind "$root"
+mount --make-private "$root"
 mnt "$root/proc" -t proc proc
 mnt "$root/sys" -t sysfs sysfs
 mnt "$root/dev" --bind /dev
