@@ -111,24 +111,9 @@ func BenchmarkHungClamd(b *testing.B) {
 		m := harness.StartMilter(b, bin.Milter, harness.MilterOptions{Station: "http://" + station.Addr, Secret: secret})
 		for _, conc := range []int{1, 10} {
 			b.Run(fmt.Sprintf("%s/c%d", tt.name, conc), func(b *testing.B) {
-				stop := make(chan struct{})
-				var slowest time.Duration
-				var scraper sync.WaitGroup
-				scraper.Go(func() {
-					for {
-						select {
-						case <-stop:
-							return
-						case <-time.After(200 * time.Millisecond):
-						}
-						start := time.Now()
-						station.Metrics(b, station.Addr)
-						slowest = max(slowest, time.Since(start))
-					}
-				})
+				stop := scrapeMetrics(b, station, station.Addr, 200*time.Millisecond)
 				rates[b.Name()] = benchMilter(b, m.Addr, 1<<10, conc)
-				close(stop)
-				scraper.Wait()
+				_, slowest := stop()
 				b.ReportMetric(float64(slowest.Microseconds())/1000, "metrics-max-ms")
 			})
 		}

@@ -136,25 +136,7 @@ func TestHungClamdStation(t *testing.T) {
 	station := harness.StartStationClamds(t, bin.Station, "", []string{hung, good.Addr}, secret)
 	m := harness.StartMilter(t, bin.Milter, harness.MilterOptions{Station: "http://" + station.Addr, Secret: secret})
 
-	stop := make(chan struct{})
-	var slowest atomic.Int64 // of the /metrics requests during the jobs, ns
-	var scrapes atomic.Int32
-	var scraper sync.WaitGroup
-	scraper.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			start := time.Now()
-			station.Metrics(t, station.Addr)
-			if d := int64(time.Since(start)); d > slowest.Load() {
-				slowest.Store(d)
-			}
-			scrapes.Add(1)
-		}
-	})
+	stop := scrapeMetrics(t, station, station.Addr, 100*time.Millisecond)
 
 	var next, accepted atomic.Int32
 	var wg sync.WaitGroup
@@ -177,18 +159,17 @@ func TestHungClamdStation(t *testing.T) {
 	}
 	wg.Wait()
 	took := time.Since(start)
-	close(stop)
-	scraper.Wait()
+	scrapes, slowest := stop()
 
 	t.Logf("%d of %d postings accepted in %v; %d /metrics scrapes meanwhile, slowest %v",
-		accepted.Load(), postings, took, scrapes.Load(), time.Duration(slowest.Load()))
+		accepted.Load(), postings, took, scrapes, slowest)
 	if accepted.Load() != postings {
 		t.Errorf("%d of %d postings accepted; the others were tempfailed", accepted.Load(), postings)
 	}
 	// Generous: the 100 ms goal is measured by BenchmarkHungClamd on a quiet
 	// machine; here it must not wait on any engine.
-	if s := time.Duration(slowest.Load()); scrapes.Load() == 0 || s > 2*time.Second {
-		t.Errorf("/metrics: %d scrapes, slowest %v; want answers within 2s while jobs run", scrapes.Load(), s)
+	if scrapes == 0 || slowest > 2*time.Second {
+		t.Errorf("/metrics: %d scrapes, slowest %v; want answers within 2s while jobs run", scrapes, slowest)
 	}
 	metrics := station.Metrics(t, station.Addr)
 	for _, want := range []string{
