@@ -44,6 +44,7 @@ type Milter struct {
 
 	SpoolDir     string   `yaml:"spool_dir" doc:"directory for message bodies larger than memory_buffer (files 0600, always removed)"`
 	MemoryBuffer ByteSize `yaml:"memory_buffer" doc:"bytes of one message body held in memory before it spills to spool_dir"`
+	MemoryTotal  ByteSize `yaml:"memory_buffer_total" doc:"most bytes of all message bodies held in memory at once; past it a body spills to spool_dir though under memory_buffer, so that many large messages at once cost disk, not memory; 0: no bound"`
 	// The holding bounds: a message past them is tempfailed as it arrives
 	// and what was held of it removed, so that nothing fills memory or disk.
 	SpoolMaxMessage ByteSize      `yaml:"spool_max_message" doc:"most bytes one list-bound message may take while held (keep it above Postfix's message_size_limit); more is tempfailed 451 4.3.4 as it arrives; 0: no bound"`
@@ -144,6 +145,7 @@ func DefaultMilter() Milter {
 		Quarantine:       Quarantine{Timeout: 30 * time.Second},
 		SpoolDir:         "/var/spool/avmilter",
 		MemoryBuffer:     1 << 20,
+		MemoryTotal:      32 << 20,
 		SpoolMaxMessage:  512 << 20,
 		SpoolMaxTotal:    8 << 30,
 		MaxSessions:      500,
@@ -222,6 +224,9 @@ func (m *Milter) check(c *checker) {
 	}
 	if m.SpoolMaxTotal > 0 && m.SpoolMaxMessage > m.SpoolMaxTotal {
 		c.addf("spool_max_message", "is larger than spool_max_total, so such a message could never be held")
+	}
+	if m.MemoryTotal < 0 {
+		c.addf("memory_buffer_total", "must not be negative (0 means no bound)")
 	}
 	if m.MaxSessions < 0 {
 		c.addf("max_sessions", "must not be negative (0 means no bound)")

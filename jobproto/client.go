@@ -24,6 +24,11 @@ import (
 // large archive is far below it.
 const maxResponse = 16 << 20
 
+// expectContinueAbove is the body size above which a request waits for the
+// station's 100 Continue: one round trip, against sending megabytes a busy
+// or refusing station throws away.
+const expectContinueAbove = 64 << 10
+
 // ErrAuth is wrapped by the error of a station that refused our signature.
 var ErrAuth = errors.New("station rejected our signature (check secret_file)")
 
@@ -48,6 +53,14 @@ func NewHTTPClient(tlsConfig *tls.Config) *http.Client {
 			// Scanning a large archive can take minutes; the caller's
 			// context is the real bound.
 			ResponseHeaderTimeout: 10 * time.Minute,
+			// A job over expectContinueAbove asks the station first (Expect:
+			// 100-continue): a full station answers 503 before the body is
+			// sent, instead of closing on a body it never reads, which the
+			// sender sees as a connection reset and takes for a dead station.
+			// The wait is generous: a station that has not answered by then is
+			// sent the body anyway, and on a loaded station a body sent too
+			// soon meets the same reset.
+			ExpectContinueTimeout: 10 * time.Second,
 			IdleConnTimeout:       90 * time.Second,
 			MaxIdleConnsPerHost:   16,
 			ForceAttemptHTTP2:     true,
@@ -239,6 +252,9 @@ func (c *Client) do(ctx context.Context, method, station, path, metaHdr string, 
 		req.ContentLength = size
 		if size == 0 {
 			req.Body = http.NoBody
+		}
+		if size > expectContinueAbove {
+			req.Header.Set("Expect", "100-continue")
 		}
 	}
 	target := req.URL.RequestURI()

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -382,5 +383,57 @@ func TestBusyStationWaits(t *testing.T) {
 	v, err := c.Scan(ctx, Meta{JobID: "patient"}, bytes.NewReader(message), int64(len(message)))
 	if err != nil || v.Status != verdict.Clean {
 		t.Fatalf("got %+v, %v; want a verdict once the station had room", v, err)
+	}
+}
+
+// countingReaderAt counts the bytes read from a message.
+type countingReaderAt struct {
+	r *bytes.Reader
+	n atomic.Int64
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestBusyStationBigBody: a full station refuses a large job before its body
+// is sent (the client asks with Expect: 100-continue), so the milter sees a
+// clean 503 "busy" and waits, never a connection reset that would mark a
+// healthy station down; the body is read once for its digest and not sent
+// again with every retry.
+func TestBusyStationBigBody(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var first sync.Once
+	st := newStation(t, "A", func(s *Server) {
+		s.MaxConcurrent = 1
+		s.Scan = func(ctx context.Context, meta Meta, body *os.File, size int64) (*verdict.Verdict, error) {
+			if meta.JobID == "first" {
+				first.Do(func() { close(started) })
+				<-release
+			}
+			return &verdict.Verdict{Status: verdict.Clean, Scanner: "A"}, nil
+		}
+	})
+	defer close(release)
+	c := newClient(t, ring(t, keyA), st.srv.URL)
+	c.HTTP = NewHTTPClient(nil)
+	t.Cleanup(c.HTTP.CloseIdleConnections)
+	go c.Scan(context.Background(), Meta{JobID: "first"}, bytes.NewReader(message), int64(len(message)))
+	<-started
+
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
+	body := &countingReaderAt{r: bytes.NewReader(big)}
+	// Long enough for a loaded machine to answer a few times.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err := c.Scan(ctx, Meta{JobID: "big"}, body, int64(len(big)))
+	if err == nil || !strings.Contains(err.Error(), "status 503: station busy") || !strings.Contains(err.Error(), "gave up waiting") {
+		t.Fatalf("a big job at a full station: %v; want 503 busy and a wait until the deadline", err)
+	}
+	if sent := body.n.Load() - int64(len(big)); sent > 1<<20 {
+		t.Errorf("%d bytes of the body read beyond its digest: the body went to a station that refused it", sent)
 	}
 }

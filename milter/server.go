@@ -24,6 +24,7 @@ import (
 	"github.com/avstation/avstation/notice"
 	"github.com/avstation/avstation/policy"
 	"github.com/avstation/avstation/scanner"
+	"github.com/avstation/avstation/spool"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -52,8 +53,9 @@ type Server struct {
 	scanner  Scanner
 	log      *slog.Logger
 	metrics  *metrics
-	conns    sessions // MTA connections open, for max_sessions
-	held     budget   // bytes of messages held, for spool_max_total
+	conns    sessions      // MTA connections open, for max_sessions
+	held     budget        // bytes of messages held, for spool_max_total
+	memory   *spool.Memory // bytes of bodies in memory, for memory_buffer_total
 	hostname string
 	primary  string // this milter's id at the stations: primary_id, else hostname
 	mode     string // "station" or "in-process", for the log
@@ -83,6 +85,7 @@ func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, re
 	}
 	s := &Server{cfg: cfg, lists: ListsFor(cfg), scanner: sc, bypass: bp, log: log, metrics: newMetrics(reg), hostname: host, mode: "in-process"}
 	s.conns.max, s.held.max = cfg.MaxSessions, int64(cfg.SpoolMaxTotal)
+	s.memory = spool.NewMemory(int64(cfg.MemoryTotal))
 	s.primary = cfg.PrimaryID
 	if s.primary == "" {
 		s.primary = host
@@ -104,6 +107,12 @@ func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, re
 		milter.WithWriteTimeout(cfg.MTAWriteTimeout),
 	)
 	return s, nil
+}
+
+// newBuffer holds a message body: in memory up to memory_buffer and while
+// all bodies together stay under memory_buffer_total, else in spool_dir.
+func (s *Server) newBuffer() *spool.Buffer {
+	return spool.NewShared(s.cfg.SpoolDir, int64(s.cfg.MemoryBuffer), s.memory)
 }
 
 // newSession is the milter of one MTA connection, counted against

@@ -128,7 +128,7 @@ func (s *session) endOfEnvelope() *milter.Response {
 			slog.Any("lists", s.lists), slog.String("from", s.sender), slog.String("client", s.client))
 		return milter.RespAccept
 	}
-	s.body = spool.New(s.srv.cfg.SpoolDir, int64(s.srv.cfg.MemoryBuffer))
+	s.body = s.srv.newBuffer()
 	return milter.RespContinue
 }
 

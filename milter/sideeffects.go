@@ -65,7 +65,7 @@ func (srv *Server) quarantine(ctx context.Context, meta jobproto.Meta, d policy.
 		for _, p := range offending {
 			parts = append(parts, p.Path)
 		}
-		kept := spool.New(srv.cfg.SpoolDir, int64(srv.cfg.MemoryBuffer))
+		kept := srv.newBuffer()
 		defer kept.Close()
 		if err := quarantine.ExtractParts(body, body.Size(), parts, kept); err != nil {
 			return "", fmt.Errorf("extracting the attachments: %w", err)

@@ -69,7 +69,7 @@ func (s *session) rewrite(d policy.Decision) (*stripped, error) {
 	for _, p := range d.Strip {
 		removals = append(removals, strip.Removal{Path: p.Path, FileName: p.FileName, Threat: p.Threat, Kind: string(p.Kind)})
 	}
-	full := spool.New(s.srv.cfg.SpoolDir, int64(s.srv.cfg.MemoryBuffer))
+	full := s.srv.newBuffer()
 	if _, err := io.Copy(full, io.NewSectionReader(s.body, 0, s.headerLen)); err != nil {
 		full.Close()
 		return nil, fmt.Errorf("copying the header: %w", err)

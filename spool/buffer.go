@@ -5,13 +5,51 @@
 package spool
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 )
+
+// Memory bounds the bytes that all the buffers sharing it hold in memory at
+// once: each buffer still spills past its own limit, and past the shared
+// one too. Many large messages at once then cost disk, not memory. The
+// zero value and a nil *Memory bound nothing.
+type Memory struct {
+	max  int64
+	used atomic.Int64
+}
+
+// NewMemory returns a shared bound of max bytes; max <= 0 bounds nothing.
+func NewMemory(max int64) *Memory { return &Memory{max: max} }
+
+// InUse is the bytes held in memory now by the buffers sharing m.
+func (m *Memory) InUse() int64 {
+	if m == nil {
+		return 0
+	}
+	return m.used.Load()
+}
+
+// take reserves n bytes, false when that would pass the bound.
+func (m *Memory) take(n int64) bool {
+	if m == nil {
+		return true
+	}
+	if now := m.used.Add(n); m.max > 0 && now > m.max {
+		m.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (m *Memory) give(n int64) {
+	if m != nil && n != 0 {
+		m.used.Add(-n)
+	}
+}
 
 // Buffer collects bytes written to it. Up to MemLimit bytes stay in memory;
 // past that everything moves to a file created 0600 in Dir. A Buffer is not
@@ -24,16 +62,24 @@ type Buffer struct {
 	mu       sync.RWMutex
 	dir      string
 	memLimit int64
-	mem      bytes.Buffer
+	mem      chunks
 	file     *os.File
 	size     int64
 	closed   bool
+	shared   *Memory // nil: only memLimit bounds the memory
+	taken    int64   // bytes of shared held by mem
 }
 
 // New returns an empty buffer that spills to a temporary file in dir ("" for
 // the system temporary directory) once it holds more than memLimit bytes.
 func New(dir string, memLimit int64) *Buffer {
 	return &Buffer{dir: dir, memLimit: memLimit}
+}
+
+// NewShared is New with the memory also counted against shared: the buffer
+// spills as soon as either bound would be passed.
+func NewShared(dir string, memLimit int64, shared *Memory) *Buffer {
+	return &Buffer{dir: dir, memLimit: memLimit, shared: shared}
 }
 
 // ErrClosed is returned by writes to a closed buffer.
@@ -46,9 +92,13 @@ func (b *Buffer) Write(p []byte) (int, error) {
 	if b.closed {
 		return 0, ErrClosed
 	}
-	if b.file == nil && b.size+int64(len(p)) > b.memLimit {
-		if err := b.spill(); err != nil {
-			return 0, err
+	if b.file == nil {
+		if b.size+int64(len(p)) > b.memLimit || !b.shared.take(int64(len(p))) {
+			if err := b.spill(); err != nil {
+				return 0, err
+			}
+		} else {
+			b.taken += int64(len(p))
 		}
 	}
 	var n int
@@ -56,7 +106,8 @@ func (b *Buffer) Write(p []byte) (int, error) {
 	if b.file != nil {
 		n, err = b.file.Write(p)
 	} else {
-		n, err = b.mem.Write(p)
+		b.mem.write(p)
+		n = len(p)
 	}
 	b.size += int64(n)
 	return n, err
@@ -68,14 +119,21 @@ func (b *Buffer) spill() error {
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
-	if _, err := f.Write(b.mem.Bytes()); err != nil {
+	if err := b.mem.writeTo(f); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return fmt.Errorf("spool %s: %w", f.Name(), err)
 	}
 	b.file = f
-	b.mem = bytes.Buffer{}
+	b.mem = chunks{}
+	b.release()
 	return nil
+}
+
+// release gives the shared memory held back.
+func (b *Buffer) release() {
+	b.shared.give(b.taken)
+	b.taken = 0
 }
 
 // Size is the number of bytes written.
@@ -102,7 +160,7 @@ func (b *Buffer) ReadAt(p []byte, off int64) (int, error) {
 	if b.file != nil {
 		return b.file.ReadAt(p, off)
 	}
-	return bytes.NewReader(b.mem.Bytes()).ReadAt(p, off)
+	return b.mem.readAt(p, off)
 }
 
 // Reader returns a fresh reader over everything written so far.
@@ -113,7 +171,8 @@ func (b *Buffer) Reset() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	err := b.removeFile()
-	b.mem.Reset()
+	b.mem = chunks{}
+	b.release()
 	b.size = 0
 	b.closed = false
 	return err
@@ -124,7 +183,8 @@ func (b *Buffer) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	err := b.removeFile()
-	b.mem = bytes.Buffer{}
+	b.mem = chunks{}
+	b.release()
 	b.size = 0
 	b.closed = true
 	return err

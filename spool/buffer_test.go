@@ -82,3 +82,83 @@ func TestBufferResetRemovesFile(t *testing.T) {
 	}
 	b.Close()
 }
+
+// TestSharedMemory: buffers sharing a Memory spill once together they would
+// hold more than it allows, even under their own limits, and give their
+// share back when they spill, reset or close.
+func TestSharedMemory(t *testing.T) {
+	dir := t.TempDir()
+	shared := NewMemory(10)
+	a, b := NewShared(dir, 8, shared), NewShared(dir, 8, shared)
+	a.Write([]byte("123456"))
+	if a.OnDisk() || shared.InUse() != 6 {
+		t.Fatalf("a: on disk %v, in use %d", a.OnDisk(), shared.InUse())
+	}
+	b.Write([]byte("12345")) // 11 > 10: b spills, though under its own 8
+	if !b.OnDisk() || shared.InUse() != 6 {
+		t.Fatalf("b: on disk %v, in use %d; want b spilled and 6 in use", b.OnDisk(), shared.InUse())
+	}
+	a.Write([]byte("789")) // a passes its own limit: spills, gives its 6 back
+	if !a.OnDisk() || shared.InUse() != 0 {
+		t.Fatalf("a past its own limit: on disk %v, in use %d", a.OnDisk(), shared.InUse())
+	}
+	for _, buf := range []*Buffer{a, b} {
+		got, _ := io.ReadAll(buf.Reader())
+		if len(got) == 0 {
+			t.Errorf("spilled buffer lost its bytes")
+		}
+	}
+	c := NewShared(dir, 8, shared)
+	c.Write([]byte("1234"))
+	c.Reset()
+	if shared.InUse() != 0 {
+		t.Errorf("after Reset %d in use", shared.InUse())
+	}
+	c.Write([]byte("12"))
+	c.Close()
+	a.Close()
+	b.Close()
+	if shared.InUse() != 0 {
+		t.Errorf("after Close %d in use", shared.InUse())
+	}
+	var none *Memory
+	d := NewShared(dir, 8, none)
+	d.Write([]byte("1234"))
+	if d.OnDisk() {
+		t.Error("a nil Memory bounds nothing")
+	}
+	d.Close()
+}
+
+// TestChunksReadAt: every (offset, length) reads back what was written,
+// across block boundaries and in writes of every size.
+func TestChunksReadAt(t *testing.T) {
+	var want []byte
+	var c chunks
+	for i := 0; len(want) < 300<<10; i++ {
+		p := bytes.Repeat([]byte{byte(i)}, i*97%70000+1)
+		c.write(p)
+		want = append(want, p...)
+	}
+	if c.size != int64(len(want)) {
+		t.Fatalf("size %d, want %d", c.size, len(want))
+	}
+	for _, off := range []int{0, 1, minBlock - 1, minBlock, 3*minBlock + 5, len(want) - 1, len(want)} {
+		for _, n := range []int{1, 7, minBlock, maxBlock + 3, len(want)} {
+			p := make([]byte, n)
+			got, err := c.readAt(p, int64(off))
+			wantN := min(n, len(want)-off)
+			if got != wantN || !bytes.Equal(p[:got], want[off:off+wantN]) {
+				t.Fatalf("readAt(%d, %d) = %d, %v", n, off, got, err)
+			}
+			if (got < n) != (err == io.EOF) {
+				t.Fatalf("readAt(%d, %d): %d bytes, err %v", n, off, got, err)
+			}
+		}
+	}
+	for _, b := range c.blocks[:len(c.blocks)-1] {
+		if len(b) != cap(b) {
+			t.Fatalf("a block before the last is not full: %d of %d", len(b), cap(b))
+		}
+	}
+}

@@ -136,6 +136,7 @@ type MilterOptions struct {
 	// the spool (the default, 1MiB, is what the benchmark measures).
 	MemoryBuffer string
 	LogLevel     string // log.level; "" is debug
+	ScanTimeout  string // scan_timeout with a station; "" is 20s
 	Scanner      string // more YAML lines under scanner: (in-process), indented by two spaces
 }
 
@@ -165,7 +166,11 @@ func StartMilter(t testing.TB, binary string, o MilterOptions) *Daemon {
 		for _, s := range o.Stations {
 			all = append(all, fmt.Sprintf("%q", s))
 		}
-		fmt.Fprintf(&b, "stations: [%s]\nsecret_file: %s\nscan_timeout: 20s\n", strings.Join(all, ", "), o.Secret)
+		timeout := o.ScanTimeout
+		if timeout == "" {
+			timeout = "20s"
+		}
+		fmt.Fprintf(&b, "stations: [%s]\nsecret_file: %s\nscan_timeout: %s\n", strings.Join(all, ", "), o.Secret, timeout)
 	} else {
 		fmt.Fprintf(&b, "scanner:\n  clamd: [%q]\n%s", o.Clamd, o.Scanner)
 	}
