@@ -1,6 +1,7 @@
 package station
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"sync"
@@ -26,6 +27,9 @@ type limitListener struct {
 	open     atomic.Int64
 	refusing chan struct{}
 	onRefuse func()
+	// onTooLarge is called when net/http refuses a request header over
+	// MaxHeaderBytes (plain connections only, see limitConn.Write).
+	onTooLarge func(peer net.Addr)
 }
 
 // limitListen wraps ln; onRefuse is called for each refused connection.
@@ -86,7 +90,13 @@ func (l *limitListener) refuse(c net.Conn) {
 	}()
 }
 
-// limitConn gives its slot back once, on the first Close.
+// headerTooLarge begins net/http's answer to a request header over
+// MaxHeaderBytes. net/http writes it straight to the connection, with no
+// handler and no log, so the connection is the only place that sees it.
+var headerTooLarge = []byte("HTTP/1.1 431 ")
+
+// limitConn gives its slot back once, on the first Close, and reports the
+// 431s net/http writes on it.
 type limitConn struct {
 	net.Conn
 	l    *limitListener
@@ -97,4 +107,13 @@ func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() { c.l.open.Add(-1) })
 	return err
+}
+
+// Write passes b on. net/http writes its 431 in one write of its own,
+// from the start; under TLS b is ciphertext and the 431 is not seen.
+func (c *limitConn) Write(b []byte) (int, error) {
+	if c.l.plain && c.l.onTooLarge != nil && bytes.HasPrefix(b, headerTooLarge) {
+		c.l.onTooLarge(c.RemoteAddr())
+	}
+	return c.Conn.Write(b)
 }
