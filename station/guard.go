@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/avstation/avstation/internal/panics"
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/scanner"
 )
@@ -18,6 +19,7 @@ import (
 func (s *Station) Listener(ln net.Listener, plain bool) net.Listener {
 	l := limitListen(ln, s.cfg.MaxConnections, plain, s.metrics.connRefused.Inc)
 	l.onTooLarge = s.headerTooLarge
+	l.onPanic = func(pe *panics.Error) { s.panicked("listener", "", pe.Value, pe.Stack) }
 	s.conns.Store(l)
 	return l
 }
@@ -98,4 +100,4 @@ func (g *guardedWriter) Write(b []byte) (int, error) {
 func (g *guardedWriter) Unwrap() http.ResponseWriter { return g.ResponseWriter }
 
 // panicWheres are the values of avstation_panics_total's where label.
-var panicWheres = []string{"scan", "handler"}
+var panicWheres = []string{"scan", "handler", "listener"}

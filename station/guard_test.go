@@ -255,3 +255,69 @@ func grepText(text, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// panicConn is a connection whose reads panic, as a bug under the
+// listener's refusal would.
+type panicConn struct{ net.Conn }
+
+func (panicConn) Read([]byte) (int, error) { panic("conn bug") }
+
+// oneConnListener accepts c once, then waits to be closed.
+type oneConnListener struct {
+	net.Listener // for Addr
+	c            chan net.Conn
+	closed       chan struct{}
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.c:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+// TestRefusePanic: a panic in the goroutine that sees a refused connection
+// out is recovered, reported and counted as where=listener; the listener
+// goes on accepting.
+func TestRefusePanic(t *testing.T) {
+	cfg := config.DefaultStation()
+	cfg.SpoolDir = t.TempDir()
+	cfg.MaxConnections = 1
+	keys, _ := jobproto.NewKeyRing(jobproto.Key{ID: "default", Secret: []byte("station-test-secret")})
+	logs := &syncBuffer{}
+	reg := prometheus.NewRegistry()
+	st := New(&cfg, scanner.New(scanner.Options{Name: "test"}, evilEngine{}), nil, keys, slog.New(slog.NewTextHandler(logs, nil)), reg)
+	client, server := net.Pipe()
+	defer client.Close()
+	fake := &oneConnListener{c: make(chan net.Conn, 2), closed: make(chan struct{})}
+	l := st.Listener(fake, true)
+	l.(*limitListener).open.Store(1) // the one slot taken: the next connection is refused
+	go io.Copy(io.Discard, client)   // takes the 503
+	fake.c <- panicConn{server}
+	accepted := make(chan error, 1)
+	go func() { _, err := l.Accept(); accepted <- err }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "panic recovered") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	line := grepText(logs.String(), "panic recovered")
+	if !strings.Contains(line, "where=listener") || !strings.Contains(line, `panic="conn bug"`) || !strings.Contains(line, "stack=") {
+		t.Errorf("panic line %q", line)
+	}
+	h := httptest.NewServer(st.Handler())
+	defer h.Close()
+	if m := get(t, h.URL+"/metrics"); !strings.Contains(m, `avstation_panics_total{where="listener"} 1`) {
+		t.Errorf("metrics:\n%s", grepText(m, "panics"))
+	}
+	// Still accepting: the next connection gets the slot given back.
+	l.(*limitListener).open.Store(0)
+	c2, s2 := net.Pipe()
+	defer c2.Close()
+	fake.c <- s2
+	if err := <-accepted; err != nil {
+		t.Errorf("Accept after the panic: %v", err)
+	}
+	close(fake.closed)
+}

@@ -2,11 +2,14 @@ package station
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/avstation/avstation/internal/panics"
 )
 
 // busyReply is what a connection beyond max_connections gets: the milter
@@ -30,6 +33,9 @@ type limitListener struct {
 	// onTooLarge is called when net/http refuses a request header over
 	// MaxHeaderBytes (plain connections only, see limitConn.Write).
 	onTooLarge func(peer net.Addr)
+	// onPanic reports a panic recovered while seeing a refused
+	// connection out; that connection is closed, nothing else is hit.
+	onPanic func(*panics.Error)
 }
 
 // limitListen wraps ln; onRefuse is called for each refused connection.
@@ -82,11 +88,17 @@ func (l *limitListener) refuse(c net.Conn) {
 	go func() {
 		defer func() { <-l.refusing }()
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(time.Second))
-		if tc, ok := c.(interface{ CloseWrite() error }); ok {
-			tc.CloseWrite()
+		err := panics.Do(func() error {
+			c.SetDeadline(time.Now().Add(time.Second))
+			if tc, ok := c.(interface{ CloseWrite() error }); ok {
+				tc.CloseWrite()
+			}
+			_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+			return nil
+		})
+		if pe, ok := errors.AsType[*panics.Error](err); ok && l.onPanic != nil {
+			l.onPanic(pe)
 		}
-		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
 	}()
 }
 

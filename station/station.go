@@ -321,7 +321,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "avstation_panics_total",
-		Help: "Panics recovered, by where: scan (a decoder or engine; that job failed, the milter tempfails) or handler (the request failed).",
+		Help: "Panics recovered, by where: scan (a decoder or engine; that job failed, the milter tempfails), handler (the request failed) or listener (a refused connection, closed).",
 	}, []string{"where"})
 	for _, w := range panicWheres {
 		m.panics.WithLabelValues(w)
