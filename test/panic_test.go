@@ -39,9 +39,10 @@ func avtestDaemons(t *testing.T) harness.Binaries {
 	return avtest.bin
 }
 
-// TestPanickingEngineInProcess: an engine that panics inside avmilter (the
-// in-process scanner), through real Postfix and clamd: that message gets
-// 451, the daemon is still up, and the next message is scanned as usual.
+// TestPanickingEngineInProcess: an engine, then an archive decoder, that
+// panics inside avmilter (the in-process scanner), through real Postfix and
+// clamd: that message gets 451, the daemon is still up, and the next
+// message is scanned as usual.
 func TestPanickingEngineInProcess(t *testing.T) {
 	tagged := avtestDaemons(t)
 	clamd := harness.StartClamd(t)
@@ -55,6 +56,11 @@ func TestPanickingEngineInProcess(t *testing.T) {
 		t.Errorf("the decision line does not say it was a panic:\n%s", line)
 	}
 	c.milter.WaitLog(t, 5*time.Second, "avtest: injected panic", "stack=")
+
+	// An archive decoder's panic, in-process: the same path.
+	zipped := zipOf(t, decoderPanicTrigger+".txt", []byte("minutes\n"))
+	wantCode(t, c.send(t, listRcp, "the decoder panics", harness.Attachment{Name: "m.zip", ContentType: "application/zip", Data: zipped}), 451, "4.7.1")
+	c.milter.WaitLog(t, 5*time.Second, "avtest: injected archive decoder panic", "stack=", "archive.(*walker).member")
 
 	wantCode(t, c.send(t, listRcp, "after the panic"), 250)
 	if got := header(c.delivered(t, "after the panic"), "X-Virus-Status"); len(got) != 1 || got[0] != "Clean" {
