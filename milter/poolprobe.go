@@ -2,7 +2,9 @@ package milter
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/avstation/avstation/internal/panics"
 )
 
 // probeTimeout bounds one probe of one station: /readyz and the signed
@@ -27,7 +31,7 @@ func (p *Pool) Watch(ctx context.Context, interval time.Duration) {
 	for {
 		var wg sync.WaitGroup
 		for _, mb := range p.members {
-			wg.Go(func() { p.probe(ctx, mb, min(interval, probeTimeout)) })
+			wg.Go(func() { p.probeGuarded(ctx, mb, min(interval, probeTimeout)) })
 		}
 		wg.Wait()
 		select {
@@ -35,6 +39,17 @@ func (p *Pool) Watch(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// probeGuarded is probe with a panic in it (reading a station's answers)
+// taken as that station failing its probe: logged once with the stack,
+// and the station down until a probe passes.
+func (p *Pool) probeGuarded(ctx context.Context, mb *member, timeout time.Duration) {
+	err := panics.Do(func() error { p.probe(ctx, mb, timeout); return nil })
+	if pe, ok := errors.AsType[*panics.Error](err); ok {
+		p.log.Error("panic recovered", append([]any{slog.String("where", "station probe"), slog.String("station", mb.label)}, pe.Attrs()...)...)
+		p.mark(mb, false, FailOther, err)
 	}
 }
 

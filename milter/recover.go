@@ -9,6 +9,7 @@ import (
 
 	"github.com/d--j/go-milter"
 
+	"github.com/avstation/avstation/internal/panics"
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/policy"
 	"github.com/avstation/avstation/scanner"
@@ -56,21 +57,22 @@ func (s *session) panicked(where string, value any, stack []byte, m milter.Modif
 // decideGuarded is decide, with a panic in it (an in-process engine or
 // archive decoder, the policy) taken down the station-failure path of this
 // message only: a scan that did not finish is a scan that failed.
-func (s *session) decideGuarded(ctx context.Context, meta jobproto.Meta, canChangeBody bool) (t transaction) {
-	defer func() {
-		r := recover()
-		if r == nil {
-			return
-		}
-		s.srv.metrics.panics.WithLabelValues("decision").Inc()
-		s.srv.log.Error("panic while scanning and deciding; the station-failure rule applies", slog.String("queue_id", meta.QueueID),
-			slog.String("job_id", meta.JobID), slog.String("panic", fmt.Sprint(r)), slog.String("stack", string(debug.Stack())))
-		t = transaction{in: policy.Input{Lists: s.lists, Sender: s.sender, Recipients: s.recipients, Authenticated: s.authUser != "",
-			ScanError: fmt.Errorf("panic: %v", r)}}
-		t.d = s.failedDecision(t.in)
-		t.done = applied{verb: t.d.Verb}
-	}()
-	return s.decide(ctx, meta, canChangeBody)
+//
+// It runs in withProgress's goroutine: this recover is that goroutine's.
+func (s *session) decideGuarded(ctx context.Context, meta jobproto.Meta, canChangeBody bool) transaction {
+	t, err := panics.Call(func() (transaction, error) { return s.decide(ctx, meta, canChangeBody), nil })
+	pe, ok := errors.AsType[*panics.Error](err)
+	if !ok {
+		return t
+	}
+	s.srv.metrics.panics.WithLabelValues("decision").Inc()
+	s.srv.log.Error("panic while scanning and deciding; the station-failure rule applies",
+		append([]any{slog.String("queue_id", meta.QueueID), slog.String("job_id", meta.JobID)}, pe.Attrs()...)...)
+	t = transaction{in: policy.Input{Lists: s.lists, Sender: s.sender, Recipients: s.recipients, Authenticated: s.authUser != "",
+		ScanError: pe}}
+	t.d = s.failedDecision(t.in)
+	t.done = applied{verb: t.d.Verb}
+	return t
 }
 
 // loggedPanic logs and counts a panic the in-process scanner recovered

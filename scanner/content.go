@@ -244,7 +244,11 @@ func (s *Scanner) scanWith(ctx context.Context, st *scanState, e Engine, it item
 	defer cancel()
 	d, err = e.Scan(ectx, r)
 	f := verdict.Finding{Path: it.path, FileName: it.fileName, ContentType: it.contentType, Engine: e.Name()}
-	switch {
+	switch pe, isPanic := errors.AsType[*PanicError](err); {
+	case isPanic:
+		// A goroutine of the engine's own panicked: as if the call
+		// had, the scan fails (and the panic is logged, with its stack).
+		return d, false, pe
 	case ctx.Err() != nil:
 		return d, false, fmt.Errorf("scan cancelled: %w", ctx.Err())
 	case errors.Is(err, ErrTooLarge):

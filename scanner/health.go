@@ -6,7 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/avstation/avstation/internal/panics"
 	"github.com/avstation/avstation/scanner/engineerr"
+	"github.com/avstation/avstation/verdict"
 )
 
 // EngineState is one engine's answer to a health check, safe to show
@@ -33,7 +35,7 @@ func (s *Scanner) Check(ctx context.Context) []EngineState {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(ctx, checkBudget)
 			defer cancel()
-			v, err := e.Version(ctx)
+			v, err := panics.Call(func() (verdict.Engine, error) { return e.Version(ctx) })
 			if err != nil {
 				out[i] = EngineState{Name: e.Name(), State: "down", Reason: failureKind(err)}
 				return
@@ -55,6 +57,9 @@ func failureKind(err error) string {
 		return "unreachable"
 	case errors.Is(err, engineerr.ErrProtocol):
 		return "protocol"
+	}
+	if _, ok := errors.AsType[*panics.Error](err); ok {
+		return "panic"
 	}
 	return "error"
 }

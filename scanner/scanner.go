@@ -12,12 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/avstation/avstation/internal/panics"
 	"github.com/avstation/avstation/scanner/archive"
 	"github.com/avstation/avstation/scanner/engineerr"
 	"github.com/avstation/avstation/verdict"
@@ -169,30 +169,22 @@ func orDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
 }
 
 // PanicError is a panic recovered from a scan: in the walk, a decoder or
-// an engine called by it. There is no verdict; callers treat it as a
-// failed scan (station-failure, tempfail) of this message only. Stack is
-// kept out of Error so that the one log line carrying it is the caller's.
-type PanicError struct {
-	Value any
-	Stack []byte
-}
-
-func (e *PanicError) Error() string { return fmt.Sprintf("scanner: panic: %v", e.Value) }
+// an engine called by it, or a goroutine an engine started for the call.
+// There is no verdict; callers treat it as a failed scan (station-failure,
+// tempfail) of this message only, and log its Stack once.
+type PanicError = panics.Error
 
 // Scan scans the size bytes of the raw message in r (headers and body, CRLF).
 // Findings, including engine failures, are in the verdict; the error is for
 // a cancelled ctx, or r or the spool failing, when there is no verdict to
 // give, or a *PanicError.
 //
-// A panic in code Scan runs in its own goroutine is recovered: a bug or a
-// hostile input in one decoder must not take every other message's scan
-// down with the daemon.
+// A panic in code Scan runs in its own goroutine is recovered (engines
+// recover their own goroutines, see internal/panics): a bug or a hostile
+// input in one decoder must not take every other message's scan down with
+// the daemon.
 func (s *Scanner) Scan(ctx context.Context, r io.ReaderAt, size int64) (v *verdict.Verdict, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			v, err = nil, &PanicError{Value: p, Stack: debug.Stack()}
-		}
-	}()
+	defer panics.Catch(&err)
 	return s.scan(ctx, r, size)
 }
 
@@ -357,7 +349,7 @@ func (s *Scanner) refreshVersions(prev []verdict.Engine, done chan struct{}) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), versionCallBudget)
 			defer cancel()
-			info, err := e.Version(ctx)
+			info, err := panics.Call(func() (verdict.Engine, error) { return e.Version(ctx) })
 			switch {
 			case err == nil:
 				out[i], ok[i] = info, true

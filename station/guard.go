@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/avstation/avstation/internal/panics"
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/scanner"
 )
@@ -17,8 +18,19 @@ import (
 // for TLS. Call it once, before serving.
 func (s *Station) Listener(ln net.Listener, plain bool) net.Listener {
 	l := limitListen(ln, s.cfg.MaxConnections, plain, s.metrics.connRefused.Inc)
+	l.onTooLarge = s.headerTooLarge
+	l.onPanic = func(pe *panics.Error) { s.panicked("listener", "", pe.Value, pe.Stack) }
 	s.conns.Store(l)
 	return l
+}
+
+// headerTooLarge counts and logs a request net/http answered 431: its
+// header was over max_request_header_bytes, so nothing of it was
+// authenticated and none of its body read.
+func (s *Station) headerTooLarge(peer net.Addr) {
+	s.metrics.headerTooLarge.Inc()
+	s.log.Warn("request header too large", slog.String("peer", peer.String()),
+		slog.Int64("max_request_header_bytes", int64(s.cfg.MaxRequestHeader)))
 }
 
 // guard is what every request passes first: a short deadline until the
@@ -88,4 +100,4 @@ func (g *guardedWriter) Write(b []byte) (int, error) {
 func (g *guardedWriter) Unwrap() http.ResponseWriter { return g.ResponseWriter }
 
 // panicWheres are the values of avstation_panics_total's where label.
-var panicWheres = []string{"scan", "handler"}
+var panicWheres = []string{"scan", "handler", "listener"}

@@ -1,11 +1,15 @@
 package station
 
 import (
+	"bytes"
+	"errors"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/avstation/avstation/internal/panics"
 )
 
 // busyReply is what a connection beyond max_connections gets: the milter
@@ -26,6 +30,12 @@ type limitListener struct {
 	open     atomic.Int64
 	refusing chan struct{}
 	onRefuse func()
+	// onTooLarge is called when net/http refuses a request header over
+	// MaxHeaderBytes (plain connections only, see limitConn.Write).
+	onTooLarge func(peer net.Addr)
+	// onPanic reports a panic recovered while seeing a refused
+	// connection out; that connection is closed, nothing else is hit.
+	onPanic func(*panics.Error)
 }
 
 // limitListen wraps ln; onRefuse is called for each refused connection.
@@ -78,15 +88,27 @@ func (l *limitListener) refuse(c net.Conn) {
 	go func() {
 		defer func() { <-l.refusing }()
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(time.Second))
-		if tc, ok := c.(interface{ CloseWrite() error }); ok {
-			tc.CloseWrite()
+		err := panics.Do(func() error {
+			c.SetDeadline(time.Now().Add(time.Second))
+			if tc, ok := c.(interface{ CloseWrite() error }); ok {
+				tc.CloseWrite()
+			}
+			_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+			return nil
+		})
+		if pe, ok := errors.AsType[*panics.Error](err); ok && l.onPanic != nil {
+			l.onPanic(pe)
 		}
-		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
 	}()
 }
 
-// limitConn gives its slot back once, on the first Close.
+// headerTooLarge begins net/http's answer to a request header over
+// MaxHeaderBytes. net/http writes it straight to the connection, with no
+// handler and no log, so the connection is the only place that sees it.
+var headerTooLarge = []byte("HTTP/1.1 431 ")
+
+// limitConn gives its slot back once, on the first Close, and reports the
+// 431s net/http writes on it.
 type limitConn struct {
 	net.Conn
 	l    *limitListener
@@ -97,4 +119,13 @@ func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() { c.l.open.Add(-1) })
 	return err
+}
+
+// Write passes b on. net/http writes its 431 in one write of its own,
+// from the start; under TLS b is ciphertext and the 431 is not seen.
+func (c *limitConn) Write(b []byte) (int, error) {
+	if c.l.plain && c.l.onTooLarge != nil && bytes.HasPrefix(b, headerTooLarge) {
+		c.l.onTooLarge(c.RemoteAddr())
+	}
+	return c.Conn.Write(b)
 }

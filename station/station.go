@@ -284,14 +284,15 @@ func engineErrorReason(err error) string {
 }
 
 type metrics struct {
-	engineErrors *prometheus.CounterVec
-	jobs         *prometheus.CounterVec
-	invalid      *prometheus.CounterVec
-	duration     prometheus.Histogram
-	inFlight     prometheus.Gauge
-	panics       *prometheus.CounterVec
-	connRefused  prometheus.Counter
-	primaries    *primaryMetrics
+	engineErrors   *prometheus.CounterVec
+	jobs           *prometheus.CounterVec
+	invalid        *prometheus.CounterVec
+	duration       prometheus.Histogram
+	inFlight       prometheus.Gauge
+	panics         *prometheus.CounterVec
+	connRefused    prometheus.Counter
+	headerTooLarge prometheus.Counter
+	primaries      *primaryMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -320,7 +321,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "avstation_panics_total",
-		Help: "Panics recovered, by where: scan (a decoder or engine; that job failed, the milter tempfails) or handler (the request failed).",
+		Help: "Panics recovered, by where: scan (a decoder or engine; that job failed, the milter tempfails), handler (the request failed) or listener (a refused connection, closed).",
 	}, []string{"where"})
 	for _, w := range panicWheres {
 		m.panics.WithLabelValues(w)
@@ -329,6 +330,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "avstation_connections_refused_total",
 		Help: "Connections answered 503 and closed at once because max_connections were open.",
 	})
+	m.headerTooLarge = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "avstation_request_headers_too_large_total",
+		Help: "Requests answered 431 because their header was over max_request_header_bytes (plain HTTP only: under TLS the answer is not seen).",
+	})
 	for _, st := range verdict.Statuses {
 		m.jobs.WithLabelValues(string(st))
 	}
@@ -336,6 +341,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range jobproto.InvalidReasons {
 		m.invalid.WithLabelValues(r)
 	}
-	reg.MustRegister(m.engineErrors, m.jobs, m.invalid, m.duration, m.inFlight, m.panics, m.connRefused)
+	reg.MustRegister(m.engineErrors, m.jobs, m.invalid, m.duration, m.inFlight, m.panics, m.connRefused, m.headerTooLarge)
 	return m
 }

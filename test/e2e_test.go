@@ -109,6 +109,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if avtest.dir != "" {
+		os.RemoveAll(avtest.dir)
+	}
 	os.Exit(code)
 }
 

@@ -154,6 +154,22 @@ func TestProtocolAttacks(t *testing.T) {
 			t.Errorf("status %d after %v, want 401 at once", status, took)
 		}
 	})
+	t.Run("oversized request header", func(t *testing.T) {
+		// Over max_request_header_bytes (64KiB by default), with a body
+		// of 1MB promised and never sent: 431 from the header alone,
+		// closed, the body not waited for.
+		before := gauge(t, station.Metrics(t, station.Addr), "avstation_request_headers_too_large_total")
+		raw := "POST /v1/scan HTTP/1.1\r\nHost: s\r\nAvs-Meta: " + strings.Repeat("m", 100<<10) + "\r\nContent-Length: 1000000\r\n\r\n"
+		status, took := rawExchange(t, station.Addr, raw, time.Second)
+		if status != 431 || took > time.Second {
+			t.Errorf("status %d after %v, want 431 at once", status, took)
+		}
+		if after := gauge(t, station.Metrics(t, station.Addr), "avstation_request_headers_too_large_total"); after != before+1 {
+			t.Errorf("avstation_request_headers_too_large_total rose by %v, want 1", after-before)
+		}
+		station.WaitLog(t, 5*time.Second, "request header too large", "peer=127.0.0.1:", "max_request_header_bytes=65536")
+		refused(t, status, 431, errors.New("431"), "", 0)
+	})
 	t.Run("a byte a second", func(t *testing.T) {
 		c, err := net.Dial("tcp", station.Addr)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/avstation/avstation/config"
+	"github.com/avstation/avstation/internal/panics"
 	"github.com/avstation/avstation/scanner/clamd"
 )
 
@@ -50,7 +51,9 @@ func CheckClamdLimits(ctx context.Context, cfg config.Scanner) []ClamdLimits {
 			}
 			pctx, cancel := context.WithTimeout(ctx, clamdProbeTimeout)
 			defer cancel()
-			out[i].Reports, out[i].Err = clamd.ProbeLimits(pctx, c)
+			// In a goroutine of its own: a panic reading clamd's answer is
+			// this check's error, not the daemon's end.
+			out[i].Reports, out[i].Err = panics.Call(func() (bool, error) { return clamd.ProbeLimits(pctx, c) })
 		})
 	}
 	wg.Wait()

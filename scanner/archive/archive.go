@@ -422,11 +422,18 @@ func (w *walker) encrypted(m Member, method string) error {
 	return w.afterVisit(m, nil, w.visit(m, nil))
 }
 
+// memberHook sees each member as a decoder hands it on. Only avtest
+// builds set it (hook_avtest.go), to make a decoder panic as a bug would.
+var memberHook func(Member)
+
 // member hands one member's content to visit through the limiting reader.
 // consumed, when not nil, tells how many compressed bytes the member has
 // used so far, for MaxRatio. A read error is recorded as Unscannable; the
 // returned error is errStop when the walk must end, or visit's error.
 func (w *walker) member(m Member, content io.Reader, consumed func() int64) (readErr error, err error) {
+	if memberHook != nil {
+		memberHook(m)
+	}
 	mr := &memberReader{ctx: w.ctx, r: content, lim: w.lim, budget: w.budget, consumed: consumed}
 	err = w.afterVisit(m, mr, w.visit(m, mr))
 	return mr.readErr, err

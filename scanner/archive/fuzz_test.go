@@ -3,9 +3,12 @@ package archive
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 )
 
 // fuzzLimits keep a fuzz run fast: inputs are small, so anything that
@@ -86,10 +89,42 @@ func FuzzLocate(f *testing.F) {
 	})
 }
 
+// FuzzEncryptedDocument checks the answer against the bytes, without the
+// CFB or PDF structure: the kind is the magic's, and a document said to be
+// encrypted holds the name or key that says so.
 func FuzzEncryptedDocument(f *testing.F) {
 	f.Add(makeCFB("EncryptionInfo"))
 	f.Add([]byte("%PDF-1.4\ntrailer<</Encrypt 3 0 R>>"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		EncryptedDocument(bytes.NewReader(data), int64(len(data)))
+		kind, encrypted := EncryptedDocument(bytes.NewReader(data), int64(len(data)))
+		cfbMagic := bytes.HasPrefix(data, []byte{0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1})
+		pdfMagic := bytes.Contains(data[:min(len(data), 1024)], []byte("%PDF-"))
+		switch {
+		case cfbMagic && kind != "office", !cfbMagic && pdfMagic && kind != "pdf", !cfbMagic && !pdfMagic && kind != "":
+			t.Fatalf("kind %q (CFB magic %v, %%PDF- %v)", kind, cfbMagic, pdfMagic)
+		case !encrypted:
+		case kind == "":
+			t.Fatal("encrypted, of no kind")
+		case kind == "pdf" && !bytes.Contains(data, []byte("/Encrypt")):
+			t.Fatal("an encrypted PDF without /Encrypt")
+		case kind == "office" && !hasUTF16Name(data, "EncryptionInfo") && !hasUTF16Name(data, "EncryptedPackage"):
+			t.Fatal("an encrypted compound file without an EncryptionInfo or EncryptedPackage entry name")
+		}
 	})
+}
+
+// hasUTF16Name reports whether name, compared as CFB compares directory
+// names (case folded), is anywhere in data as UTF-16LE.
+func hasUTF16Name(data []byte, name string) bool {
+	n := 2 * len(name) // name is ASCII; a folded form is one unit a letter too
+	units := make([]uint16, len(name))
+	for i := 0; i+n <= len(data); i++ {
+		for j := range units {
+			units[j] = binary.LittleEndian.Uint16(data[i+2*j:])
+		}
+		if strings.EqualFold(string(utf16.Decode(units)), name) {
+			return true
+		}
+	}
+	return false
 }

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/avstation/avstation/internal/panics"
 	"github.com/avstation/avstation/scanner/engineerr"
 )
 
@@ -106,6 +107,9 @@ type Client struct {
 	pingTimeout time.Duration
 	chunkSize   int
 	bufs        sync.Pool // *[]byte, see sendStream
+	// pingFn, when set, is sent in place of PING (Ping and the
+	// watchdog's): tests make it panic.
+	pingFn func(ctx context.Context) (string, error)
 }
 
 // New returns a client for the clamd at addr: "tcp:127.0.0.1:3310",
@@ -141,7 +145,7 @@ func (c *Client) Addr() string { return c.addr }
 
 // Ping checks that clamd answers: zPING gets PONG, within the ping timeout.
 func (c *Client) Ping(ctx context.Context) error {
-	line, err := c.command(ctx, "PING")
+	line, err := c.ping1(ctx)
 	if err != nil {
 		return c.wrap("PING", err)
 	}
@@ -409,31 +413,47 @@ func (c *Client) watch(ctx context.Context, conn net.Conn) *watchdog {
 	w := &watchdog{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
-		t := time.NewTimer(c.probeAfter)
-		defer t.Stop()
-		for {
-			select {
-			case <-wctx.Done():
-				return
-			case <-t.C:
-			}
-			_, err := c.command(wctx, "PING")
-			if wctx.Err() != nil {
-				return // the scan ended (or its ctx did) during the PING
-			}
-			if err != nil && lastResort(ctx) {
-				t.Reset(c.probeAfter) // see withLastResort: keep waiting
-				continue
-			}
-			if err != nil {
-				w.hung = engineerr.Mark(fmt.Errorf("no reply after %v, and no PONG within %v: %w", c.probeAfter, c.pingTimeout, err), engineerr.ErrTimeout)
-				conn.Close()
-				return
-			}
-			t.Reset(c.probeAfter)
+		// A panic here fails this scan alone: conn is closed, which ends
+		// the INSTREAM, and Scan returns the panic as its error.
+		if w.hung = panics.Do(func() error { return c.ping(wctx, ctx) }); w.hung != nil {
+			conn.Close()
 		}
 	}()
 	return w
+}
+
+// ping PINGs clamd every probeAfter until wctx ends (nil) or clamd misses
+// a PONG (why the watchdog gives up on it). ctx is the scan's.
+func (c *Client) ping(wctx, ctx context.Context) error {
+	t := time.NewTimer(c.probeAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-wctx.Done():
+			return nil
+		case <-t.C:
+		}
+		_, err := c.ping1(wctx)
+		if wctx.Err() != nil {
+			return nil // the scan ended (or its ctx did) during the PING
+		}
+		if err != nil && lastResort(ctx) {
+			t.Reset(c.probeAfter) // see withLastResort: keep waiting
+			continue
+		}
+		if err != nil {
+			return engineerr.Mark(fmt.Errorf("no reply after %v, and no PONG within %v: %w", c.probeAfter, c.pingTimeout, err), engineerr.ErrTimeout)
+		}
+		t.Reset(c.probeAfter)
+	}
+}
+
+// ping1 sends one PING and reads its reply.
+func (c *Client) ping1(ctx context.Context) (string, error) {
+	if c.pingFn != nil {
+		return c.pingFn(ctx)
+	}
+	return c.command(ctx, "PING")
 }
 
 // lastResortKey marks the scan of a pool's last clamd up (withLastResort).

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/avstation/avstation/internal/panics"
 	"github.com/avstation/avstation/scanner/engineerr"
 )
 
@@ -298,7 +299,10 @@ func (p *Pool) checkDown(ctx context.Context) {
 			continue
 		}
 		wg.Go(func() {
-			err := m.c.Ping(ctx)
+			err := panics.Do(func() error { return m.c.Ping(ctx) })
+			if pe, ok := errors.AsType[*panics.Error](err); ok {
+				p.log.Error("panic recovered", append([]any{slog.String("where", "clamd health check"), slog.String("clamd", m.c.Addr())}, pe.Attrs()...)...)
+			}
 			switch {
 			case ctx.Err() != nil:
 				// Shutting down: the result says nothing about clamd.

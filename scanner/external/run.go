@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/avstation/avstation/internal/panics"
 )
 
 const (
@@ -44,7 +46,8 @@ type result struct {
 // from /dev/null. When timeout or ctx runs out the whole group is killed,
 // and when the scanner exits its group is killed too, so that nothing it
 // started outlives the run. The error is for a scanner that could not be
-// started; every other outcome is in the result.
+// started, or a panic while reading its output (a *panics.Error); every
+// other outcome is in the result.
 func run(ctx context.Context, timeout time.Duration, dir, path string, args []string) (*result, error) {
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -64,8 +67,9 @@ func run(ctx context.Context, timeout time.Duration, dir, path string, args []st
 	}
 	res := &result{}
 	var drained sync.WaitGroup
-	drained.Go(func() { _, _ = io.Copy(&res.stdout, outR) })
-	drained.Go(func() { _, _ = io.Copy(&res.stderr, errR) })
+	var outPanic, errPanic error
+	drained.Go(func() { outPanic = drain(&res.stdout, outR) })
+	drained.Go(func() { errPanic = drain(&res.stderr, errR) })
 	finish := func() {
 		deadline := time.Now().Add(outputGrace)
 		_ = outR.SetReadDeadline(deadline)
@@ -96,6 +100,9 @@ func run(ctx context.Context, timeout time.Duration, dir, path string, args []st
 	// only what the scanner left behind.
 	_ = killGroup(cmd.Process.Pid)
 	finish()
+	if err := errors.Join(outPanic, errPanic); err != nil {
+		return nil, fmt.Errorf("reading %s's output: %w", path, err)
+	}
 
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	switch {
@@ -211,6 +218,16 @@ func firstLine(b []byte) string {
 		return l
 	}
 	return ""
+}
+
+// drain reads r into w to the end, in a goroutine of the run's own: a read
+// error only ends the output, and a panic is returned, to fail this scan
+// alone.
+func drain(w io.Writer, r io.Reader) error {
+	return panics.Do(func() error {
+		_, _ = io.Copy(w, r)
+		return nil
+	})
 }
 
 // capture keeps the first maxOutput bytes written to it and discards the

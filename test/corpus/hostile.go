@@ -93,6 +93,8 @@ func HostileCases() ([]Hostile, error) {
 	built("zip-lying-central-directory.eml", verdict.Unscannable, "a zip whose central directory gives sizes and an offset that do not match its entry: unscannable, not clean")(arch("liar.zip", "application/zip", z, err))
 	z, err = zipOf(map[string][]byte{"../../etc/cron.d/evil": eicar, "/etc/passwd": clean, "C:\\Windows\\System32\\x.dll": clean, "CON": clean, "NUL.txt": clean, "dev/../../../null": clean})
 	built("zip-hostile-names.eml", verdict.Infected, "member names with ../, absolute paths and device names: nothing is written by name, EICAR found")(arch("names.zip", "application/zip", z, err))
+	z, err = zipOf(map[string][]byte{"\xff\xfe\xc3(\x80.exe": eicar, "notes\xc0\xaf.txt": clean})
+	built("zip-invalid-utf8-member-names.eml", verdict.Infected, "member names of invalid UTF-8 bytes (one an overlong '/'): the verdict still decodes, EICAR found")(arch("names.zip", "application/zip", z, err))
 	z, err = linkTar(eicar)
 	built("tar-links.eml", verdict.Infected, "a tar with a hard link and a symlink to /etc/passwd: links are not followed, the regular member's EICAR found")(arch("links.tar", "application/x-tar", z, err))
 	z, err = linkTar(nil)
