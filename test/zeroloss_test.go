@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ const (
 	zlCutB       = 300
 	zlKillMilter = 600
 	zlCut        = 20 * time.Second
+	zlWindow     = 250    // postings on their way at most
 	zlPort       = "7358" // each station has a namespace of its own
 )
 
@@ -36,6 +38,7 @@ type zlRig struct {
 	milter           *harness.Daemon
 	primary, sending *harness.Postfix
 	sink             *harness.Sink
+	injected         atomic.Int64 // postings the sending Postfix has taken
 }
 
 // TestZeroLoss is issue 13's "zero loss" run. A sending Postfix relays 1000
@@ -147,8 +150,12 @@ func zlBuildPostings(t *testing.T) []zlPosting {
 }
 
 // inject posts every posting to the sending Postfix over SMTP from four
-// clients, in the background; each must be accepted (250). The caller
-// waits on the group before it looks at the results.
+// clients, in the background; each must be accepted (250). At most
+// zlWindow postings are on their way (injected, not yet delivered or
+// bounced to the sink) at any time, so that the outages, which wait for
+// counts of deliveries, always fall in the middle of the run however fast
+// the machine is. The caller waits on the group before it looks at the
+// results.
 func (r *zlRig) inject(t *testing.T, ps []zlPosting) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	next := make(chan *zlPosting)
@@ -159,12 +166,17 @@ func (r *zlRig) inject(t *testing.T, ps []zlPosting) *sync.WaitGroup {
 				if res.Err != nil || res.Code != 250 {
 					t.Errorf("the sending Postfix did not take posting %s: %d %s %v", p.id, res.Code, res.Text, res.Err)
 				}
+				r.injected.Add(1)
 			}
 		})
 	}
 	wg.Go(func() {
 		defer close(next)
 		for i := range ps {
+			if got, ok := r.sink.AwaitCount(isDone, i-zlWindow, 2*time.Minute); !ok {
+				t.Errorf("injection stopped at posting %d: only %d postings done after 2m", i, got)
+				return
+			}
 			next <- &ps[i]
 		}
 	})
@@ -201,7 +213,8 @@ func (r *zlRig) outages(t *testing.T) {
 
 	wait(zlKillMilter)
 	r.milter.Kill()
-	t.Logf("avmilter killed (SIGKILL) after %d clean postings delivered", r.sink.Count(isListPosting))
+	t.Logf("avmilter killed (SIGKILL) after %d clean postings delivered: %d postings of the %d not yet done, %d of them not yet sent",
+		r.sink.Count(isListPosting), zlPostings-r.sink.Count(isDone), zlPostings, zlPostings-r.injected.Load())
 	// Postfix notices (a reset in a session or a refused connect) and
 	// tempfails; only then does the milter come back.
 	r.primary.WaitLog(t, "inet:"+r.milter.Addr, 30*time.Second)
@@ -220,6 +233,9 @@ func (r *zlRig) progress() string {
 func isListPosting(d harness.Delivered) bool {
 	return d.From == sender && slices.Contains(d.To, listRcp)
 }
+
+// isDone: a posting delivered, or the bounce of one.
+func isDone(d harness.Delivered) bool { return isListPosting(d) || isBounce(d) }
 
 // isBounce: the sending Postfix's non-delivery notices come from the null
 // sender, back to the poster.
