@@ -48,6 +48,7 @@ func StartNetns(t testing.TB) *Netns {
 	netnsSeq.n++
 	seq := netnsSeq.n
 	netnsSeq.Unlock()
+	sweepNetns(ip)
 	pid := os.Getpid()
 	n := &Netns{
 		Name: fmt.Sprintf("avtest-%d-%d", pid, seq),
@@ -87,6 +88,27 @@ func StartNetns(t testing.TB) *Netns {
 		}
 	}
 	return n
+}
+
+// sweepNetns deletes the namespaces of test processes that are gone (a
+// test binary killed by its -timeout runs no cleanup): those named
+// avtest-PID-N whose PID is no live process. Deleting a namespace destroys
+// its end of the veth pair and with it the other end.
+func sweepNetns(ip string) {
+	out, err := exec.Command(ip, "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		var pid, seq int
+		if _, err := fmt.Sscanf(name, "avtest-%d-%d", &pid, &seq); err != nil || name != fmt.Sprintf("avtest-%d-%d", pid, seq) {
+			continue
+		}
+		if pid != os.Getpid() && !procAlive(pid) {
+			_ = exec.Command(ip, "netns", "del", name).Run()
+		}
+	}
 }
 
 // freeLinkNet picks a /30 of netnsBase that no interface of the test's
