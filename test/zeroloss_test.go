@@ -201,7 +201,7 @@ func (r *zlRig) outages(t *testing.T) {
 	// With A dead and B cut off, no station is up: tempfail, and the
 	// sending Postfix keeps retrying.
 	waitStationUp(t, r.milter, r.urlB, 0, zlCut)
-	r.milter.WaitLog(t, zlCut, `msg="message scanned"`, "outcome=station-failure", "action=tempfail")
+	r.milter.WaitLog(t, 2*zlCut, `msg="message scanned"`, "outcome=station-failure", "action=tempfail")
 	during := r.sink.Count(isListPosting)
 	time.Sleep(time.Until(cutAt.Add(zlCut))) // the outage's length, not a wait for an event
 	r.nsB.Restore(t)
