@@ -99,16 +99,21 @@ func startZeroLossRig(t *testing.T) *zlRig {
 	r.sink = harness.StartSink(t)
 	// The milter's settings for list mail as README gives them, with
 	// stations across a link (plain HTTP allowed explicitly: the link is
-	// the test's own) and probes quick enough for a short run.
+	// the test's own) and probes quick enough for a short run. Every body
+	// goes to a spool file (memory_buffer 64 bytes), so that the killed
+	// milter leaves files for its restart to sweep.
 	r.milter = harness.StartMilter(t, bin.Milter, harness.MilterOptions{
-		Station: r.urlA, Stations: []string{r.urlB}, Secret: secret, Metrics: true, LogLevel: "info",
+		Station: r.urlA, Stations: []string{r.urlB}, Secret: secret, Metrics: true, LogLevel: "info", MemoryBuffer: "64",
 		Extra: "allow_plain_http: true\nstation_probe: 1s\nstation_connect_timeout: 2s\n",
 	})
 	// Long queue ids: never reused, so that each id names one
-	// transaction across the three logs.
+	// transaction across the three logs. Postfix's own error limits, not
+	// the harness's (1000): an smtpd whose milter died answers 451 to
+	// every later MAIL FROM of its session, and the limit is what ends
+	// such a session, as it would on a real primary.
 	r.primary = harness.StartPostfix(t, harness.PostfixOptions{
 		Milter: "inet:" + r.milter.Addr, RelayTo: r.sink.Addr, MilterDefaultAction: "tempfail",
-		Main: map[string]string{"enable_long_queue_ids": "yes"},
+		Main: map[string]string{"enable_long_queue_ids": "yes", "smtpd_soft_error_limit": "10", "smtpd_hard_error_limit": "20"},
 	})
 	r.sending = harness.StartPostfix(t, harness.PostfixOptions{RelayTo: r.primary.SMTPAddr, Main: map[string]string{
 		"myhostname":            "sender.localdomain", // not the primary's: Postfix refuses to relay to itself
@@ -219,7 +224,18 @@ func (r *zlRig) outages(t *testing.T) {
 	// tempfails; only then does the milter come back.
 	r.primary.WaitLog(t, "inet:"+r.milter.Addr, 30*time.Second)
 	r.milter.Restart()
-	t.Logf("avmilter restarted")
+	// It sweeps its spool before it listens: the second such line is
+	// the restart's.
+	var sweeps []string
+	for _, line := range strings.Split(r.milter.Log(), "\n") {
+		if strings.Contains(line, `msg="start-up sweep"`) && strings.Contains(line, "setting=spool_dir") {
+			sweeps = append(sweeps, line)
+		}
+	}
+	if len(sweeps) != 2 {
+		t.Fatalf("avmilter restarted with %d start-up sweeps of its spool in its log, want 2:\n%s", len(sweeps), strings.Join(sweeps, "\n"))
+	}
+	t.Logf("avmilter restarted: the killed run left %s spool files", field(sweeps[1], "removed"))
 }
 
 // progress says where the run stands, for a timeout's message.
