@@ -69,6 +69,15 @@ cleanup() {
 		sleep 2
 		kill -KILL "${pids[@]}" 2>/dev/null || true
 	fi
+	# Mounts the tests made inside the chroot (ip netns add bind-mounts
+	# /run/netns and a file per namespace there) go first, deepest first:
+	# the chroot's own mounts below cannot be undone while they hold on.
+	local m t own
+	for m in $(mounted_under "$root"); do
+		own=0
+		for t in "${mounts[@]}"; do [ "$m" = "$t" ] && own=1; done
+		[ "$own" -eq 1 ] || umount "$m" || umount -l "$m" || echo "fresh-check: could not unmount $m" >&2
+	done
 	local i
 	for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
 		umount "${mounts[i]}" || umount -l "${mounts[i]}" || echo "fresh-check: could not unmount ${mounts[i]}" >&2

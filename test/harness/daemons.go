@@ -41,6 +41,8 @@ func BuildDaemons(root, dir string, tags ...string) (Binaries, error) {
 type Daemon struct {
 	t           testing.TB
 	name        string
+	binary      string
+	wrap        []string // argv the daemon runs under (ip netns exec NS); nil: none
 	args        []string
 	cmd         *exec.Cmd
 	LogFile     string
@@ -83,6 +85,9 @@ type StationOptions struct {
 	// Extra lines of YAML, after the scanner block: lines indented by
 	// two spaces are scanner settings, others top-level.
 	Extra []string
+	// Netns runs the station inside that namespace; Addr must then be
+	// one of its addresses (Netns.Addr:PORT).
+	Netns *Netns
 }
 
 // StartStationOpts is StartStation with options.
@@ -112,6 +117,9 @@ scanner:
 `, addr, o.Secret, filepath.Join(dir, "spool"), filepath.Join(dir, "records"), level, strings.Join(quoted, ", ")) + strings.Join(o.Extra, "\n") + "\n"
 	// records_dir is always set: its default is under /var/lib.
 	d := &Daemon{t: t, name: "avstation", Addr: addr, Spool: filepath.Join(dir, "spool"), RecordsDir: filepath.Join(dir, "records")}
+	if o.Netns != nil {
+		d.wrap = o.Netns.Wrap()
+	}
 	d.start(binary, writeConfig(t, dir, cfg))
 	WaitTCP(t, addr, 10*time.Second)
 	return d
@@ -210,8 +218,10 @@ func (d *Daemon) start(binary, config string) {
 		d.t.Fatal(err)
 	}
 	defer logf.Close()
+	d.binary = binary
 	d.args = []string{"-config", config}
-	d.cmd = exec.Command(binary, d.args...)
+	argv := append(append(append([]string(nil), d.wrap...), binary), d.args...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatalf("starting %s: %v", d.name, err)
@@ -223,11 +233,20 @@ func (d *Daemon) start(binary, config string) {
 // Stop ends the daemon with SIGTERM and waits for it.
 func (d *Daemon) Stop() { stopCmd(d.cmd) }
 
+// Kill ends the daemon with SIGKILL, as a crash or the OOM killer would:
+// no shutdown, no cleanup of its spool. It waits for the process to go.
+func (d *Daemon) Kill() {
+	if d.cmd.Process == nil || d.cmd.ProcessState != nil {
+		return
+	}
+	_ = d.cmd.Process.Kill()
+	_ = d.cmd.Wait()
+}
+
 // Restart starts the daemon again with the same config and address.
 func (d *Daemon) Restart() {
 	d.t.Helper()
-	binary := d.cmd.Path
-	d.start(binary, d.args[1])
+	d.start(d.binary, d.args[1])
 	WaitTCP(d.t, d.Addr, 10*time.Second)
 }
 

@@ -126,6 +126,49 @@ func (s *Sink) WaitFor(t testing.TB, match func(Delivered) bool, timeout time.Du
 	}
 }
 
+// WaitCount waits until at least n delivered messages match (nil matches
+// any) and returns how many do; it fails the test after timeout, with what
+// progress says (the caller's summary of the state of the run). match runs
+// with the sink locked: it must not call the sink.
+func (s *Sink) WaitCount(t testing.TB, match func(Delivered) bool, n int, timeout time.Duration, progress func() string) int {
+	t.Helper()
+	got, ok := s.AwaitCount(match, n, timeout)
+	if !ok {
+		msg := ""
+		if progress != nil {
+			msg = "; " + progress()
+		}
+		t.Fatalf("harness: sink %s: %d matching messages after %v, want %d%s", s.Addr, got, timeout, n, msg)
+	}
+	return got
+}
+
+// AwaitCount is WaitCount for a goroutine other than the test's: it
+// reports a timeout (ok false) instead of failing the test.
+func (s *Sink) AwaitCount(match func(Delivered) bool, n int, timeout time.Duration) (got int, ok bool) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		got = 0
+		for _, m := range s.msgs {
+			if match == nil || match(m) {
+				got++
+			}
+		}
+		s.mu.Unlock()
+		if got >= n {
+			return got, true
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return got, false
+		}
+	}
+}
+
 // Reset forgets the messages delivered so far.
 func (s *Sink) Reset() {
 	s.mu.Lock()
