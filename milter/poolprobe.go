@@ -124,7 +124,7 @@ func newPoolMetrics(reg prometheus.Registerer) *poolMetrics {
 		}, []string{"station"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "avmilter_station_failures_total",
-			Help: "Jobs a station did not answer with a usable verdict, by reason (error-verdict, timeout, connect, busy, tls, auth, error); each was offered to the next station.",
+			Help: "Jobs a station did not answer with a usable verdict, by reason (error-verdict, timeout, hung, connect, busy, tls, auth, error); each was offered to the next station.",
 		}, []string{"station", "reason"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "avmilter_station_job_seconds",
