@@ -282,7 +282,10 @@ func (p *Pool) try(ctx context.Context, mb *member, job *jobproto.Job) attempt {
 		p.mark(mb, true, "", nil)
 		return a
 	default:
-		a.reason = classify(err, actx, ctx)
+		if ctx.Err() == nil {
+			a.err = p.explainTLS(ctx, mb, err)
+		}
+		a.reason = classify(a.err, actx, ctx)
 	}
 	if a.reason == FailOther && status(err) == http.StatusRequestEntityTooLarge {
 		// The content's fault: not counted against the station.
@@ -367,8 +370,11 @@ func tlsHint(err error) string {
 		return "the station's certificate is not signed by station_ca_file's CA (or the system's roots)"
 	case strings.Contains(s, "pinned"):
 		return "the station's certificate is not the one station_pin_sha256 names"
-	case strings.Contains(s, "tls: ") && (strings.Contains(s, "certificate required") || strings.Contains(s, "bad certificate") || strings.Contains(s, "unknown certificate")):
-		return "the station refused our client certificate (station_client_cert, the station's tls_client_ca)"
+	case strings.Contains(s, "remote error: tls: certificate required"):
+		return "the station refused us: it requires a client certificate and we showed none; set station_client_cert and station_client_key to one signed by the station's tls_client_ca"
+	case strings.Contains(s, "remote error: tls: ") && (strings.Contains(s, "bad certificate") || strings.Contains(s, "unknown certificate") ||
+		strings.Contains(s, "certificate expired") || strings.Contains(s, "certificate revoked") || strings.Contains(s, "unsupported certificate")):
+		return "the station refused our client certificate (station_client_cert): it is not signed by the station's tls_client_ca, or has expired"
 	case strings.Contains(s, "tls: "), strings.Contains(s, "x509: "):
 		return "TLS between milter and station failed: check certificates and the https:// in the station address"
 	}

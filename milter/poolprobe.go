@@ -43,6 +43,7 @@ func (p *Pool) probe(ctx context.Context, mb *member, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := ready(ctx, p.probeHC, mb.url); err != nil {
+		err = p.explainTLS(ctx, mb, err)
 		reason := classify(err, ctx, context.Background())
 		if reason == FailOther {
 			reason = "not ready"
@@ -52,6 +53,7 @@ func (p *Pool) probe(ctx context.Context, mb *member, timeout time.Duration) {
 	}
 	info, err := p.client.Load().Info(ctx, mb.url)
 	if err != nil {
+		err = p.explainTLS(ctx, mb, err)
 		p.mark(mb, false, classify(err, ctx, context.Background()), err)
 		return
 	}

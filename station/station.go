@@ -116,7 +116,7 @@ func (s *Station) Server(errorLog *slog.Logger) *http.Server {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		// net/http allows 4KiB more than this for the request line.
 		MaxHeaderBytes: int(s.cfg.MaxRequestHeader),
-		ErrorLog:       slog.NewLogLogger(errorLog.Handler(), slog.LevelWarn),
+		ErrorLog:       newErrorLog(errorLog),
 	}
 }
 
