@@ -30,13 +30,14 @@ type fakeStation struct {
 	status   atomic.Value // verdict.Status to answer
 	hang     atomic.Bool  // hold every job until it is cancelled
 	notReady atomic.Bool
-	livez    atomic.Int32  // livezOK, livezBusy (503) or livezHung (no answer)
+	livez    atomic.Int32  // livezOK, livezBusy (503), livezClose (closes at once) or livezHung (no answer)
 	hold     chan struct{} // non-nil: jobs wait for it to close
 }
 
 const (
 	livezOK = iota
 	livezBusy
+	livezClose
 	livezHung
 )
 
@@ -67,6 +68,10 @@ func newFakeStation(t *testing.T, keys *jobproto.KeyRing, maxBody int64) *fakeSt
 		switch f.livez.Load() {
 		case livezBusy:
 			w.WriteHeader(http.StatusServiceUnavailable)
+		case livezClose:
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				c.Close()
+			}
 		case livezHung:
 			<-r.Context().Done()
 		}

@@ -42,9 +42,9 @@ type watch struct {
 
 // watchdog is the station's answer to a hung clamd, one level up: each
 // time the job has waited ProbeAfter with no answer, the station's /livez
-// is asked with ProbeTimeout. Any HTTP answer (even a 503 from a station
-// at max_connections) means the process runs and is busy, and the job
-// waits on. No answer, or a refused connect, means it is hung or gone:
+// is asked with ProbeTimeout. Any answer (even a 503 from a station at
+// max_connections, see live) means the process runs and is busy, and the
+// job waits on. No answer, or a refused connect, means it is hung or gone:
 // cancel is called, so the job fails now and goes to the next station,
 // instead of waiting out scan_timeout.
 func (p *Pool) watchdog(ctx context.Context, cancel context.CancelFunc, mb *member, job *jobproto.Job) *watch {
@@ -93,18 +93,25 @@ func (w *watch) stop() error {
 	return w.err
 }
 
-// live is GET /livez with ProbeTimeout: nil on any HTTP answer.
+// live is GET /livez with ProbeTimeout. It fails only when nothing
+// answered in time or the connection could not be made: any HTTP answer,
+// and also a connection closed at once (a TLS station at max_connections
+// closes those past it), means the station's process runs.
 func (p *Pool) live(ctx context.Context, station string) error {
-	ctx, cancel := context.WithTimeout(ctx, p.opts.ProbeTimeout)
+	pctx, cancel := context.WithTimeout(ctx, p.opts.ProbeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, station+"/livez", nil)
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, station+"/livez", nil)
 	if err != nil {
 		return err
 	}
 	resp, err := p.probeHC.Do(req)
-	if err != nil {
+	if err == nil {
+		resp.Body.Close()
+		return nil
+	}
+	var opErr *net.OpError
+	if pctx.Err() != nil || errors.As(err, &opErr) && opErr.Op == "dial" {
 		return err
 	}
-	resp.Body.Close()
 	return nil
 }

@@ -30,6 +30,11 @@ func TestPoolWatchdog(t *testing.T) {
 			f.hold = make(chan struct{})
 			time.AfterFunc(slow, func() { close(f.hold) })
 		}, true},
+		{"slow, /livez closed at once (TLS at max_connections): waited for", func(t *testing.T, f *fakeStation) {
+			f.livez.Store(livezClose)
+			f.hold = make(chan struct{})
+			time.AfterFunc(slow, func() { close(f.hold) })
+		}, true},
 		{"/livez stops answering mid-job: given up", func(t *testing.T, f *fakeStation) {
 			f.hang.Store(true)
 			time.AfterFunc(slow, func() { f.livez.Store(livezHung) })
