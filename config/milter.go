@@ -29,18 +29,20 @@ type Milter struct {
 	// is list dev wherever Postfix delivers it to dev.
 	RecipientDelimiter string `yaml:"recipient_delimiter" doc:"set it to Postfix's recipient_delimiter (postconf -h recipient_delimiter), e.g. +: each character starts an address extension, and dev+x@ is list dev"`
 
-	Stations         []string      `yaml:"stations" doc:"scan stations, one pool: a URL (https://scan1.example.org:7358) or an address (scan1.example.org:7358, 192.0.2.3, [2001:db8::3]:7358, [192.168.254.3]; port 7358 by default; https when a station TLS setting is set, else http); each job goes to the station up with the fewest jobs in flight and fails over to the next; empty: scan in-process with the scanner settings below"`
-	SecretFile       string        `yaml:"secret_file" doc:"file with the secret word(s) shared with the stations, which also signs quarantine releases; mode 0600 (required with stations)"`
-	StationProbe     time.Duration `yaml:"station_probe" doc:"how often each station's /readyz and signed info are asked: what brings a station marked down back, and learns its max_message_size"`
-	StationCA        string        `yaml:"station_ca_file" doc:"PEM file of the CA(s) that sign https stations' certificates; empty: the system's roots"`
-	StationPin       string        `yaml:"station_pin_sha256" doc:"SHA-256 of the stations' certificate (openssl x509 -noout -fingerprint -sha256), trusted instead of a CA; colons optional; several separated by commas, for a change of certificate"`
-	StationCert      string        `yaml:"station_client_cert" doc:"client certificate (PEM) shown to stations that ask for one (their tls_client_ca): mutual TLS"`
-	StationKey       string        `yaml:"station_client_key" doc:"private key (PEM) of station_client_cert"`
-	StationConnect   time.Duration `yaml:"station_connect_timeout" doc:"how long connecting to one station may take before the job goes to the next: the most a dead station adds to one message"`
-	AllowPlainHTTP   bool          `yaml:"allow_plain_http" doc:"allow http:// stations on other hosts than this one; the secret word still protects integrity and replay, but anyone on the path reads the mail; http to 127.0.0.1, ::1 or localhost is always allowed"`
-	PrimaryID        string        `yaml:"primary_id" doc:"this milter's name in the stations' logs, records and metrics (1-64 of A-Z a-z 0-9 . _ -); empty: the host name"`
-	ScanTimeout      time.Duration `yaml:"scan_timeout" doc:"how long one message may take to scan before the station-failure action; keep Postfix's milter_content_timeout longer"`
-	ProgressInterval time.Duration `yaml:"progress_interval" doc:"how often the MTA is told the scan is still going, so that it does not time the milter out"`
+	Stations            []string      `yaml:"stations" doc:"scan stations, one pool: a URL (https://scan1.example.org:7358) or an address (scan1.example.org:7358, 192.0.2.3, [2001:db8::3]:7358, [192.168.254.3]; port 7358 by default; https when a station TLS setting is set, else http); each job goes to the station up with the fewest jobs in flight and fails over to the next; empty: scan in-process with the scanner settings below"`
+	SecretFile          string        `yaml:"secret_file" doc:"file with the secret word(s) shared with the stations, which also signs quarantine releases; mode 0600 (required with stations)"`
+	StationProbe        time.Duration `yaml:"station_probe" doc:"how often each station's /readyz and signed info are asked: what brings a station marked down back, and learns its max_message_size"`
+	StationCA           string        `yaml:"station_ca_file" doc:"PEM file of the CA(s) that sign https stations' certificates; empty: the system's roots"`
+	StationPin          string        `yaml:"station_pin_sha256" doc:"SHA-256 of the stations' certificate (openssl x509 -noout -fingerprint -sha256), trusted instead of a CA; colons optional; several separated by commas, for a change of certificate"`
+	StationCert         string        `yaml:"station_client_cert" doc:"client certificate (PEM) shown to stations that ask for one (their tls_client_ca): mutual TLS"`
+	StationKey          string        `yaml:"station_client_key" doc:"private key (PEM) of station_client_cert"`
+	StationConnect      time.Duration `yaml:"station_connect_timeout" doc:"how long connecting to one station may take before the job goes to the next: the most a dead station adds to one message"`
+	StationProbeAfter   time.Duration `yaml:"station_probe_after" doc:"a job without the station's answer this long has that station's /livez asked (and again as often): any answer means busy, keep waiting; none within station_probe_timeout means hung, the station is marked down and the job goes to the next station"`
+	StationProbeTimeout time.Duration `yaml:"station_probe_timeout" doc:"how long that /livez may take: station_probe_after plus this is the most a hung station (one that takes the connection and never answers) adds to one message"`
+	AllowPlainHTTP      bool          `yaml:"allow_plain_http" doc:"allow http:// stations on other hosts than this one; the secret word still protects integrity and replay, but anyone on the path reads the mail; http to 127.0.0.1, ::1 or localhost is always allowed"`
+	PrimaryID           string        `yaml:"primary_id" doc:"this milter's name in the stations' logs, records and metrics (1-64 of A-Z a-z 0-9 . _ -); empty: the host name"`
+	ScanTimeout         time.Duration `yaml:"scan_timeout" doc:"how long one message may take to scan before the station-failure action; keep Postfix's milter_content_timeout longer"`
+	ProgressInterval    time.Duration `yaml:"progress_interval" doc:"how often the MTA is told the scan is still going, so that it does not time the milter out"`
 
 	SpoolDir     string   `yaml:"spool_dir" doc:"directory for message bodies larger than memory_buffer (files 0600, always removed)"`
 	MemoryBuffer ByteSize `yaml:"memory_buffer" doc:"bytes of one message body held in memory before it spills to spool_dir"`
@@ -136,24 +138,26 @@ const DefaultActivityDir = "/var/lib/avmilter/activity"
 // accident.
 func DefaultMilter() Milter {
 	return Milter{
-		Listen:           "inet:127.0.0.1:7357",
-		SocketMode:       "0660",
-		ScanTimeout:      120 * time.Second,
-		ProgressInterval: 10 * time.Second,
-		StationProbe:     10 * time.Second,
-		StationConnect:   5 * time.Second,
-		Quarantine:       Quarantine{Timeout: 30 * time.Second},
-		SpoolDir:         "/var/spool/avmilter",
-		MemoryBuffer:     1 << 20,
-		MemoryTotal:      32 << 20,
-		SpoolMaxMessage:  512 << 20,
-		SpoolMaxTotal:    8 << 30,
-		MaxSessions:      500,
-		MTAReadTimeout:   10 * time.Minute,
-		MTAWriteTimeout:  30 * time.Second,
-		Scanner:          DefaultScanner(),
-		Policy:           policy.Defaults(),
-		Log:              Log{Level: "info", Format: "text"},
+		Listen:              "inet:127.0.0.1:7357",
+		SocketMode:          "0660",
+		ScanTimeout:         120 * time.Second,
+		ProgressInterval:    10 * time.Second,
+		StationProbe:        10 * time.Second,
+		StationConnect:      5 * time.Second,
+		StationProbeAfter:   3 * time.Second,
+		StationProbeTimeout: 2 * time.Second,
+		Quarantine:          Quarantine{Timeout: 30 * time.Second},
+		SpoolDir:            "/var/spool/avmilter",
+		MemoryBuffer:        1 << 20,
+		MemoryTotal:         32 << 20,
+		SpoolMaxMessage:     512 << 20,
+		SpoolMaxTotal:       8 << 30,
+		MaxSessions:         500,
+		MTAReadTimeout:      10 * time.Minute,
+		MTAWriteTimeout:     30 * time.Second,
+		Scanner:             DefaultScanner(),
+		Policy:              policy.Defaults(),
+		Log:                 Log{Level: "info", Format: "text"},
 	}
 }
 

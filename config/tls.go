@@ -40,8 +40,32 @@ func (m *Milter) checkStations(c *checker) {
 	if m.StationConnect > 0 && m.ScanTimeout > 0 && len(m.Stations) > 1 && m.StationConnect >= m.ScanTimeout/2 {
 		c.addf("station_connect_timeout", "%v leaves no time within scan_timeout %v for the next station", m.StationConnect, m.ScanTimeout)
 	}
+	m.checkHungProbe(c)
 	if m.PrimaryID != "" && !validID(m.PrimaryID) {
 		c.addf("primary_id", "%q: use 1-64 of A-Z a-z 0-9 . _ -", m.PrimaryID)
+	}
+}
+
+// checkHungProbe checks station_probe_after and station_probe_timeout: a
+// hung station must be found with time left in scan_timeout for the next
+// station (or, with one station, before the deadline tempfails anyway).
+func (m *Milter) checkHungProbe(c *checker) {
+	if m.StationProbeAfter <= 0 {
+		c.addf("station_probe_after", "must be positive (e.g. 3s)")
+	}
+	if m.StationProbeTimeout <= 0 {
+		c.addf("station_probe_timeout", "must be positive (e.g. 2s)")
+	}
+	if m.StationProbeAfter <= 0 || m.StationProbeTimeout <= 0 || m.ScanTimeout <= 0 || len(m.Stations) == 0 {
+		return
+	}
+	limit, what := m.ScanTimeout, "before scan_timeout %v ends"
+	if len(m.Stations) > 1 {
+		limit, what = m.ScanTimeout/2, "with half of scan_timeout %v left for the next station"
+	}
+	if sum := m.StationProbeAfter + m.StationProbeTimeout; sum >= limit {
+		c.addf("station_probe_after", "station_probe_after %v + station_probe_timeout %v = %v: a hung station would not be found "+what+
+			"; lower them (e.g. 3s and 2s) or raise scan_timeout", m.StationProbeAfter, m.StationProbeTimeout, sum, m.ScanTimeout)
 	}
 }
 

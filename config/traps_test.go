@@ -34,6 +34,10 @@ func TestConfigTraps(t *testing.T) {
 			[]string{`line 4: notify.templates.admins: "admins" is not a recipient kind`}},
 		{"relative activity_dir", "activity_dir: activity\n",
 			[]string{`line 2: activity_dir: "activity" is not an absolute directory path; write one (default /var/lib/avmilter/activity), or off to keep no activity log`}},
+		{"hung station found too late", "stations: [\"http://127.0.0.1:7358\", \"http://127.0.0.1:7359\"]\nsecret_file: /etc/avmilter/secret\nscan_timeout: 11s\nstation_probe_after: 4s\n",
+			[]string{`line 5: station_probe_after: station_probe_after 4s + station_probe_timeout 2s = 6s: a hung station would not be found with half of scan_timeout 11s left for the next station; lower them (e.g. 3s and 2s) or raise scan_timeout`}},
+		{"hung station probe without a timeout", "stations: [\"http://127.0.0.1:7358\"]\nsecret_file: /etc/avmilter/secret\nstation_probe_timeout: 0s\n",
+			[]string{`line 4: station_probe_timeout: must be positive (e.g. 2s)`}},
 		{"OFF is not off", "activity_dir: OFF\n", []string{`line 2: activity_dir: "OFF" is not an absolute directory path`}},
 	}
 	for _, tt := range tests {

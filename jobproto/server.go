@@ -57,9 +57,13 @@ type ScanFunc func(ctx context.Context, meta Meta, body *os.File, size int64) (*
 // Server is the station side of the job protocol. Set the fields, then
 // call Handler once; later changes are not seen.
 type Server struct {
-	Keys *KeyRing // required
-	Scan ScanFunc // required
-	Info func(ctx context.Context) Info
+	Keys *KeyRing // required, unless KeysFunc is set
+	// KeysFunc, when set, is asked for the key ring at each request
+	// instead of Keys: a ring the station swaps when it reloads its
+	// secret file (SIGHUP). It must not return nil.
+	KeysFunc func() *KeyRing
+	Scan     ScanFunc // required
+	Info     func(ctx context.Context) Info
 
 	SpoolDir      string        // "" is os.TempDir()
 	MaxBody       int64         // 0 is DefaultMaxBody
@@ -79,7 +83,7 @@ type Server struct {
 }
 
 type handler struct {
-	keys      *KeyRing
+	keys      func() *KeyRing
 	scanFn    ScanFunc
 	infoFn    func(ctx context.Context) Info
 	spoolDir  string
@@ -93,14 +97,19 @@ type handler struct {
 	clock     func() time.Time
 }
 
-// Handler serves POST /v1/scan and GET /v1/info. It panics when Keys or
-// Scan is missing, a wiring mistake.
+// Handler serves POST /v1/scan and GET /v1/info. It panics when Keys (or
+// KeysFunc) or Scan is missing, a wiring mistake.
 func (s *Server) Handler() http.Handler {
-	if s.Keys == nil || s.Scan == nil {
+	if (s.Keys == nil && s.KeysFunc == nil) || s.Scan == nil {
 		panic("jobproto: Server needs Keys and Scan")
 	}
+	keys := s.KeysFunc
+	if keys == nil {
+		ring := s.Keys
+		keys = func() *KeyRing { return ring }
+	}
 	h := &handler{
-		keys: s.Keys, scanFn: s.Scan, infoFn: s.Info,
+		keys: keys, scanFn: s.Scan, infoFn: s.Info,
 		spoolDir: s.SpoolDir, maxBody: s.MaxBody, window: s.Window, bodyTime: s.BodyTimeout,
 		replay: s.Replay, log: s.Logger, onInvalid: s.OnInvalidSignature, clock: s.Clock,
 	}
@@ -281,7 +290,7 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (request,
 	if !validDigest(digest) {
 		return fail(ReasonMalformed, sig.KeyID)
 	}
-	key, ok := h.keys.Lookup(sig.KeyID)
+	key, ok := h.keys().Lookup(sig.KeyID)
 	if !ok {
 		return fail(ReasonUnknownKey, sig.KeyID)
 	}

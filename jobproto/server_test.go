@@ -437,3 +437,33 @@ func TestBusyStationBigBody(t *testing.T) {
 		t.Errorf("%d bytes of the body read beyond its digest: the body went to a station that refused it", sent)
 	}
 }
+
+// TestKeysFunc: a server with KeysFunc checks each request against the
+// ring it returns then, so that a station's reloaded secret file is in
+// force for the next request without a restart.
+func TestKeysFunc(t *testing.T) {
+	var cur atomic.Pointer[KeyRing]
+	cur.Store(ring(t, keyA))
+	st := newStation(t, "A", func(s *Server) { s.Keys, s.KeysFunc = nil, cur.Load })
+	for _, tt := range []struct {
+		name   string
+		server *KeyRing
+		client Key
+		auth   bool // refused for its signature
+	}{
+		{"first ring", ring(t, keyA), keyA, false},
+		{"key not yet in the ring", ring(t, keyA), keyB, true},
+		{"ring reloaded with both", ring(t, keyA, keyB), keyB, false},
+		{"old key still in it", ring(t, keyA, keyB), keyA, false},
+		{"old key dropped", ring(t, keyB), keyA, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cur.Store(tt.server)
+			_, err := newClient(t, ring(t, tt.client), st.srv.URL).Info(context.Background(), st.srv.URL)
+			se, _ := errors.AsType[*StationError](err)
+			if got := se != nil && se.Auth; got != tt.auth || (err != nil && !tt.auth) {
+				t.Errorf("key %s against ring %v: %v; want refused %v", tt.client.ID, tt.server.IDs(), err, tt.auth)
+			}
+		})
+	}
+}

@@ -55,7 +55,11 @@ func (c ClientTLS) Config() (*tls.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("station_client_cert: %w", err)
 		}
-		cfg.Certificates = []tls.Certificate{cert}
+		// Shown whatever CAs the station names as acceptable (Go would
+		// otherwise send none when its issuer is not among them): the
+		// station then refuses this certificate and can say why, instead
+		// of "no certificate" for a certificate that is configured.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
 	}
 	return cfg, nil
 }
@@ -73,9 +77,41 @@ func ServerTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tls_client_ca: %w", err)
 		}
-		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		// The chain is checked here rather than by crypto/tls, so that a
+		// refusal names the certificate and why (the handshake's error,
+		// which the station logs).
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAnyClientCert
+		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			return verifyClient(pool, raw, time.Now())
+		}
 	}
 	return cfg, nil
+}
+
+// verifyClient checks a milter's certificate chain against tls_client_ca,
+// for client authentication, as crypto/tls would; the error names the
+// certificate's subject and issuer and what is wrong.
+func verifyClient(roots *x509.CertPool, raw [][]byte, now time.Time) error {
+	if len(raw) == 0 {
+		return errors.New("client sent no certificate")
+	}
+	certs := make([]*x509.Certificate, len(raw))
+	for i, b := range raw {
+		c, err := x509.ParseCertificate(b)
+		if err != nil {
+			return fmt.Errorf("client certificate: %w", err)
+		}
+		certs[i] = c
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	opts := x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if _, err := certs[0].Verify(opts); err != nil {
+		return fmt.Errorf("client certificate %q (issuer %q) refused by tls_client_ca: %w", certs[0].Subject, certs[0].Issuer, err)
+	}
+	return nil
 }
 
 func loadCAs(file string) (*x509.CertPool, error) {

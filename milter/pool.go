@@ -26,7 +26,8 @@ import (
 // of avmilter_station_failures_total.
 const (
 	FailErrorVerdict = "error-verdict" // the station's engines failed (verdict status error)
-	FailTimeout      = "timeout"       // no answer within the attempt's share of scan_timeout
+	FailTimeout      = "timeout"       // no answer before the attempt ended (scan_timeout, a step's own timeout)
+	FailHung         = "hung"          // no answer to the job, and none to /livez within station_probe_timeout
 	FailConnect      = "connect"       // no connection (refused, unreachable, dial timeout)
 	FailBusy         = "busy"          // 503: the station is full
 	FailTLS          = "tls"           // the TLS handshake failed (certificate, CA, client certificate)
@@ -35,7 +36,7 @@ const (
 )
 
 // FailReasons lists every reason, for pre-setting metric labels.
-var FailReasons = []string{FailErrorVerdict, FailTimeout, FailConnect, FailBusy, FailTLS, FailAuth, FailOther}
+var FailReasons = []string{FailErrorVerdict, FailTimeout, FailHung, FailConnect, FailBusy, FailTLS, FailAuth, FailOther}
 
 // ErrNoStation is wrapped by the error of a job when every station is
 // marked down: the station-failure action, at once, without trying.
@@ -52,8 +53,25 @@ type Pool struct {
 	log     *slog.Logger
 	m       *poolMetrics
 	probeHC *http.Client
+	opts    PoolOptions
 	next    atomic.Uint64 // turns the tie between equally loaded stations
 }
+
+// PoolOptions are the pool's timings; a zero field takes its default.
+type PoolOptions struct {
+	// ProbeAfter: a job with no answer this long has its station's /livez
+	// asked, and again as often while it waits (station_probe_after).
+	ProbeAfter time.Duration
+	// ProbeTimeout: how long that /livez may take before the station is
+	// taken as hung (station_probe_timeout).
+	ProbeTimeout time.Duration
+}
+
+// The defaults of PoolOptions, as the station's for a hung clamd.
+const (
+	DefaultProbeAfter   = 3 * time.Second
+	DefaultProbeTimeout = 2 * time.Second
+)
 
 // member is one station and what the pool knows of it.
 type member struct {
@@ -68,8 +86,14 @@ type member struct {
 
 // NewPool builds a pool over the client's stations, all taken as up until
 // a job or a probe says otherwise. reg may be nil (no metrics).
-func NewPool(client *jobproto.Client, log *slog.Logger, reg prometheus.Registerer) *Pool {
-	p := &Pool{log: log, m: newPoolMetrics(reg), probeHC: client.HTTP}
+func NewPool(client *jobproto.Client, opts PoolOptions, log *slog.Logger, reg prometheus.Registerer) *Pool {
+	if opts.ProbeAfter <= 0 {
+		opts.ProbeAfter = DefaultProbeAfter
+	}
+	if opts.ProbeTimeout <= 0 {
+		opts.ProbeTimeout = DefaultProbeTimeout
+	}
+	p := &Pool{log: log, m: newPoolMetrics(reg), probeHC: client.HTTP, opts: opts}
 	p.client.Store(client)
 	if p.probeHC == nil {
 		p.probeHC = jobproto.NewHTTPClient(nil)
@@ -122,8 +146,8 @@ func (p *Pool) Scan(ctx context.Context, meta jobproto.Meta, body io.ReaderAt, s
 			return nil, fmt.Errorf("scan job %s: %w (%s)", job.Meta.JobID, ErrNoStation, p.downReasons())
 		}
 		busy, big := false, 0
-		for i, mb := range cands {
-			a := p.try(ctx, mb, job, len(cands)-i)
+		for _, mb := range cands {
+			a := p.try(ctx, mb, job)
 			if a.reason == "" {
 				return a.v, nil
 			}
@@ -219,14 +243,12 @@ func (p *Pool) anyTooSmall(size int64) bool {
 	return false
 }
 
-// try offers the job to one station with a share of the time left: all of
-// it when this is the last candidate, else an equal part, so that a hung
-// station leaves the next its turn inside scan_timeout.
-func (p *Pool) try(ctx context.Context, mb *member, job *jobproto.Job, left int) attempt {
-	actx, cancel := ctx, context.CancelFunc(func() {})
-	if dl, ok := ctx.Deadline(); ok && left > 1 {
-		actx, cancel = context.WithTimeout(ctx, time.Until(dl)/time.Duration(left))
-	}
+// try offers the job to one station, for all the time left: a station
+// that is slow but alive is waited for (a big message legitimately takes
+// long), and one that is hung is found by the watchdog and given up, so
+// that the next has its turn inside scan_timeout.
+func (p *Pool) try(ctx context.Context, mb *member, job *jobproto.Job) attempt {
+	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	mb.mu.Lock()
 	mb.inFlight++
@@ -234,7 +256,9 @@ func (p *Pool) try(ctx context.Context, mb *member, job *jobproto.Job, left int)
 	mb.mu.Unlock()
 	p.m.inFlight.WithLabelValues(mb.label).Set(float64(n))
 	start := time.Now()
+	wd := p.watchdog(actx, cancel, mb, job)
 	v, err := p.client.Load().ScanAt(actx, mb.url, job)
+	hung := wd.stop()
 	p.m.latency.WithLabelValues(mb.label).Observe(time.Since(start).Seconds())
 	mb.mu.Lock()
 	mb.inFlight--
@@ -242,6 +266,14 @@ func (p *Pool) try(ctx context.Context, mb *member, job *jobproto.Job, left int)
 	mb.mu.Unlock()
 	p.m.inFlight.WithLabelValues(mb.label).Set(float64(n))
 
+	if err != nil && hung != nil && ctx.Err() == nil {
+		// The watchdog gave the job up: say why, not "context canceled".
+		a := attempt{reason: hungReason(hung)}
+		a.err = fmt.Errorf("station %s: scan job %s: %w", mb.label, job.Meta.JobID, hung)
+		p.m.failures.WithLabelValues(mb.label, a.reason).Inc()
+		p.mark(mb, false, a.reason, a.err)
+		return a
+	}
 	a := attempt{v: v, err: err}
 	switch {
 	case err == nil && v.Status == verdict.Error:
@@ -250,7 +282,10 @@ func (p *Pool) try(ctx context.Context, mb *member, job *jobproto.Job, left int)
 		p.mark(mb, true, "", nil)
 		return a
 	default:
-		a.reason = classify(err, actx, ctx)
+		if ctx.Err() == nil {
+			a.err = p.explainTLS(ctx, mb, err)
+		}
+		a.reason = classify(a.err, actx, ctx)
 	}
 	if a.reason == FailOther && status(err) == http.StatusRequestEntityTooLarge {
 		// The content's fault: not counted against the station.
@@ -335,8 +370,11 @@ func tlsHint(err error) string {
 		return "the station's certificate is not signed by station_ca_file's CA (or the system's roots)"
 	case strings.Contains(s, "pinned"):
 		return "the station's certificate is not the one station_pin_sha256 names"
-	case strings.Contains(s, "tls: ") && (strings.Contains(s, "certificate required") || strings.Contains(s, "bad certificate") || strings.Contains(s, "unknown certificate")):
-		return "the station refused our client certificate (station_client_cert, the station's tls_client_ca)"
+	case strings.Contains(s, "remote error: tls: certificate required"):
+		return "the station refused us: it requires a client certificate and we showed none; set station_client_cert and station_client_key to one signed by the station's tls_client_ca"
+	case strings.Contains(s, "remote error: tls: ") && (strings.Contains(s, "bad certificate") || strings.Contains(s, "unknown certificate") ||
+		strings.Contains(s, "certificate expired") || strings.Contains(s, "certificate revoked") || strings.Contains(s, "unsupported certificate")):
+		return "the station refused our client certificate (station_client_cert): it is not signed by the station's tls_client_ca, or has expired"
 	case strings.Contains(s, "tls: "), strings.Contains(s, "x509: "):
 		return "TLS between milter and station failed: check certificates and the https:// in the station address"
 	}

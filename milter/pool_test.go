@@ -3,11 +3,14 @@ package milter
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,8 +30,16 @@ type fakeStation struct {
 	status   atomic.Value // verdict.Status to answer
 	hang     atomic.Bool  // hold every job until it is cancelled
 	notReady atomic.Bool
+	livez    atomic.Int32  // livezOK, livezBusy (503), livezClose (closes at once) or livezHung (no answer)
 	hold     chan struct{} // non-nil: jobs wait for it to close
 }
+
+const (
+	livezOK = iota
+	livezBusy
+	livezClose
+	livezHung
+)
 
 func newFakeStation(t *testing.T, keys *jobproto.KeyRing, maxBody int64) *fakeStation {
 	t.Helper()
@@ -53,6 +64,18 @@ func newFakeStation(t *testing.T, keys *jobproto.KeyRing, maxBody int64) *fakeSt
 		}}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", js.Handler())
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		switch f.livez.Load() {
+		case livezBusy:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case livezClose:
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				c.Close()
+			}
+		case livezHung:
+			<-r.Context().Done()
+		}
+	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if f.notReady.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -72,9 +95,46 @@ func testKeys(t *testing.T, id, secret string) *jobproto.KeyRing {
 	return k
 }
 
+// testProbe are the watchdog's timings in these tests: short, with room
+// for a loaded machine to answer /livez in time.
+var testProbe = PoolOptions{ProbeAfter: 200 * time.Millisecond, ProbeTimeout: 500 * time.Millisecond}
+
 func newTestPool(t *testing.T, keys *jobproto.KeyRing, urls ...string) (*Pool, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
-	return NewPool(&jobproto.Client{Stations: urls, Keys: keys}, slog.New(slog.DiscardHandler), reg), reg
+	return NewPool(&jobproto.Client{Stations: urls, Keys: keys}, testProbe, slog.New(slog.DiscardHandler), reg), reg
+}
+
+// hungURL is a station host whose process is hung: the kernel takes the
+// connection, the listener accepts it and reads the request, and nothing
+// ever answers (neither the job nor /livez).
+func hungURL(tb testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	tb.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go io.Copy(io.Discard, c)
+		}
+	}()
+	return "http://" + ln.Addr().String()
 }
 
 func scanMsg(t *testing.T, p *Pool, timeout time.Duration, size int) (*verdict.Verdict, error) {
@@ -96,7 +156,7 @@ func TestPoolFailover(t *testing.T) {
 	}{
 		{"error verdict", func(f *fakeStation) string { f.status.Store(verdict.Error); return f.srv.URL }, FailErrorVerdict},
 		{"connect refused", func(*fakeStation) string { return closed.URL }, FailConnect},
-		{"hung station", func(f *fakeStation) string { f.hang.Store(true); return f.srv.URL }, FailTimeout},
+		{"hung station", func(*fakeStation) string { return hungURL(t) }, FailHung},
 		{"wrong key", func(f *fakeStation) string { return f.srv.URL }, FailAuth},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,12 +170,14 @@ func TestPoolFailover(t *testing.T) {
 			p, _ := newTestPool(t, keys, badURL, good.srv.URL)
 			p.next.Store(^uint64(0)) // the first scan starts at the bad station
 			start := time.Now()
-			v, err := scanMsg(t, p, 2*time.Second, 100)
+			v, err := scanMsg(t, p, 20*time.Second, 100)
 			if err != nil || v.Status != verdict.Clean {
 				t.Fatalf("verdict %+v, %v; want clean from the healthy station", v, err)
 			}
-			if took := time.Since(start); took > 2*time.Second {
-				t.Errorf("took %v, past the 2s deadline", took)
+			// A hung station costs the watchdog's probe_after + timeout,
+			// not a share of the 20s scan_timeout.
+			if took, most := time.Since(start), testProbe.ProbeAfter+testProbe.ProbeTimeout+time.Second; took > most {
+				t.Errorf("took %v to fail over; want at most %v", took, most)
 			}
 			label := redact(badURL)
 			if got := value(p.m.failures.WithLabelValues(label, tt.reason)); got != 1 {

@@ -58,6 +58,7 @@ func (p *Pool) probe(ctx context.Context, mb *member, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := ready(ctx, p.probeHC, mb.url); err != nil {
+		err = p.explainTLS(ctx, mb, err)
 		reason := classify(err, ctx, context.Background())
 		if reason == FailOther {
 			reason = "not ready"
@@ -67,6 +68,7 @@ func (p *Pool) probe(ctx context.Context, mb *member, timeout time.Duration) {
 	}
 	info, err := p.client.Load().Info(ctx, mb.url)
 	if err != nil {
+		err = p.explainTLS(ctx, mb, err)
 		p.mark(mb, false, classify(err, ctx, context.Background()), err)
 		return
 	}
@@ -139,7 +141,7 @@ func newPoolMetrics(reg prometheus.Registerer) *poolMetrics {
 		}, []string{"station"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "avmilter_station_failures_total",
-			Help: "Jobs a station did not answer with a usable verdict, by reason (error-verdict, timeout, connect, busy, tls, auth, error); each was offered to the next station.",
+			Help: "Jobs a station did not answer with a usable verdict, by reason (error-verdict, timeout, hung, connect, busy, tls, auth, error); each was offered to the next station.",
 		}, []string{"station", "reason"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "avmilter_station_job_seconds",

@@ -116,9 +116,42 @@ type limitConn struct {
 }
 
 func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() { c.l.open.Add(-1) })
-	return err
+	first := false
+	c.once.Do(func() { first = true; c.l.open.Add(-1) })
+	if first && !c.l.plain && c.lingerClose() {
+		return nil
+	}
+	return c.Conn.Close()
+}
+
+// lingerClose closes a TLS connection without a reset. Under TLS 1.3 a
+// client may send its request before the station has judged its
+// certificate; closing with that request unread makes the kernel reset
+// the connection, and the client sees "broken pipe" or "connection reset"
+// instead of the alert that says its certificate was refused. So: FIN
+// first, what the client sent read and dropped for a moment, then the
+// close, in the background and bounded by refusers (past them, at once).
+func (c *limitConn) lingerClose() bool {
+	tc, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok {
+		return false
+	}
+	select {
+	case c.l.refusing <- struct{}{}:
+	default:
+		return false
+	}
+	if tc.CloseWrite() != nil {
+		<-c.l.refusing
+		return false
+	}
+	go func() {
+		defer func() { <-c.l.refusing }()
+		defer c.Conn.Close()
+		c.Conn.SetReadDeadline(time.Now().Add(time.Second))
+		io.Copy(io.Discard, io.LimitReader(c.Conn, 64<<10))
+	}()
+	return true
 }
 
 // Write passes b on. net/http writes its 431 in one write of its own,

@@ -29,7 +29,7 @@ import (
 type Station struct {
 	cfg     *config.Station
 	scanner *scanner.Scanner
-	keys    *jobproto.KeyRing
+	keys    atomic.Pointer[jobproto.KeyRing] // swapped whole by SetKeys
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	host    string
@@ -66,7 +66,8 @@ func New(cfg *config.Station, sc *scanner.Scanner, pool *clamd.Pool, keys *jobpr
 			m.engineErrors.WithLabelValues(e, r)
 		}
 	}
-	st := &Station{cfg: cfg, scanner: sc, keys: keys, log: log, reg: reg, host: host, metrics: m}
+	st := &Station{cfg: cfg, scanner: sc, log: log, reg: reg, host: host, metrics: m}
+	st.keys.Store(keys)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "avstation_connections_open",
 		Help: "Connections open now (max_connections bounds them).",
@@ -79,11 +80,16 @@ func New(cfg *config.Station, sc *scanner.Scanner, pool *clamd.Pool, keys *jobpr
 	return st
 }
 
+// SetKeys puts a new key ring in force for the requests that arrive from
+// now: the secret file reloaded on SIGHUP, for a key rotation without a
+// restart. Jobs already authenticated finish as they are.
+func (s *Station) SetKeys(keys *jobproto.KeyRing) { s.keys.Store(keys) }
+
 // Handler serves the job protocol under /v1/, and /livez, /readyz, /healthz and /metrics
 // unauthenticated (they tell nothing about any message).
 func (s *Station) Handler() http.Handler {
 	jobs := &jobproto.Server{
-		Keys:               s.keys,
+		KeysFunc:           s.keys.Load,
 		Scan:               s.scan,
 		Info:               s.info,
 		SpoolDir:           s.cfg.SpoolDir,
@@ -110,7 +116,7 @@ func (s *Station) Server(errorLog *slog.Logger) *http.Server {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		// net/http allows 4KiB more than this for the request line.
 		MaxHeaderBytes: int(s.cfg.MaxRequestHeader),
-		ErrorLog:       slog.NewLogLogger(errorLog.Handler(), slog.LevelWarn),
+		ErrorLog:       newErrorLog(errorLog),
 	}
 }
 

@@ -187,3 +187,69 @@ func TestKeyRotationWhileMailFlows(t *testing.T) {
 		st.WaitLog(t, 5*time.Second, "invalid job signature", `reason="unknown key"`, "key_id=C")
 	})
 }
+
+// TestPoolHungStation: of two real stations one is frozen (SIGSTOP: the
+// kernel still takes its connections, nothing answers, not even /livez).
+// Every posting is delivered, none waits anything like the old share of
+// scan_timeout (10s of the harness's 20s): the one that meets the frozen
+// station pays station_probe_after + station_probe_timeout; the milter
+// logs the station hung and marks it down; thawed, it takes work again
+// (the probe, every station_probe, brings it back).
+func TestPoolHungStation(t *testing.T) {
+	const after, timeout = time.Second, time.Second
+	clamd := harness.StartClamd(t)
+	sink := harness.StartSink(t)
+	secret := harness.WriteSecret(t, "pool-hung-secret")
+	stA := harness.StartStation(t, bin.Station, "", clamd.Addr, secret)
+	stB := harness.StartStation(t, bin.Station, "", clamd.Addr, secret)
+	urlA := "http://" + stA.Addr
+	m := harness.StartMilter(t, bin.Milter, harness.MilterOptions{
+		Station: urlA, Stations: []string{"http://" + stB.Addr}, Secret: secret, Metrics: true,
+		Extra: fmt.Sprintf("station_probe: 5s\nstation_probe_after: %v\nstation_probe_timeout: %v\n", after, timeout),
+	})
+	c := newChain(t, sink, m)
+	waitStationUp(t, m, urlA, 1, 10*time.Second)
+	wantCode(t, c.send(t, listRcp, "hung warm-up"), 250)
+	c.delivered(t, "hung warm-up")
+
+	if err := stA.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stA.Signal(syscall.SIGCONT) })
+	var slowest time.Duration
+	for i := range 6 {
+		s := fmt.Sprintf("hung station %d", i)
+		start := time.Now()
+		wantCode(t, c.send(t, listRcp, s), 250)
+		slowest = max(slowest, time.Since(start))
+		c.delivered(t, s)
+	}
+	t.Logf("slowest posting with station A frozen: %v (station_probe_after %v + station_probe_timeout %v)", slowest, after, timeout)
+	if most := after + timeout + 5*time.Second; slowest > most {
+		t.Errorf("a posting took %v with one station hung; want at most %v, well inside half of scan_timeout", slowest, most)
+	}
+	m.WaitLog(t, time.Second, "station hung", "station="+urlA, "job_id=")
+	// Marked down by that job (reason=hung) or by the probe of /readyz,
+	// whichever met the frozen station first.
+	m.WaitLog(t, time.Second, "station marked down", "station="+urlA)
+	if got := seriesValue(m.Metrics(t, m.MetricsAddr), "avmilter_station_failures_total", map[string]string{"station": urlA, "reason": "hung"}); got < 1 {
+		t.Errorf("avmilter_station_failures_total{reason=hung} for the frozen station = %v, want at least 1", got)
+	}
+	if stationUp(t, m, urlA) != 0 {
+		t.Errorf("the frozen station is not marked down")
+	}
+
+	if err := stA.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitStationUp(t, m, urlA, 1, 15*time.Second)
+	a := cleanJobs(stA)
+	for i := range 6 {
+		s := fmt.Sprintf("hung thawed %d", i)
+		wantCode(t, c.send(t, listRcp, s), 250)
+		c.delivered(t, s)
+	}
+	if cleanJobs(stA) == a {
+		t.Errorf("station A took no work after it was thawed\n%s", m.Log())
+	}
+}

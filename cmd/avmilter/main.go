@@ -135,7 +135,8 @@ func serve(cfg *config.Milter, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		pool = milter.NewPool(&jobproto.Client{Stations: cfg.Stations, Keys: keys, HTTP: hc}, log, reg)
+		pool = milter.NewPool(&jobproto.Client{Stations: cfg.Stations, Keys: keys, HTTP: hc},
+			milter.PoolOptions{ProbeAfter: cfg.StationProbeAfter, ProbeTimeout: cfg.StationProbeTimeout}, log, reg)
 		go pool.Watch(ctx, cfg.StationProbe)
 		sc = pool
 	} else {

@@ -95,12 +95,15 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 	daemon.Sweep(log, time.Now(), cfg.SpoolDir, []string{jobproto.SpoolPattern, spool.FilePattern}, cfg.Scanner)
 	ctx, stop := daemon.Signals()
 	defer stop()
+	hup, stopHUP := notifyHUP()
+	defer stopHUP()
 	sc, pool, err := daemon.Scanner(ctx, cfg.Scanner, cfg.SpoolDir, log)
 	if err != nil {
 		return err
 	}
 	go daemon.LogClamdLimits(ctx, cfg.Scanner, log)
 	st := station.New(cfg, sc, pool, keys, log, daemon.Registry("avstation"))
+	go reloadOnHUP(ctx, hup, st, cfg.SecretFile, log)
 	go st.PruneRecords(ctx, time.Now)
 	daemon.ServePprof(ctx, log, cfg.PprofListen)
 	hs := st.Server(log)
