@@ -28,7 +28,7 @@ func TestPoolProbePanic(t *testing.T) {
 		return http.DefaultTransport.RoundTrip(r)
 	})}
 	logs := &logBuffer{}
-	p := NewPool(&jobproto.Client{Stations: []string{a.srv.URL}, Keys: keys, HTTP: hc}, slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewRegistry())
+	p := NewPool(&jobproto.Client{Stations: []string{a.srv.URL}, Keys: keys, HTTP: hc}, testProbe, slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewRegistry())
 	mb := p.members[0]
 	p.probeGuarded(context.Background(), mb, time.Second)
 	if got := value(p.m.up.WithLabelValues(mb.label)); got != 0 {
