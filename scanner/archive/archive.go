@@ -132,9 +132,6 @@ func StreamName(fileName string) string {
 
 // Limits bound the walk of one archive. A zero field means no limit.
 type Limits struct {
-	// MaxMembers bounds the entries of one archive (directories count:
-	// each costs work). More stop the walk with a "max_members" problem.
-	MaxMembers int
 	// MaxRatio bounds expanded bytes over compressed bytes of one member
 	// (for 7z and solid rar, of the compressed stream read while reading
 	// it). It is checked as the member is read, against the compressed
@@ -157,18 +154,40 @@ type Limits struct {
 // small member of repeated bytes compresses very well and is harmless.
 const RatioFloor = 1 << 20
 
-// Budget is the expanded bytes all archives of one message may produce
-// together. It is safe for concurrent use. A nil *Budget is no limit.
+// Budget is what all archives of one message may cost together: the
+// bytes they expand to and the members with content they hold, and
+// whatever else the caller budgets (Stop). Once one runs out, every walk
+// stops after the member it is reading and later walks open nothing. It
+// is safe for concurrent use. A nil *Budget is no limit.
 type Budget struct {
-	mu       sync.Mutex
-	max      int64
-	used     int64
-	exceeded bool
+	mu         sync.Mutex
+	max        int64
+	used       int64
+	maxMembers int
+	members    int
+	why        *ErrLimit // the first budget that ran out; nil while none has
 }
 
-// NewBudget returns a budget of maxExpanded bytes; 0 or less is no limit.
+// NewBudget returns a budget of maxExpanded bytes and no member limit;
+// 0 or less is no limit.
 func NewBudget(maxExpanded int64) *Budget {
 	return &Budget{max: maxExpanded}
+}
+
+// LimitMembers sets how many members with content (at least one byte
+// read) the message's archives may hold together; 0 or less is no limit.
+// Empty members, directories and links cost nothing. It returns b.
+func (b *Budget) LimitMembers(n int) *Budget {
+	b.maxMembers = n
+	return b
+}
+
+// MaxMembers is the member limit, 0 when there is none.
+func (b *Budget) MaxMembers() int {
+	if b == nil {
+		return 0
+	}
+	return b.maxMembers
 }
 
 // take books n bytes and returns how many of them fit.
@@ -184,8 +203,53 @@ func (b *Budget) take(n int64) (int64, bool) {
 		return n, true
 	}
 	b.used = b.max
-	b.exceeded = true
+	b.stop(b.bytesErr())
 	return max(room, 0), false
+}
+
+// TakeMember books one member with content; when the message has had
+// its max_members already, err is that limit and the budget is spent.
+func (b *Budget) TakeMember() error {
+	if b == nil || b.maxMembers <= 0 {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.members >= b.maxMembers {
+		err := &ErrLimit{Limit: "max_members", Value: int64(b.maxMembers), Message: true}
+		b.stop(err)
+		return err
+	}
+	b.members++
+	return nil
+}
+
+// Members is how many members with content have been booked.
+func (b *Budget) Members() int {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.members
+}
+
+// Stop spends the budget for a reason of the caller's (the engines' time
+// for the message): walks stop as for the budget's own limits, and
+// Exceeded's limit is why, unless another ran out first.
+func (b *Budget) Stop(why *ErrLimit) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stop(why)
+}
+
+func (b *Budget) stop(why *ErrLimit) {
+	if b.why == nil {
+		b.why = why
+	}
 }
 
 // Take books n bytes that were expanded outside an archive (a file
@@ -194,7 +258,7 @@ func (b *Budget) take(n int64) (int64, bool) {
 func (b *Budget) Take(n int64) (fit int64, err error) {
 	fit, ok := b.take(n)
 	if !ok {
-		return fit, b.limitErr()
+		return fit, b.bytesErr()
 	}
 	return fit, nil
 }
@@ -209,29 +273,46 @@ func (b *Budget) Used() int64 {
 	return b.used
 }
 
-// Exceeded reports whether a read went past the budget.
+// Exceeded reports whether the budget has run out.
 func (b *Budget) Exceeded() bool {
+	return b.Why() != nil
+}
+
+// Why is the limit that ran out first, nil while none has.
+func (b *Budget) Why() *ErrLimit {
 	if b == nil {
-		return false
+		return nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.exceeded
+	return b.why
 }
 
-func (b *Budget) limitErr() *ErrLimit {
-	return &ErrLimit{Limit: "max_expanded_bytes", Value: b.max}
+func (b *Budget) bytesErr() *ErrLimit {
+	return &ErrLimit{Limit: "max_expanded_bytes", Value: b.max, Message: true}
 }
 
 // ErrLimit is a limit that was reached. Content readers return errors
 // wrapping it; errors.As finds it.
 type ErrLimit struct {
-	Limit string // "max_ratio", "max_member_size", "max_expanded_bytes", "max_members"
+	Limit string // "max_ratio", "max_member_size", "max_expanded_bytes", "max_members", "max_engine_time"
 	Value int64
+	// Shown is Value as the setting is written ("1m0s"), when that is not
+	// the plain number.
+	Shown string
+	// Message: a budget of the whole message, not of one member.
+	Message bool
 }
 
 func (e *ErrLimit) Error() string {
-	return e.Limit + " " + strconv.FormatInt(e.Value, 10) + " exceeded"
+	v := e.Shown
+	if v == "" {
+		v = strconv.FormatInt(e.Value, 10)
+	}
+	if e.Message {
+		return e.Limit + " " + v + " for the message exceeded"
+	}
+	return e.Limit + " " + v + " exceeded"
 }
 
 // Member is one entry of an archive.
@@ -305,10 +386,11 @@ func readDetail(f Format, err error) string {
 
 // Walk opens the archive of format f held in the size bytes of r and calls
 // visit for each member, in archive order, with a reader of its expanded
-// content. Directories, links and devices are not members (they count
-// towards MaxMembers). visit must read what it wants before returning; the
-// reader enforces MaxMemberSize, MaxRatio and the Budget and returns an
-// error wrapping *ErrLimit past them. Walk does not recurse into archives
+// content. Directories, links and devices are not members. visit must
+// read what it wants before returning; the reader enforces MaxMemberSize,
+// MaxRatio and the Budget (a member's first byte books it against the
+// budget's members, so empty ones are free) and returns an error wrapping
+// *ErrLimit past them. Walk does not recurse into archives
 // inside archives: the caller does, with the same Budget.
 //
 // Encrypted members: when one of lim.Passwords opens the member (see
@@ -330,14 +412,15 @@ func readDetail(f Format, err error) string {
 //     or not visit returned it; when visit returns it, it is not an error
 //     of Walk. The walk goes on with the next member where the format
 //     allows (zip, 7z), else it stops (tar, rar, streams).
-//   - more than MaxMembers entries: LimitExceeded "max_members N", and the
-//     walk of this archive stops.
+//   - a member with content beyond the Budget's members: LimitExceeded
+//     "max_members N for the message exceeded" for it, and the walk stops.
 //   - visit returns an error wrapping *ErrLimit: LimitExceeded for that
 //     member. For max_ratio and max_member_size the walk goes on with the
 //     next member; for max_expanded_bytes it stops.
-//   - whenever the Budget is exceeded, whoever noticed, the walk stops
-//     after the current member; a Walk started with the Budget already
-//     exceeded records LimitExceeded for the archive and opens nothing.
+//   - whenever the Budget runs out, whoever noticed (another walk, the
+//     caller's Stop), the walk stops after the current member, recording
+//     LimitExceeded for the archive when entries remain; a Walk started
+//     with the Budget already spent records that and opens nothing.
 //
 // The error is visit's own error or ctx's, returned as is; ctx is checked
 // between members and by the content reader.
@@ -347,8 +430,8 @@ func Walk(ctx context.Context, f Format, r io.ReaderAt, size int64, lim Limits, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if budget.Exceeded() {
-		w.problem("", LimitExceeded, budget.limitErr().Error())
+	if why := budget.Why(); why != nil {
+		w.problem("", LimitExceeded, why.Error())
 		return w.problems, nil
 	}
 	var err error
@@ -382,7 +465,6 @@ type walker struct {
 	budget   *Budget
 	visit    func(Member, io.Reader) error
 	problems []Problem
-	entries  int
 }
 
 func (w *walker) problem(member string, k ProblemKind, detail string) {
@@ -390,14 +472,20 @@ func (w *walker) problem(member string, k ProblemKind, detail string) {
 }
 
 // next is called before each entry, directories included: it checks ctx
-// and MaxMembers. A non-nil error ends the walk.
+// and the Budget, which another walk or the caller may have spent. A
+// non-nil error ends the walk. Entries as such are not limited: those
+// without content cost no more than reading their headers.
 func (w *walker) next() error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
-	w.entries++
-	if w.lim.MaxMembers > 0 && w.entries > w.lim.MaxMembers {
-		w.problem("", LimitExceeded, fmt.Sprintf("max_members %d", w.lim.MaxMembers))
+	if why := w.budget.Why(); why != nil {
+		// The archive has more entries than the budget left: say so,
+		// once (the member that ran it out may have said it already).
+		d := why.Error()
+		if n := len(w.problems); n == 0 || w.problems[n-1].Kind != LimitExceeded || w.problems[n-1].Detail != d {
+			w.problem("", LimitExceeded, d)
+		}
 		return errStop
 	}
 	return nil
@@ -443,11 +531,11 @@ func (w *walker) afterVisit(m Member, mr *memberReader, verr error) error {
 		verr = nil
 	case verr != nil:
 		return verr
+	case mr != nil && errors.As(mr.limitErr, &lim) && lim.Message:
+		// visit let a budget of the message go by: it is still recorded.
+		w.problem(m.Name, LimitExceeded, lim.Error())
 	}
-	if w.budget.Exceeded() {
-		return errStop
-	}
-	return nil
+	return nil // next stops the walk before another entry if the budget ran out
 }
 
 // memberReader is the content reader visit gets.
@@ -477,6 +565,13 @@ func (m *memberReader) Read(p []byte) (int, error) {
 		p = p[:limit-m.n+1] // one byte past the limit is enough to know
 	}
 	n, err := m.r.Read(p)
+	if n > 0 && m.n == 0 {
+		// Its first byte makes it a member with content.
+		if merr := m.budget.TakeMember(); merr != nil {
+			m.limitErr = merr
+			return 0, merr
+		}
+	}
 	if limit > 0 && m.n+int64(n) > limit {
 		n = int(limit - m.n)
 		m.limitErr = &ErrLimit{Limit: "max_member_size", Value: limit}
@@ -484,7 +579,7 @@ func (m *memberReader) Read(p []byte) (int, error) {
 	ok, fits := m.budget.take(int64(n))
 	if !fits {
 		n = int(ok)
-		m.limitErr = m.budget.limitErr()
+		m.limitErr = m.budget.bytesErr()
 	}
 	m.n += int64(n)
 	if m.limitErr == nil && m.consumed != nil && m.lim.MaxRatio > 0 && m.n > RatioFloor {
