@@ -80,8 +80,8 @@ type Options struct {
 	// has budgets (Budget): MaxExpanded bytes that all its archives and
 	// encoded files expand to together, MaxMembers members with content
 	// among them (empty ones, directories and links are free) and
-	// MaxEngineTime of engine calls on its archive members. When one runs
-	// out, archives stop expanding and the rest is scanned.
+	// MaxEngineTime of engine calls for it. When one runs out, archives
+	// stop expanding and the rest is scanned.
 	MaxMembers    int
 	MaxRatio      float64
 	MaxMemberSize int64
