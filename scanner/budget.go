@@ -6,11 +6,20 @@ import (
 	"github.com/avstation/avstation/scanner/archive"
 )
 
-// newBudget is one message's budget: the bytes and members with content
-// of all its archives and encoded files (archive.Budget counts them as
-// they are read), and the engines' time, which spend books.
-func newBudget(opt Options) *archive.Budget {
-	return archive.NewBudget(opt.MaxExpanded).LimitMembers(opt.MaxMembers)
+// ratioFloor is the least a message's archives may expand to together
+// whatever its size: max_ratio times the size of a small message would
+// be less than ordinary attachments need.
+const ratioFloor = 64 << 20
+
+// newBudget is the budget of a message of size bytes: the bytes and
+// members with content of all its archives and encoded files
+// (archive.Budget counts them as they are read), and the engines' time,
+// which spend books. The bytes are max_expanded_bytes, and at most
+// max_ratio times the message's size (at least ratioFloor): each archive
+// member keeps within max_ratio, but nested archives multiply it, and a
+// bomb of a few kilobytes must not cost what a large message may.
+func newBudget(opt Options, size int64) *archive.Budget {
+	return archive.NewBudget(opt.MaxExpanded).LimitRatio(opt.MaxRatio, size, ratioFloor).LimitMembers(opt.MaxMembers)
 }
 
 // spend books d of engine time to the message. Past MaxEngineTime the

@@ -222,7 +222,7 @@ func (s *Scanner) scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 		return &v, nil
 	}
 	v := &verdict.Verdict{Scanner: s.opt.Name}
-	st := &scanState{v: v, budget: newBudget(s.opt), versions: versionsKey(versions)}
+	st := &scanState{v: v, budget: newBudget(s.opt, size), versions: versionsKey(versions)}
 	ix, err := newIndex(r, size, s.opt)
 	if err != nil {
 		return nil, fmt.Errorf("reading message: %w", err)

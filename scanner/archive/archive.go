@@ -155,13 +155,15 @@ type Limits struct {
 const RatioFloor = 1 << 20
 
 // Budget is what all archives of one message may cost together: the
-// bytes they expand to and the members with content they hold, and
+// bytes they expand to (max_expanded_bytes, and max_ratio times the
+// message's size: LimitRatio) and the members with content they hold, and
 // whatever else the caller budgets (Stop). Once one runs out, every walk
 // stops after the member it is reading and later walks open nothing. It
 // is safe for concurrent use. A nil *Budget is no limit.
 type Budget struct {
 	mu         sync.Mutex
 	max        int64
+	maxErr     *ErrLimit // the limit max is: max_expanded_bytes, or max_ratio for the message
 	used       int64
 	maxMembers int
 	members    int
@@ -171,7 +173,21 @@ type Budget struct {
 // NewBudget returns a budget of maxExpanded bytes and no member limit;
 // 0 or less is no limit.
 func NewBudget(maxExpanded int64) *Budget {
-	return &Budget{max: maxExpanded}
+	return &Budget{max: maxExpanded, maxErr: &ErrLimit{Limit: "max_expanded_bytes", Value: maxExpanded, Message: true}}
+}
+
+// LimitRatio lowers the bytes to ratio times the message's size, but not
+// below floor: expansion compounds through nested archives, each of
+// which keeps within max_ratio, and a small message must not cost what a
+// large one may. Past it the limit is max_ratio for the message. It
+// returns b.
+func (b *Budget) LimitRatio(ratio float64, size, floor int64) *Budget {
+	n := max(floor, int64(min(ratio*float64(size), 1<<62)))
+	if ratio > 0 && (b.max <= 0 || n < b.max) {
+		b.max = n
+		b.maxErr = &ErrLimit{Limit: "max_ratio", Value: int64(ratio), Shown: strconv.FormatFloat(ratio, 'g', -1, 64), Message: true}
+	}
+	return b
 }
 
 // LimitMembers sets how many members with content (at least one byte
@@ -289,7 +305,7 @@ func (b *Budget) Why() *ErrLimit {
 }
 
 func (b *Budget) bytesErr() *ErrLimit {
-	return &ErrLimit{Limit: "max_expanded_bytes", Value: b.max, Message: true}
+	return b.maxErr
 }
 
 // ErrLimit is a limit that was reached. Content readers return errors

@@ -362,3 +362,37 @@ func TestLimitFromVisit(t *testing.T) {
 		t.Errorf("problems %+v", problems)
 	}
 }
+
+// TestBudgetRatio: the message's bytes are also bounded by max_ratio
+// times its size, not below the floor; whichever is lower is the limit
+// named.
+func TestBudgetRatio(t *testing.T) {
+	data := makeZip(t, file{"a", make([]byte, 20000)}, file{"b", []byte("b")})
+	for _, tt := range []struct {
+		name   string
+		budget *Budget
+		want   string // "" not hit
+	}{
+		{"ratio hit", NewBudget(1<<20).LimitRatio(10, 1000, 0), "max_ratio 10 for the message exceeded"},
+		{"ratio below the floor", NewBudget(1<<20).LimitRatio(10, 1000, 64<<10), ""},
+		{"large message", NewBudget(1<<20).LimitRatio(10, 10000, 0), ""},
+		{"max_expanded_bytes lower", NewBudget(10000).LimitRatio(100, 1000, 0), "max_expanded_bytes 10000 for the message exceeded"},
+		{"no ratio", NewBudget(1<<20).LimitRatio(0, 1000, 0), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, problems, err := walk(t, data, Limits{}, tt.budget)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == "" {
+				if len(problems) != 0 || len(got) != 2 {
+					t.Errorf("visited %d, problems %+v; want both members, no problem", len(got), problems)
+				}
+				return
+			}
+			if !hasProblem(problems, "a", LimitExceeded, tt.want) || len(got) != 1 {
+				t.Errorf("visited %d, problems %+v; want %q on a and the walk stopped", len(got), problems, tt.want)
+			}
+		})
+	}
+}
