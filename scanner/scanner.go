@@ -77,8 +77,9 @@ type Options struct {
 	// MaxArchiveDepth bounds archives within archives (a zip in a zip is 2).
 	MaxArchiveDepth int
 	// MaxRatio and MaxMemberSize bound each archive member. The message
-	// has budgets (Budget): MaxExpanded bytes that all its archives and
-	// encoded files expand to together, MaxMembers members with content
+	// has budgets (newBudget): MaxExpanded bytes, and MaxRatio times its
+	// size (at least 64 MiB), that all its archives and encoded files
+	// expand to together, MaxMembers members with content
 	// among them (empty ones, directories and links are free) and
 	// MaxEngineTime of engine calls for it. When one runs out, archives
 	// stop expanding and the rest is scanned.
