@@ -180,12 +180,12 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 				Detail: fmt.Sprintf("%s member: %v", format, err)})
 			return nil
 		}
-		if mbuf.Size() == 0 {
-			return nil // no content: nothing to scan, not listed (as directories)
-		}
 		child.decrypted = m.Password
 		if m.Password && (len(st.opened) == 0 || st.opened[len(st.opened)-1].path != container) {
 			st.opened = append(st.opened, openedArchive{container, format})
+		}
+		if mbuf.Size() == 0 {
+			return nil // no content: nothing to scan, not listed (as directories)
 		}
 		return s.examine(ctx, st, child, mbuf)
 	})
