@@ -243,6 +243,11 @@ func (m *Milter) check(c *checker) {
 	}
 	if len(m.Stations) == 0 {
 		m.Scanner.check(c, "scanner")
+		// In-process, the budget must end the archive walk and leave time
+		// for the raw message before scan_timeout gives up on the message.
+		if sc := m.Scanner; m.ScanTimeout > 0 && sc.MaxEngineTime >= time.Second && sc.MaxEngineTime+sc.EngineTimeout > m.ScanTimeout {
+			c.warnf("scanner.max_engine_time", "%v plus engine_timeout %v is above scan_timeout %v: a message that spends its engine budget is given up (station-failure) before it ends limit-exceeded", sc.MaxEngineTime, sc.EngineTimeout, m.ScanTimeout)
+		}
 	}
 	m.Policies = m.compilePolicies(c)
 	m.checkSideEffects(c)

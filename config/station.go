@@ -55,15 +55,16 @@ type Scanner struct {
 	ClamdPing       time.Duration     `yaml:"clamd_ping_timeout" doc:"how long clamd may take to answer PING or VERSION (it answers them at once, even busy), in that probe and when a clamd marked down is tried again"`
 	External        []external.Config `yaml:"external" doc:"command-line scanners, each one more engine asked about every part and member (see below)"`
 	EngineTimeout   time.Duration     `yaml:"engine_timeout" doc:"how long one engine call on one part may take"`
-	MaxDepth        int               `yaml:"max_depth" doc:"deepest nesting of multiparts and attached messages walked; deeper is limit-exceeded"`
+	MaxDepth        int               `yaml:"max_depth" doc:"deepest nesting of multiparts and attached messages walked (each level costs the same, however deep); deeper is limit-exceeded, the parts above still scanned"`
 	MaxParts        int               `yaml:"max_parts" doc:"most MIME parts walked in one message; more is limit-exceeded"`
 	MaxHeaderBytes  ByteSize          `yaml:"max_header_bytes" doc:"largest header block of one part; larger is limit-exceeded"`
 	PartMemory      ByteSize          `yaml:"part_memory" doc:"bytes of one decoded part held in memory before it spills to disk"`
 	MaxArchiveDepth int               `yaml:"max_archive_depth" doc:"deepest nesting of archives in archives opened (a zip in a zip is 2); deeper is limit-exceeded"`
-	MaxMembers      int               `yaml:"max_members" doc:"most members of one archive; more is limit-exceeded"`
-	MaxRatio        float64           `yaml:"max_ratio" doc:"largest expansion of one archive member (expanded bytes per compressed byte, checked past 1MiB); more is limit-exceeded: decompression bombs stop early"`
+	MaxMembers      int               `yaml:"max_members" doc:"most archive members (and files encoded in the text) with content in one message, all its archives together; empty files, directories and links do not count. More: the archive stops expanding, limit-exceeded, the rest still scanned"`
+	MaxRatio        float64           `yaml:"max_ratio" doc:"largest expansion of one archive member (expanded bytes per compressed byte, checked past 1MiB), and of the whole message: all its archives together expand to at most this times its size (at least 64MiB), since nested archives multiply. More is limit-exceeded: decompression bombs stop early"`
 	MaxMemberSize   ByteSize          `yaml:"max_member_size" doc:"largest expanded archive member; larger is limit-exceeded"`
-	MaxExpanded     ByteSize          `yaml:"max_expanded_bytes" doc:"most bytes all archives of one message expand to together; more is limit-exceeded"`
+	MaxExpanded     ByteSize          `yaml:"max_expanded_bytes" doc:"most bytes all archives of one message expand to together; more: the archive stops expanding, limit-exceeded, the rest still scanned"`
+	MaxEngineTime   time.Duration     `yaml:"max_engine_time" doc:"most time all engine calls for one message may take together; past it archives stop expanding (limit-exceeded) and the MIME parts not yet scanned and the raw message still go to the engines. Keep the milters' scan_timeout above it plus engine_timeout"`
 	MaxEngineCalls  int               `yaml:"max_engine_calls" doc:"engine calls in progress at once over all scans (clamd and external scanners); more wait their turn"`
 	TryPasswords    bool              `yaml:"try_passwords" doc:"try the words after \"password\" (and its translations) in the message's text on its encrypted archives, and scan what they open"`
 	Mode            string            `yaml:"mode" doc:"what the engines see: all (the raw message, every part and archive member), attachments (attachments and their members only) or message (the raw message only)"`
@@ -88,6 +89,7 @@ func DefaultScanner() Scanner {
 		MaxRatio:        d.MaxRatio,
 		MaxMemberSize:   ByteSize(d.MaxMemberSize),
 		MaxExpanded:     ByteSize(d.MaxExpanded),
+		MaxEngineTime:   d.MaxEngineTime,
 		MaxEngineCalls:  d.MaxEngineCalls,
 		TryPasswords:    d.TryPasswords,
 		Mode:            string(d.Mode),
@@ -110,6 +112,7 @@ func (s Scanner) Options(name, spoolDir string) scanner.Options {
 		MaxRatio:        s.MaxRatio,
 		MaxMemberSize:   int64(s.MaxMemberSize),
 		MaxExpanded:     int64(s.MaxExpanded),
+		MaxEngineTime:   s.MaxEngineTime,
 		MaxEngineCalls:  s.MaxEngineCalls,
 		TryPasswords:    s.TryPasswords,
 		Mode:            scanner.Mode(s.Mode),
@@ -175,6 +178,7 @@ func (s Scanner) check(c *checker, prefix string) {
 			c.addf(prefix+"."+l.key, "must be at least 1")
 		}
 	}
+	s.checkEngineTime(c, prefix)
 	if s.MaxEngineCalls < 1 {
 		c.addf(prefix+".max_engine_calls", "must be at least 1")
 	}
@@ -186,6 +190,18 @@ func (s Scanner) check(c *checker, prefix string) {
 	}
 	if s.CacheEntries < 0 {
 		c.addf(prefix+".cache_entries", "must not be negative (0 turns the cache off)")
+	}
+}
+
+// checkEngineTime checks max_engine_time against engine_timeout: a
+// budget below one call's timeout is spent by one slow part.
+func (s Scanner) checkEngineTime(c *checker, prefix string) {
+	if s.MaxEngineTime < time.Second {
+		c.addf(prefix+".max_engine_time", "must be at least 1s (default %v)", scanner.DefaultOptions().MaxEngineTime)
+		return
+	}
+	if s.EngineTimeout > 0 && s.MaxEngineTime < s.EngineTimeout {
+		c.warnf(prefix+".max_engine_time", "%v is below engine_timeout %v: one slow archive member can spend the whole budget", s.MaxEngineTime, s.EngineTimeout)
 	}
 }
 

@@ -166,3 +166,46 @@ func TestStationRecordsSettings(t *testing.T) {
 		t.Errorf("records_max_age 48h: %v, %v", cfg, err)
 	}
 }
+
+// TestEngineTimeBudget: max_engine_time is checked against engine_timeout
+// and, in-process, against scan_timeout, which must leave the budget time
+// to end limit-exceeded; the defaults pass both.
+func TestEngineTimeBudget(t *testing.T) {
+	const lists = "lists: [{match: a@b}]\n"
+	tests := []struct {
+		name     string
+		yaml     string
+		problem  string // "" none
+		warnings []string
+	}{
+		{"defaults", "", "", nil},
+		{"below 1s", "scanner:\n  max_engine_time: 500ms\n", "line 3: scanner.max_engine_time: must be at least 1s (default 1m0s)", nil},
+		{"below engine_timeout", "scanner:\n  max_engine_time: 30s\n", "",
+			[]string{"line 3: scanner.max_engine_time: 30s is below engine_timeout 1m0s"}},
+		{"with engine_timeout above scan_timeout", "scan_timeout: 100s\n", "",
+			[]string{"scanner.max_engine_time: 1m0s plus engine_timeout 1m0s is above scan_timeout 1m40s"}},
+		{"stations: the station's own", "stations: [127.0.0.1]\nsecret_file: /etc/avmilter/secret\nscan_timeout: 30s\n", "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := LoadMilter(write(t, lists+tt.yaml))
+			if tt.problem != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.problem) {
+					t.Fatalf("err = %v, want %q", err, tt.problem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cfg.Warnings) != len(tt.warnings) {
+				t.Fatalf("warnings %q, want %q", cfg.Warnings, tt.warnings)
+			}
+			for i, w := range tt.warnings {
+				if !strings.Contains(cfg.Warnings[i], w) {
+					t.Errorf("warning %q, want %q", cfg.Warnings[i], w)
+				}
+			}
+		})
+	}
+}

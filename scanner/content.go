@@ -9,6 +9,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/avstation/avstation/scanner/archive"
 	"github.com/avstation/avstation/scanner/engineerr"
@@ -33,7 +34,8 @@ type item struct {
 // scanState is what the items of one message share.
 type scanState struct {
 	v        *verdict.Verdict
-	budget   *archive.Budget // expanded bytes of all its archives
+	budget   *archive.Budget // what all its archives may cost (budget.go)
+	engine   time.Duration   // spent in engine calls so far
 	versions string          // engines' signature state, for the part cache; "" off
 	// passwords are candidates found in the message's text, tried on
 	// encrypted archive members.
@@ -156,7 +158,7 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 			Detail: fmt.Sprintf("max_archive_depth %d", s.opt.MaxArchiveDepth)})
 		return nil
 	}
-	lim := archive.Limits{MaxMembers: s.opt.MaxMembers, MaxRatio: s.opt.MaxRatio, MaxMemberSize: s.opt.MaxMemberSize, Passwords: st.passwords}
+	lim := archive.Limits{MaxRatio: s.opt.MaxRatio, MaxMemberSize: s.opt.MaxMemberSize, Passwords: st.passwords}
 	problems, err := archive.Walk(ctx, format, io.NewSectionReader(buf, loc.Offset, loc.Size), loc.Size, lim, st.budget, func(m archive.Member, content io.Reader) error {
 		child := item{path: container + "/" + m.Name, fileName: path.Base(strings.ReplaceAll(m.Name, `\`, "/")),
 			depth: it.depth + 1, scan: it.scan, named: true}
@@ -181,6 +183,9 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 		child.decrypted = m.Password
 		if m.Password && (len(st.opened) == 0 || st.opened[len(st.opened)-1].path != container) {
 			st.opened = append(st.opened, openedArchive{container, format})
+		}
+		if mbuf.Size() == 0 {
+			return nil // no content: nothing to scan, not listed (as directories)
 		}
 		return s.examine(ctx, st, child, mbuf)
 	})
@@ -242,7 +247,9 @@ func (s *Scanner) scanWith(ctx context.Context, st *scanState, e Engine, it item
 	}
 	ectx, cancel := context.WithTimeout(ctx, s.opt.EngineTimeout)
 	defer cancel()
+	began := time.Now()
 	d, err = e.Scan(ectx, r)
+	s.spend(st, time.Since(began))
 	f := verdict.Finding{Path: it.path, FileName: it.fileName, ContentType: it.contentType, Engine: e.Name()}
 	switch pe, isPanic := errors.AsType[*PanicError](err); {
 	case isPanic:

@@ -26,8 +26,8 @@ func isText(contentType string) bool {
 // (textenc) as an attachment of its own: path "1/eicar.com", its name for
 // the file-name rules, sent to the engines in every mode but
 // ModeMessage, opened when it is an archive. Each counts against
-// max_members (files per part), max_member_size and max_expanded_bytes,
-// as an archive member does.
+// max_member_size and the message's budgets (max_members,
+// max_expanded_bytes), as an archive member does.
 //
 // A block cut short (no end line: a post split in parts, a truncated
 // message) is examined as decoded and is no finding: every decoder gives
@@ -37,7 +37,7 @@ func isText(contentType string) bool {
 func (s *Scanner) openEmbedded(ctx context.Context, st *scanState, it item, buf *spool.Buffer) error {
 	f := textenc.NewFinder(buf.Reader())
 	seen := map[string]bool{}
-	for n := 0; ; n++ {
+	for {
 		b, content, err := f.Next()
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -45,9 +45,9 @@ func (s *Scanner) openEmbedded(ctx context.Context, st *scanState, it item, buf 
 		if err != nil {
 			return &spoolError{err}
 		}
-		if n == s.opt.MaxMembers {
+		if why := st.budget.Why(); why != nil {
 			st.v.Add(verdict.Finding{Path: it.path, FileName: it.fileName, ContentType: it.contentType,
-				Kind: verdict.KindLimitExceeded, Detail: fmt.Sprintf("max_members %d (files encoded in the text)", s.opt.MaxMembers)})
+				Kind: verdict.KindLimitExceeded, Detail: fmt.Sprintf("%v (files encoded in the text)", why)})
 			return nil
 		}
 		if err := s.examineBlock(ctx, st, it, b, content, seen); err != nil {
@@ -76,6 +76,9 @@ func (s *Scanner) examineBlock(ctx context.Context, st *scanState, parent item, 
 	if limit != nil {
 		st.v.Add(verdict.Finding{Path: child.path, FileName: name, Kind: verdict.KindLimitExceeded,
 			Detail: fmt.Sprintf("%s file in the text: %v", b.Encoding, limit)})
+		if limit.Limit == "max_members" {
+			return nil // nothing of it was decoded
+		}
 	}
 	if b.Gaps > 0 {
 		st.v.Add(verdict.Finding{Path: child.path, FileName: name, Kind: verdict.KindUnscannable,
@@ -119,15 +122,23 @@ func segment(name string, enc textenc.Encoding, seen map[string]bool) string {
 }
 
 // limitedReader ends a decoded file at max_member_size, or when the
-// message's max_expanded_bytes are used up, with an *archive.ErrLimit.
+// message's max_expanded_bytes or max_members are used up, with an
+// *archive.ErrLimit. Its first byte books it as a member.
 type limitedReader struct {
 	r         io.Reader
 	max, left int64
 	budget    *archive.Budget
+	booked    bool
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
+	if n > 0 && !l.booked {
+		if merr := l.budget.TakeMember(); merr != nil {
+			return 0, merr
+		}
+		l.booked = true
+	}
 	if int64(n) > l.left {
 		return int(l.left), &archive.ErrLimit{Limit: "max_member_size", Value: l.max}
 	}

@@ -95,7 +95,7 @@ func TestEmbeddedFiles(t *testing.T) {
 			want{verdict.LimitExceeded, "1/big.bin", "big.bin", []string{"1/big.bin"}}},
 		{"more files than max_members", Options{Mode: ModeAttachments, MaxMembers: 1},
 			singleText(uuencodeText("a", "x") + uuencodeText("b", "y")),
-			want{verdict.LimitExceeded, "1", "", []string{"1/a"}}},
+			want{verdict.LimitExceeded, "1/b", "b", []string{"1/a"}}},
 		{"message mode leaves the text to the engine", Options{Mode: ModeMessage},
 			singleText(uuencodeText("evil.com", "harmless")),
 			want{verdict.Clean, "", "", nil}},

@@ -62,7 +62,9 @@ type Options struct {
 	Name string
 	// EngineTimeout bounds one engine call on one stream.
 	EngineTimeout time.Duration
-	// MaxDepth bounds nesting of multiparts and attached messages.
+	// MaxDepth bounds nesting of multiparts and attached messages. The
+	// walk costs the same per level however deep (no cliff): the limit
+	// is there so that an absurd message ends limit-exceeded.
 	MaxDepth int
 	// MaxParts bounds the number of MIME parts walked in one message.
 	MaxParts int
@@ -74,12 +76,18 @@ type Options struct {
 	SpoolDir   string
 	// MaxArchiveDepth bounds archives within archives (a zip in a zip is 2).
 	MaxArchiveDepth int
-	// MaxMembers, MaxRatio and MaxMemberSize bound each archive; MaxExpanded
-	// bounds what all archives of one message expand to together.
+	// MaxRatio and MaxMemberSize bound each archive member. The message
+	// has budgets (newBudget): MaxExpanded bytes, and MaxRatio times its
+	// size (at least 64 MiB), that all its archives and encoded files
+	// expand to together, MaxMembers members with content
+	// among them (empty ones, directories and links are free) and
+	// MaxEngineTime of engine calls for it. When one runs out, archives
+	// stop expanding and the rest is scanned.
 	MaxMembers    int
 	MaxRatio      float64
 	MaxMemberSize int64
 	MaxExpanded   int64
+	MaxEngineTime time.Duration
 	// TryPasswords tries words that follow "password" in the message's
 	// text on its encrypted archive members.
 	TryPasswords bool
@@ -112,15 +120,16 @@ var Modes = []Mode{ModeAll, ModeAttachments, ModeMessage}
 func DefaultOptions() Options {
 	return Options{
 		EngineTimeout:   60 * time.Second,
-		MaxDepth:        20,
+		MaxDepth:        128,
 		MaxParts:        1000,
 		MaxHeaderBytes:  256 << 10,
 		PartMemory:      4 << 20,
-		MaxArchiveDepth: 8,
-		MaxMembers:      1000,
+		MaxArchiveDepth: 10,
+		MaxMembers:      10000,
 		MaxRatio:        100,
 		MaxMemberSize:   256 << 20,
 		MaxExpanded:     512 << 20,
+		MaxEngineTime:   60 * time.Second,
 		Mode:            ModeAll,
 		TryPasswords:    true,
 		CacheEntries:    10000,
@@ -154,6 +163,7 @@ func New(opt Options, engines ...Engine) *Scanner {
 	orDefault(&opt.MaxRatio, d.MaxRatio)
 	orDefault(&opt.MaxMemberSize, d.MaxMemberSize)
 	orDefault(&opt.MaxExpanded, d.MaxExpanded)
+	orDefault(&opt.MaxEngineTime, d.MaxEngineTime)
 	orDefault(&opt.MaxEngineCalls, d.MaxEngineCalls)
 	if opt.Mode == "" {
 		opt.Mode = d.Mode
@@ -205,7 +215,7 @@ func (s *Scanner) scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 		return &v, nil
 	}
 	v := &verdict.Verdict{Scanner: s.opt.Name}
-	st := &scanState{v: v, budget: archive.NewBudget(s.opt.MaxExpanded), versions: versionsKey(versions)}
+	st := &scanState{v: v, budget: newBudget(s.opt, size), versions: versionsKey(versions)}
 	ix, err := newIndex(r, size, s.opt)
 	if err != nil {
 		return nil, fmt.Errorf("reading message: %w", err)

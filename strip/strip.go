@@ -57,7 +57,7 @@ var ErrCannotStrip = errors.New("cannot strip attachment")
 // Limits that bound memory and recursion on hostile input.
 const (
 	maxHeader = 1 << 20 // largest header block of a part
-	maxDepth  = 64      // nesting of containers
+	maxDepth  = 256     // nesting of containers: above the scanner's max_depth (128), so what it found can be cut
 	maxParts  = 100000  // parts of the message
 )
 

@@ -132,9 +132,6 @@ func StreamName(fileName string) string {
 
 // Limits bound the walk of one archive. A zero field means no limit.
 type Limits struct {
-	// MaxMembers bounds the entries of one archive (directories count:
-	// each costs work). More stop the walk with a "max_members" problem.
-	MaxMembers int
 	// MaxRatio bounds expanded bytes over compressed bytes of one member
 	// (for 7z and solid rar, of the compressed stream read while reading
 	// it). It is checked as the member is read, against the compressed
@@ -156,83 +153,6 @@ type Limits struct {
 // RatioFloor is how far a member expands before MaxRatio applies: a
 // small member of repeated bytes compresses very well and is harmless.
 const RatioFloor = 1 << 20
-
-// Budget is the expanded bytes all archives of one message may produce
-// together. It is safe for concurrent use. A nil *Budget is no limit.
-type Budget struct {
-	mu       sync.Mutex
-	max      int64
-	used     int64
-	exceeded bool
-}
-
-// NewBudget returns a budget of maxExpanded bytes; 0 or less is no limit.
-func NewBudget(maxExpanded int64) *Budget {
-	return &Budget{max: maxExpanded}
-}
-
-// take books n bytes and returns how many of them fit.
-func (b *Budget) take(n int64) (int64, bool) {
-	if b == nil || b.max <= 0 {
-		return n, true
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	room := b.max - b.used
-	if n <= room {
-		b.used += n
-		return n, true
-	}
-	b.used = b.max
-	b.exceeded = true
-	return max(room, 0), false
-}
-
-// Take books n bytes that were expanded outside an archive (a file
-// decoded from the text of a message) and reports whether they fit; when
-// they do not, err is the max_expanded_bytes limit.
-func (b *Budget) Take(n int64) (fit int64, err error) {
-	fit, ok := b.take(n)
-	if !ok {
-		return fit, b.limitErr()
-	}
-	return fit, nil
-}
-
-// Used is how many expanded bytes have been read so far.
-func (b *Budget) Used() int64 {
-	if b == nil {
-		return 0
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.used
-}
-
-// Exceeded reports whether a read went past the budget.
-func (b *Budget) Exceeded() bool {
-	if b == nil {
-		return false
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.exceeded
-}
-
-func (b *Budget) limitErr() *ErrLimit {
-	return &ErrLimit{Limit: "max_expanded_bytes", Value: b.max}
-}
-
-// ErrLimit is a limit that was reached. Content readers return errors
-// wrapping it; errors.As finds it.
-type ErrLimit struct {
-	Limit string // "max_ratio", "max_member_size", "max_expanded_bytes", "max_members"
-	Value int64
-}
-
-func (e *ErrLimit) Error() string {
-	return e.Limit + " " + strconv.FormatInt(e.Value, 10) + " exceeded"
-}
 
 // Member is one entry of an archive.
 type Member struct {
@@ -305,10 +225,11 @@ func readDetail(f Format, err error) string {
 
 // Walk opens the archive of format f held in the size bytes of r and calls
 // visit for each member, in archive order, with a reader of its expanded
-// content. Directories, links and devices are not members (they count
-// towards MaxMembers). visit must read what it wants before returning; the
-// reader enforces MaxMemberSize, MaxRatio and the Budget and returns an
-// error wrapping *ErrLimit past them. Walk does not recurse into archives
+// content. Directories, links and devices are not members. visit must
+// read what it wants before returning; the reader enforces MaxMemberSize,
+// MaxRatio and the Budget (a member's first byte books it against the
+// budget's members, so empty ones are free) and returns an error wrapping
+// *ErrLimit past them. Walk does not recurse into archives
 // inside archives: the caller does, with the same Budget.
 //
 // Encrypted members: when one of lim.Passwords opens the member (see
@@ -330,14 +251,15 @@ func readDetail(f Format, err error) string {
 //     or not visit returned it; when visit returns it, it is not an error
 //     of Walk. The walk goes on with the next member where the format
 //     allows (zip, 7z), else it stops (tar, rar, streams).
-//   - more than MaxMembers entries: LimitExceeded "max_members N", and the
-//     walk of this archive stops.
+//   - a member with content beyond the Budget's members: LimitExceeded
+//     "max_members N for the message exceeded" for it, and the walk stops.
 //   - visit returns an error wrapping *ErrLimit: LimitExceeded for that
 //     member. For max_ratio and max_member_size the walk goes on with the
 //     next member; for max_expanded_bytes it stops.
-//   - whenever the Budget is exceeded, whoever noticed, the walk stops
-//     after the current member; a Walk started with the Budget already
-//     exceeded records LimitExceeded for the archive and opens nothing.
+//   - whenever the Budget runs out, whoever noticed (another walk, the
+//     caller's Stop), the walk stops after the current member, recording
+//     LimitExceeded for the archive when entries remain; a Walk started
+//     with the Budget already spent records that and opens nothing.
 //
 // The error is visit's own error or ctx's, returned as is; ctx is checked
 // between members and by the content reader.
@@ -347,8 +269,8 @@ func Walk(ctx context.Context, f Format, r io.ReaderAt, size int64, lim Limits, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if budget.Exceeded() {
-		w.problem("", LimitExceeded, budget.limitErr().Error())
+	if why := budget.Why(); why != nil {
+		w.problem("", LimitExceeded, why.Error())
 		return w.problems, nil
 	}
 	var err error
@@ -382,7 +304,6 @@ type walker struct {
 	budget   *Budget
 	visit    func(Member, io.Reader) error
 	problems []Problem
-	entries  int
 }
 
 func (w *walker) problem(member string, k ProblemKind, detail string) {
@@ -390,14 +311,20 @@ func (w *walker) problem(member string, k ProblemKind, detail string) {
 }
 
 // next is called before each entry, directories included: it checks ctx
-// and MaxMembers. A non-nil error ends the walk.
+// and the Budget, which another walk or the caller may have spent. A
+// non-nil error ends the walk. Entries as such are not limited: those
+// without content cost no more than reading their headers.
 func (w *walker) next() error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
-	w.entries++
-	if w.lim.MaxMembers > 0 && w.entries > w.lim.MaxMembers {
-		w.problem("", LimitExceeded, fmt.Sprintf("max_members %d", w.lim.MaxMembers))
+	if why := w.budget.Why(); why != nil {
+		// The archive has more entries than the budget left: say so,
+		// once (the member that ran it out may have said it already).
+		d := why.Error()
+		if n := len(w.problems); n == 0 || w.problems[n-1].Kind != LimitExceeded || w.problems[n-1].Detail != d {
+			w.problem("", LimitExceeded, d)
+		}
 		return errStop
 	}
 	return nil
@@ -450,11 +377,11 @@ func (w *walker) afterVisit(m Member, mr *memberReader, verr error) error {
 		verr = nil
 	case verr != nil:
 		return verr
+	case mr != nil && errors.As(mr.limitErr, &lim) && lim.Message:
+		// visit let a budget of the message go by: it is still recorded.
+		w.problem(m.Name, LimitExceeded, lim.Error())
 	}
-	if w.budget.Exceeded() {
-		return errStop
-	}
-	return nil
+	return nil // next stops the walk before another entry if the budget ran out
 }
 
 // memberReader is the content reader visit gets.
@@ -484,6 +411,13 @@ func (m *memberReader) Read(p []byte) (int, error) {
 		p = p[:limit-m.n+1] // one byte past the limit is enough to know
 	}
 	n, err := m.r.Read(p)
+	if n > 0 && m.n == 0 {
+		// Its first byte makes it a member with content.
+		if merr := m.budget.TakeMember(); merr != nil {
+			m.limitErr = merr
+			return 0, merr
+		}
+	}
 	if limit > 0 && m.n+int64(n) > limit {
 		n = int(limit - m.n)
 		m.limitErr = &ErrLimit{Limit: "max_member_size", Value: limit}
@@ -491,7 +425,7 @@ func (m *memberReader) Read(p []byte) (int, error) {
 	ok, fits := m.budget.take(int64(n))
 	if !fits {
 		n = int(ok)
-		m.limitErr = m.budget.limitErr()
+		m.limitErr = m.budget.bytesErr()
 	}
 	m.n += int64(n)
 	if m.limitErr == nil && m.consumed != nil && m.lim.MaxRatio > 0 && m.n > RatioFloor {

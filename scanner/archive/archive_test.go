@@ -262,7 +262,7 @@ func TestWalkFormats(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, problems, err := walk(t, tt.build(t), Limits{MaxMembers: 100, MaxRatio: 100, MaxMemberSize: 1 << 20}, NewBudget(1<<20))
+			got, problems, err := walk(t, tt.build(t), Limits{MaxRatio: 100, MaxMemberSize: 1 << 20}, NewBudget(1<<20).LimitMembers(100))
 			if err != nil || len(problems) != 0 {
 				t.Fatalf("Walk: problems %v, err %v", problems, err)
 			}

@@ -15,18 +15,19 @@ import (
 // expands far is a bomb.
 // The passwords are the seeds' ("pw" for zip -P, "PW" for 7z -p), so that
 // mutations of encrypted seeds reach the decryption code.
-var fuzzLimits = Limits{MaxMembers: 64, MaxRatio: 100, MaxMemberSize: 1 << 20, Passwords: []string{"nope", "pw", "PW"}}
+var fuzzLimits = Limits{MaxRatio: 100, MaxMemberSize: 1 << 20, Passwords: []string{"nope", "pw", "PW"}}
+
+// fuzzMembers is the fuzz walks' max_members.
+const fuzzMembers = 64
 
 // fuzzWalk walks data as f, reading every member, and checks what must
 // hold whatever the input.
 func fuzzWalk(t *testing.T, f Format, data []byte) {
-	budget := NewBudget(4 << 20)
+	budget := NewBudget(4 << 20).LimitMembers(fuzzMembers)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	members := 0
 	problems, err := Walk(ctx, f, bytes.NewReader(data), int64(len(data)), fuzzLimits, budget,
 		func(m Member, r io.Reader) error {
-			members++
 			if (m.Encrypted && !m.Password) != (r == nil) || m.Password && !m.Encrypted {
 				t.Fatalf("member %q: encrypted %v, password %v, with content %v", m.Name, m.Encrypted, m.Password, r != nil)
 			}
@@ -38,8 +39,8 @@ func fuzzWalk(t *testing.T, f Format, data []byte) {
 	if err != nil {
 		t.Fatalf("Walk: %v", err)
 	}
-	if members > fuzzLimits.MaxMembers {
-		t.Fatalf("%d members visited, limit %d", members, fuzzLimits.MaxMembers)
+	if budget.Members() > fuzzMembers {
+		t.Fatalf("%d members with content, limit %d", budget.Members(), fuzzMembers)
 	}
 	if budget.Used() > 4<<20 {
 		t.Fatalf("budget overrun: %d", budget.Used())

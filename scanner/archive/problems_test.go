@@ -7,9 +7,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func hasProblem(problems []Problem, member string, kind ProblemKind, detail string) bool {
@@ -220,7 +223,7 @@ func TestBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !hasProblem(pb, "b1", LimitExceeded, "max_expanded_bytes 1048576 exceeded") {
+	if !hasProblem(pb, "b1", LimitExceeded, "max_expanded_bytes 1048576 for the message exceeded") {
 		t.Errorf("second archive: %+v, want max_expanded_bytes on b1", pb)
 	}
 	if strings.Join(visited, ",") != "a1,a2,b1" {
@@ -235,28 +238,109 @@ func TestBudget(t *testing.T) {
 	}
 }
 
+// TestMaxMembers: members with content are budgeted across the
+// message's archives; empty members and directories are free; the
+// archive that runs the budget out stops at once (no further member
+// decoded) and says which budget.
 func TestMaxMembers(t *testing.T) {
 	var files []file
 	for _, n := range []string{"a", "b", "c", "d"} {
 		files = append(files, file{n, []byte(n)})
 	}
+	empties := []file{{"e1", nil}, {"dir/", nil}, {"e2", nil}, {"x", []byte("x")}, {"e3", nil}}
 	for _, tt := range []struct {
-		name string
-		data []byte
+		name     string
+		data     []byte
+		max      int
+		before   int // members with content already booked by earlier archives
+		want     string
+		exceeded bool
 	}{
-		{"zip", makeZip(t, files...)},
-		{"tar", makeTar(t, files...)[512:]}, // without makeTar's directory entry
-		{"7z", tool(t, "x.7z", files, "7z", "a", "x.7z", "a", "b", "c", "d")},
+		{"zip: hit", makeZip(t, files...), 3, 0, "a,b,c", true},
+		{"tar: hit", makeTar(t, files...)[512:], 3, 0, "a,b,c", true}, // without makeTar's directory entry
+		{"7z: hit", tool(t, "x.7z", files, "7z", "a", "x.7z", "a", "b", "c", "d"), 3, 0, "a,b,c", true},
+		{"zip: not hit", makeZip(t, files...), 4, 0, "a,b,c,d", false},
+		{"zip: earlier archives count", makeZip(t, files...), 4, 2, "a,b", true},
+		{"zip: empty members are free", makeZip(t, empties...), 1, 0, "x", false},
+		{"tar: empty members are free", makeTar(t, slices.Delete(slices.Clone(empties), 1, 2)...), 1, 0, "x", false}, // makeTar writes dir/
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, problems, err := walk(t, tt.data, Limits{MaxMembers: 3}, nil)
+			budget := NewBudget(0).LimitMembers(tt.max)
+			for range tt.before {
+				if err := budget.TakeMember(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, problems, err := walk(t, tt.data, Limits{}, budget)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(got) != 3 || !hasProblem(problems, "", LimitExceeded, "max_members 3") {
-				t.Errorf("visited %d, problems %+v", len(got), problems)
+			var read []string
+			for i, s := range got {
+				if len(s.content) > 0 {
+					read = append(read, s.m.Name)
+				} else if s.err != nil && i != len(got)-1 {
+					t.Errorf("member %s refused (%v) and the walk went on", s.m.Name, s.err)
+				}
+			}
+			if strings.Join(read, ",") != tt.want {
+				t.Errorf("members read %v, want %s; problems %+v", read, tt.want, problems)
+			}
+			limit := fmt.Sprintf("max_members %d for the message exceeded", tt.max)
+			has := slices.ContainsFunc(problems, func(p Problem) bool { return p.Kind == LimitExceeded && p.Detail == limit })
+			if has != tt.exceeded {
+				t.Errorf("problems %+v, want %q: %v", problems, limit, tt.exceeded)
+			}
+			if budget.Exceeded() != tt.exceeded {
+				t.Errorf("budget exceeded %v, want %v", budget.Exceeded(), tt.exceeded)
 			}
 		})
+	}
+}
+
+// TestBudgetStop: a budget the caller spends (the engines' time) stops
+// the archive being walked after its current member, with the reason,
+// and later walks open nothing.
+func TestBudgetStop(t *testing.T) {
+	data := makeZip(t, file{"a", []byte("a")}, file{"b", []byte("b")}, file{"c", []byte("c")})
+	budget := NewBudget(1 << 20)
+	why := &ErrLimit{Limit: "max_engine_time", Value: int64(time.Minute), Shown: "1m0s", Message: true}
+	var names []string
+	problems, err := Walk(context.Background(), Zip, bytes.NewReader(data), int64(len(data)), Limits{}, budget,
+		func(m Member, r io.Reader) error {
+			names = append(names, m.Name)
+			io.Copy(io.Discard, r)
+			if m.Name == "b" {
+				budget.Stop(why)
+			}
+			return nil
+		})
+	if err != nil || strings.Join(names, ",") != "a,b" {
+		t.Fatalf("visited %v, err %v", names, err)
+	}
+	want := "max_engine_time 1m0s for the message exceeded"
+	if len(problems) != 1 || !hasProblem(problems, "", LimitExceeded, want) {
+		t.Errorf("problems %+v, want one %q", problems, want)
+	}
+	again, _ := Walk(context.Background(), Zip, bytes.NewReader(data), int64(len(data)), Limits{}, budget,
+		func(m Member, r io.Reader) error {
+			t.Errorf("member %s visited after the budget ran out", m.Name)
+			return nil
+		})
+	if !hasProblem(again, "", LimitExceeded, want) {
+		t.Errorf("a walk after the budget: %+v", again)
+	}
+	// Stop after the last member: nothing was left out, nothing to say.
+	last := NewBudget(0)
+	problems, _ = Walk(context.Background(), Zip, bytes.NewReader(data), int64(len(data)), Limits{}, last,
+		func(m Member, r io.Reader) error {
+			if m.Name == "c" {
+				last.Stop(why)
+			}
+			return nil
+		})
+	if len(problems) != 0 {
+		t.Errorf("stopped after the last member: problems %+v", problems)
 	}
 }
 
@@ -276,5 +360,39 @@ func TestLimitFromVisit(t *testing.T) {
 	}
 	if len(problems) != 1 || !hasProblem(problems, "big", LimitExceeded, "max_member_size 100 exceeded") {
 		t.Errorf("problems %+v", problems)
+	}
+}
+
+// TestBudgetRatio: the message's bytes are also bounded by max_ratio
+// times its size, not below the floor; whichever is lower is the limit
+// named.
+func TestBudgetRatio(t *testing.T) {
+	data := makeZip(t, file{"a", make([]byte, 20000)}, file{"b", []byte("b")})
+	for _, tt := range []struct {
+		name   string
+		budget *Budget
+		want   string // "" not hit
+	}{
+		{"ratio hit", NewBudget(1<<20).LimitRatio(10, 1000, 0), "max_ratio 10 for the message exceeded"},
+		{"ratio below the floor", NewBudget(1<<20).LimitRatio(10, 1000, 64<<10), ""},
+		{"large message", NewBudget(1<<20).LimitRatio(10, 10000, 0), ""},
+		{"max_expanded_bytes lower", NewBudget(10000).LimitRatio(100, 1000, 0), "max_expanded_bytes 10000 for the message exceeded"},
+		{"no ratio", NewBudget(1<<20).LimitRatio(0, 1000, 0), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, problems, err := walk(t, data, Limits{}, tt.budget)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == "" {
+				if len(problems) != 0 || len(got) != 2 {
+					t.Errorf("visited %d, problems %+v; want both members, no problem", len(got), problems)
+				}
+				return
+			}
+			if !hasProblem(problems, "a", LimitExceeded, tt.want) || len(got) != 1 {
+				t.Errorf("visited %d, problems %+v; want %q on a and the walk stopped", len(got), problems, tt.want)
+			}
+		})
 	}
 }

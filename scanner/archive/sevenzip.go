@@ -133,7 +133,7 @@ func (w *walker) sevenZip(r io.ReaderAt, size int64) error {
 		s = newSession7z(w.ctx, pw.list)
 		defer s.close()
 	}
-	zr, err := openSevenZip(ra, size, "", w.lim.MaxMembers)
+	zr, err := openSevenZip(ra, size, "", w.budget.MaxMembers())
 	headers := false // the headers were encrypted and a candidate opened them
 	if errors.Is(err, errEncrypted7z) && pw != nil {
 		zr, err = w.sevenZipHeaders(ra, size, pw, s)
@@ -177,7 +177,7 @@ func (w *walker) sevenZip(r io.ReaderAt, size int64) error {
 					zri := readers[i]
 					if zri == nil {
 						var err error
-						if zri, err = openSevenZip(ra, size, s.token(i), w.lim.MaxMembers); err != nil {
+						if zri, err = openSevenZip(ra, size, s.token(i), w.budget.MaxMembers()); err != nil {
 							return nil, err
 						}
 						readers[i] = zri
@@ -244,7 +244,7 @@ func openSevenZip(ra io.ReaderAt, size int64, password string, maxMembers int) (
 // errEncrypted7z as without passwords, or a *passwordError.
 func (w *walker) sevenZipHeaders(ra io.ReaderAt, size int64, pw *candidates, s *session7z) (*sevenzip.Reader, error) {
 	for _, i := range pw.order() {
-		zr, err := openSevenZip(ra, size, s.token(i), w.lim.MaxMembers)
+		zr, err := openSevenZip(ra, size, s.token(i), w.budget.MaxMembers())
 		if err == nil {
 			pw.first = i
 			return zr, nil

@@ -18,7 +18,7 @@ import (
 // header first, as sevenzip will (its grammar, 7-Zip's DOC/7zFormat.txt),
 // and refuses an archive with a count that the header's remaining bytes
 // could not describe, above max7zCount, or (for entries) far above
-// Limits.MaxMembers. sevenzip never sees an archive whose counts were not
+// the Budget's MaxMembers. sevenzip never sees an archive whose counts were not
 // checked: openSevenZip calls check7zHeader before sevenzip.NewReader.
 //
 // An encoded header (kEncodedHeader: the real header packed, LZMA as 7-Zip
@@ -40,11 +40,11 @@ const (
 	// a few hundred bytes per file.
 	max7zCount = 1 << 20
 	// max7zMembersSlack: a header declaring more than this many times
-	// Limits.MaxMembers files (or folders, or substreams) is refused as
-	// max_members before sevenzip reads it, so that sevenzip's
+	// the Budget's MaxMembers files (or folders, or substreams) is refused
+	// as max_members before sevenzip reads it, so that sevenzip's
 	// allocations stay proportional to the limit. Up to that, the walk
-	// visits the first MaxMembers entries and then stops, as for the
-	// other formats.
+	// visits entries until the budget's members run out, as for the other
+	// formats.
 	max7zMembersSlack = 16
 	// max7zHeader bounds the unpacked size of an encoded header.
 	max7zHeader = 64 << 20

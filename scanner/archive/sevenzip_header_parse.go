@@ -118,7 +118,7 @@ func (p *hdrParser) count(n uint64, what string, nonZero bool) error {
 	return nil
 }
 
-// members checks a count of entries against Limits.MaxMembers.
+// members checks a count of entries against the Budget's MaxMembers.
 func (p *hdrParser) members(n uint64, what string) error {
 	if p.maxMembers > 0 && n > uint64(p.maxMembers)*max7zMembersSlack {
 		return &sevenZipHeaderError{LimitExceeded, fmt.Sprintf("max_members %d (the 7z header declares %d %s)", p.maxMembers, n, what)}

@@ -90,12 +90,12 @@ func encoded7z(t *testing.T, inner []byte, unpacked uint64) []byte {
 const huge = uint64(1<<32 - 1)
 
 // walk7z walks data and fails when it allocated much.
-func walk7z(t *testing.T, data []byte, lim Limits) []Problem {
+func walk7z(t *testing.T, data []byte, maxMembers int) []Problem {
 	t.Helper()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	before := m.TotalAlloc
-	problems, err := Walk(context.Background(), SevenZip, bytes.NewReader(data), int64(len(data)), lim, nil,
+	problems, err := Walk(context.Background(), SevenZip, bytes.NewReader(data), int64(len(data)), Limits{}, NewBudget(0).LimitMembers(maxMembers),
 		func(_ Member, r io.Reader) error {
 			if r != nil {
 				io.Copy(io.Discard, r)
@@ -163,12 +163,12 @@ func Test7zHeaderCounts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			problems := walk7z(t, tt.data, Limits{MaxMembers: 2})
+			problems := walk7z(t, tt.data, 2)
 			if len(problems) != 1 || !hasProblem(problems, "", tt.kind, tt.detail) {
 				t.Errorf("problems %+v, want %s %q", problems, tt.kind, tt.detail)
 			}
 			if tt.kind == Unscannable {
-				problems = walk7z(t, tt.data, Limits{}) // no limit: the same
+				problems = walk7z(t, tt.data, 0) // no limit: the same
 				if len(problems) != 1 || !hasProblem(problems, "", tt.kind, tt.detail) {
 					t.Errorf("without limits: problems %+v", problems)
 				}
@@ -228,7 +228,7 @@ func Test7zHeaderBounds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			problems := walk7z(t, tt.data, Limits{})
+			problems := walk7z(t, tt.data, 0)
 			if len(problems) != 1 || !hasProblem(problems, "", Unscannable, tt.detail) {
 				t.Errorf("problems %+v, want %q", problems, tt.detail)
 			}
@@ -283,10 +283,10 @@ func Test7zHeaderGood(t *testing.T) {
 	if err := check7zHeader(bytes.NewReader(data), int64(len(data)), s.token(1), 3); err != nil {
 		t.Errorf("encrypted header, right password: %v", err)
 	}
-	// Between MaxMembers and the slack, the walk visits MaxMembers.
+	// Between MaxMembers and the slack, the walk reads MaxMembers.
 	many := tool(t, "x.7z", []file{{"a", []byte("a")}, {"b", []byte("b")}, {"c", []byte("c")}}, "7z", "a", "x.7z", "a", "b", "c")
-	got, problems, err := walk(t, many, Limits{MaxMembers: 2}, nil)
-	if err != nil || len(got) != 2 || !hasProblem(problems, "", LimitExceeded, "max_members 2") {
+	got, problems, err := walk(t, many, Limits{}, NewBudget(0).LimitMembers(2))
+	if err != nil || len(got) != 3 || got[2].err == nil || !hasProblem(problems, "c", LimitExceeded, "max_members 2 for the message") {
 		t.Errorf("visited %d, problems %+v, err %v", len(got), problems, err)
 	}
 }

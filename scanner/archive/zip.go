@@ -28,9 +28,6 @@ func (w *walker) zip(r io.ReaderAt, size int64) error {
 		return nil
 	}
 	files := zr.File
-	if n := w.lim.MaxMembers; n > 0 && len(files) > n+1 {
-		files = files[:n+1] // next() reports the limit at n+1
-	}
 	w.zipOverlaps(files)
 	pw := newCandidates(w.lim.Passwords)
 	for _, f := range files {

@@ -71,7 +71,12 @@ func Uuencode(name string, data []byte) string {
 
 // nested wraps content in n levels of multipart/mixed.
 func nested(n int, content []byte) []byte {
-	msg := "Content-Type: text/plain\r\n\r\n" + string(content)
+	return nestedPart(n, part{"Content-Type: text/plain", string(content)})
+}
+
+// nestedPart wraps the part in n levels of multipart/mixed.
+func nestedPart(n int, p part) []byte {
+	msg := p.header + "\r\n\r\n" + p.body
 	for i := 0; i < n; i++ {
 		msg = fmt.Sprintf("Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n%s\r\n--b%d--\r\n", i, i, msg, i)
 	}

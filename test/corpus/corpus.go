@@ -131,8 +131,11 @@ func Write(dir string) ([]Case, error) {
 	one("clean-missing-final-boundary.eml", verdict.Unscannable, "", "closing boundary", "malformed, nothing inside: unscannable, not clean", func() ([]byte, error) {
 		return message("clean no final boundary", false, textPart, attach("minutes.txt", "text/plain", clean)), nil
 	})
-	one("nested-50.eml", verdict.LimitExceeded, "", "max_depth", "50 levels of nested multiparts", func() ([]byte, error) {
-		return nested(50, clean), nil
+	one("eicar-nested-100.eml", verdict.Infected, "eicar.com", "Eicar", "EICAR 100 levels of multiparts down, past clamd's own MaxRecursion: the station walks every level", func() ([]byte, error) {
+		return nestedPart(100, attach("eicar.com", "application/octet-stream", eicar)), nil
+	})
+	one("nested-200.eml", verdict.LimitExceeded, "", "max_depth", "200 levels of nested multiparts, past max_depth (128)", func() ([]byte, error) {
+		return nested(200, clean), nil
 	})
 	one("parts-5000.eml", verdict.LimitExceeded, "", "max_parts", "5000 parts", func() ([]byte, error) {
 		parts := make([]part, 5000)
