@@ -68,3 +68,6 @@ func (e clamdEngine) Version(ctx context.Context) (verdict.Engine, error) {
 	}
 	return verdict.Engine{Name: "clamd", Version: v.Engine, SignatureVersion: v.Database, SignatureTime: v.BuildTime}, nil
 }
+
+// UnpacksMail: clamd parses the raw message and unpacks its archives.
+func (e clamdEngine) UnpacksMail() bool { return true }

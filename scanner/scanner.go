@@ -90,6 +90,9 @@ type Options struct {
 	// MaxEngineCalls bounds the engine calls in progress at once, over all
 	// scans.
 	MaxEngineCalls int
+	// Clamd is what the scanner assumes of the limits of the engines that
+	// unpack mail: content past them is sent on its own.
+	Clamd ClamdLimits
 }
 
 // Mode is what the engines are asked about.
@@ -125,6 +128,7 @@ func DefaultOptions() Options {
 		TryPasswords:    true,
 		CacheEntries:    10000,
 		MaxEngineCalls:  16,
+		Clamd:           DefaultClamdLimits(),
 	}
 }
 
@@ -155,6 +159,10 @@ func New(opt Options, engines ...Engine) *Scanner {
 	orDefault(&opt.MaxMemberSize, d.MaxMemberSize)
 	orDefault(&opt.MaxExpanded, d.MaxExpanded)
 	orDefault(&opt.MaxEngineCalls, d.MaxEngineCalls)
+	orDefault(&opt.Clamd.MaxRecursion, d.Clamd.MaxRecursion)
+	orDefault(&opt.Clamd.MaxFiles, d.Clamd.MaxFiles)
+	orDefault(&opt.Clamd.MaxFileSize, d.Clamd.MaxFileSize)
+	orDefault(&opt.Clamd.MaxScanSize, d.Clamd.MaxScanSize)
 	if opt.Mode == "" {
 		opt.Mode = d.Mode
 	}
@@ -222,22 +230,23 @@ func (s *Scanner) scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 	if s.opt.TryPasswords && s.opt.Mode != ModeMessage {
 		st.passwords = passwordCandidates(ix)
 	}
+	// The whole raw message goes to every engine too: clamd parses mail
+	// itself and may see what a MIME walk disagrees about. It goes first
+	// to the engines that unpack mail, so that they are sent only the
+	// parts they cannot have seen (coverage.go); its findings are recorded
+	// after the parts', so that the finding a reject names is the one with
+	// a file name.
+	if err := s.scanRawFirst(ctx, st, r, size); err != nil {
+		return nil, err
+	}
 	w := &walker{verdict: v, visit: func(p *leaf) error {
 		return s.scanPart(ctx, st, p)
 	}}
 	if err := w.walk(ix); err != nil {
 		return nil, err
 	}
-	// The whole raw message goes to every engine too: clamd parses mail
-	// itself and may see what a MIME walk disagrees about. Parts go first so
-	// that the finding a reject names is the one with a file name.
-	if s.opt.Mode != ModeAttachments {
-		raw := item{contentType: "message/rfc822"}
-		for _, e := range s.engines {
-			if _, _, err := s.scanWith(ctx, st, e, raw, io.NewSectionReader(r, 0, size)); err != nil {
-				return nil, err
-			}
-		}
+	if err := s.scanRawLast(ctx, st, r, size); err != nil {
+		return nil, err
 	}
 	v.Engines = versions
 	v.Settle()
