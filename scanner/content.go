@@ -60,6 +60,7 @@ type openedArchive struct {
 func (s *Scanner) scanPart(ctx context.Context, st *scanState, p *leaf) error {
 	buf := spool.New(s.opt.SpoolDir, s.opt.PartMemory)
 	defer buf.Close()
+	buf.Grow(p.size)
 	_, err := io.Copy(spoolWriter{buf}, p.body)
 	it := item{path: p.path, fileName: p.fileName, fileNames: p.fileNames, contentType: p.contentType,
 		scan: s.opt.Mode == ModeAll || (s.opt.Mode == ModeAttachments && p.attachment), level: mimeLevel(p.path)}
@@ -185,6 +186,7 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 		}
 		mbuf := spool.New(s.opt.SpoolDir, s.opt.PartMemory)
 		defer mbuf.Close()
+		mbuf.Grow(min(m.Size, maxGrowHint))
 		if _, err := io.Copy(spoolWriter{mbuf}, content); err != nil {
 			var limit *archive.ErrLimit
 			var spoolErr *spoolError
@@ -240,6 +242,34 @@ func (w spoolWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// ReadFrom lets io.Copy read straight into the spool's memory; an error
+// of r stays a decoding error.
+func (w spoolWriter) ReadFrom(r io.Reader) (int64, error) {
+	er := &errRecorder{r: r}
+	n, err := w.buf.ReadFrom(er)
+	if err != nil && err != er.err {
+		err = &spoolError{err}
+	}
+	return n, err
+}
+
+type errRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errRecorder) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// maxGrowHint bounds the memory set aside for a member from the size its
+// archive declares (which may lie): larger ones grow as they come.
+const maxGrowHint = 256 << 10
 
 type spoolError struct{ err error }
 

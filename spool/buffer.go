@@ -78,6 +78,80 @@ func (b *Buffer) spill() error {
 	return nil
 }
 
+// Grow makes room in memory for n more bytes, when they fit under the
+// memory limit: a writer that knows about how much is coming saves the
+// buffer's doublings and their copies.
+func (b *Buffer) Grow(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || b.file != nil || n <= 0 || b.size+n > b.memLimit {
+		return
+	}
+	b.mem.Grow(int(n))
+}
+
+// readChunk is what ReadFrom reads at a time.
+const readChunk = 32 << 10
+
+// ReadFrom writes what r yields until io.EOF (io.Copy uses it). While the
+// content stays in memory, r reads straight into the buffer's memory: no
+// intermediate copy. The error is r's or the spill's.
+func (b *Buffer) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		n, done, err := b.readChunk(r)
+		total += n
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		if done { // near the memory limit or on disk: Write spills as needed
+			n, err := io.CopyBuffer(writerOnly{b}, r, make([]byte, readChunk))
+			return total + n, err
+		}
+	}
+}
+
+// readChunk reads once from r into the memory's free space; done is true
+// when there is no room left under the memory limit. The lock is held
+// across the read: it is a write. With little free space it reads into a
+// small array first, so that a buffer grown to the exact size does not
+// grow again just to meet io.EOF.
+func (b *Buffer) readChunk(r io.Reader) (n int64, done bool, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, true, ErrClosed
+	}
+	room := b.memLimit - b.size
+	if b.file != nil || room < minRead {
+		return 0, true, nil
+	}
+	var p []byte
+	var small [minRead]byte
+	if b.mem.Available() < minRead {
+		p = small[:]
+	} else {
+		p = b.mem.AvailableBuffer()
+		p = p[:min(int64(cap(p)), room)]
+	}
+	m, err := r.Read(p)
+	if m > 0 && len(p) == minRead && b.mem.Available() < m {
+		b.mem.Grow(int(min(readChunk, room)))
+	}
+	b.mem.Write(p[:m]) // onto itself from AvailableBuffer: bytes.Buffer's documented pattern
+	b.size += int64(m)
+	return int64(m), false, err
+}
+
+// minRead is the least free space ReadFrom reads into.
+const minRead = 512
+
+// writerOnly hides ReadFrom from io.CopyBuffer.
+type writerOnly struct{ io.Writer }
+
 // Size is the number of bytes written.
 func (b *Buffer) Size() int64 {
 	b.mu.RLock()
