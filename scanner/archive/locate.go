@@ -110,9 +110,8 @@ func zipEndRecord(r io.ReaderAt, size int64) bool {
 	if len(buf) < eocdLen {
 		return false
 	}
-	// archive/zip takes the last record or none (bytes.LastIndex, not a
-	// comparison at every offset: most parts are not zips at all).
-	p := bytes.LastIndex(buf[:len(buf)-eocdLen+len(magicZipEmpty)], magicZipEmpty)
+	// archive/zip takes the last record or none.
+	p := lastIndex(buf[:len(buf)-eocdLen+len(magicZipEmpty)], magicZipEmpty)
 	if p < 0 || int(binary.LittleEndian.Uint16(buf[p+20:]))+eocdLen+p > len(buf) {
 		return false
 	}
@@ -132,6 +131,21 @@ func zipEndRecord(r io.ReaderAt, size int64) bool {
 		}
 	}
 	return disk == 0 && cdDisk == 0 && here == total && total > 0 && cdSize+cdOff <= at
+}
+
+// lastIndex is bytes.LastIndex by repeated bytes.Index, which is
+// vectorised where LastIndex's Rabin-Karp is not: most parts are not zips,
+// and LastIndex over their last 65 KiB was a sixth of a scan's CPU.
+func lastIndex(b, sep []byte) int {
+	last := -1
+	for i := 0; ; {
+		j := bytes.Index(b[i:], sep)
+		if j < 0 {
+			return last
+		}
+		last = i + j
+		i = last + 1
+	}
 }
 
 // findSignature returns the first 7z or RAR archive in the first
