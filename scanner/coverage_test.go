@@ -152,6 +152,15 @@ func TestEveryPartToOtherEngines(t *testing.T) {
 	if !slices.Equal(e.streams, want) {
 		t.Errorf("sent %q, want %q", e.streams, want)
 	}
+	// Beside clamd, the same: each engine is judged by itself.
+	u, e := &unpacker{}, &fakeEngine{}
+	raw := []byte(crlf(msg))
+	if _, err := New(Options{Name: "test"}, u, e).Scan(context.Background(), bytes.NewReader(raw), int64(len(raw))); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(e.streams, want) || !slices.Equal(u.streams, []string{crlf(msg)}) {
+		t.Errorf("with both: external sent %q, want %q; unpacker sent %q, want the raw message only", e.streams, want, u.streams)
+	}
 }
 
 // TestRawFirstFindings: when the raw scan finds something, the parts are
