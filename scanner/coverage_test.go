@@ -4,6 +4,8 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"reflect"
@@ -209,4 +211,45 @@ func plainZipStored(t *testing.T, name, content string) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// TestVerdictCacheDigest: a digest the caller gives (WithDigest) keys the
+// verdict cache as the scanner's own hash would, so the message is not
+// hashed again; a malformed one is ignored.
+func TestVerdictCacheDigest(t *testing.T) {
+	clean := []byte(crlf(multipart(textPart)))
+	evil := []byte(crlf(multipart("Content-Type: application/octet-stream\n\nEVIL")))
+	sum := sha256.Sum256(clean)
+	digest := hex.EncodeToString(sum[:])
+	tests := []struct {
+		name   string
+		digest string // given with the evil message, after clean was scanned with its own digest
+		cached bool
+	}{
+		{"the given digest is the key", digest, true},
+		{"a malformed digest is ignored", strings.ToUpper(digest), false},
+		{"no digest: the message is hashed", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Options{Name: "test", CacheEntries: 10}, &unpacker{})
+			scanWith := func(ctx context.Context, raw []byte) *verdict.Verdict {
+				v, err := s.Scan(ctx, bytes.NewReader(raw), int64(len(raw)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+			scanWith(WithDigest(context.Background(), digest), clean)
+			if again := scanWith(context.Background(), clean); !again.Cached {
+				t.Fatal("the same message hashed by the scanner missed the entry keyed by its given digest")
+			}
+			// The evil message under the clean one's digest: only a digest
+			// that is used gives the clean message's cached verdict.
+			v := scanWith(WithDigest(context.Background(), tt.digest), evil)
+			if v.Cached != tt.cached || (v.Status == verdict.Infected) == tt.cached {
+				t.Errorf("cached %v, status %s; want cached %v", v.Cached, v.Status, tt.cached)
+			}
+		})
+	}
 }

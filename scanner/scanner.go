@@ -212,7 +212,7 @@ func (s *Scanner) scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 		return v, nil
 	}
 	versions := s.Versions(ctx)
-	key, err := s.cacheKey(r, size, versions)
+	key, err := s.cacheKey(ctx, r, size, versions)
 	if err != nil {
 		return nil, err
 	}
@@ -258,16 +258,20 @@ func (s *Scanner) scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 // cacheKey is the message's SHA-256 with the mode and every engine's
 // signature version; "" (do not cache) when an engine could not say its
 // version, since then a database update could not be told apart.
-func (s *Scanner) cacheKey(r io.ReaderAt, size int64, versions []verdict.Engine) (string, error) {
+func (s *Scanner) cacheKey(ctx context.Context, r io.ReaderAt, size int64, versions []verdict.Engine) (string, error) {
 	vk := versionsKey(versions)
 	if s.verdicts == nil || vk == "" {
 		return "", nil
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
-		return "", fmt.Errorf("reading message: %w", err)
+	sum := digestFrom(ctx)
+	if sum == "" {
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
+			return "", fmt.Errorf("reading message: %w", err)
+		}
+		sum = hex.EncodeToString(h.Sum(nil))
 	}
-	return string(s.opt.Mode) + "|" + vk + "|" + hex.EncodeToString(h.Sum(nil)), nil
+	return string(s.opt.Mode) + "|" + vk + "|" + sum, nil
 }
 
 // versionsKey names the engines' signature state; "" when one is unknown.
