@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -251,5 +252,42 @@ func TestVerdictCacheDigest(t *testing.T) {
 				t.Errorf("cached %v, status %s; want cached %v", v.Cached, v.Status, tt.cached)
 			}
 		})
+	}
+}
+
+// countingClamder counts the streams a Clamder is asked about.
+type countingClamder struct {
+	alertClamd
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countingClamder) Scan(ctx context.Context, r io.Reader) (clamd.Result, error) {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+	return c.alertClamd.Scan(ctx, r)
+}
+
+// TestClamdUnchecked: a clamd not yet known to unpack mail is sent every
+// part, as before raw-first; once confirmed, the raw message only.
+func TestClamdUnchecked(t *testing.T) {
+	msg := multipart(textPart, attachment("a.zip", zipOfN(t, 2, "")))
+	c := &countingClamder{}
+	e, confirm := ClamdUnchecked(c)
+	s := New(Options{Name: "test"}, e)
+	raw := []byte(crlf(msg))
+	for _, tt := range []struct {
+		confirm bool
+		streams int
+	}{{false, 5}, {true, 1}, {false, 5}} {
+		confirm(tt.confirm)
+		c.n = 0
+		if _, err := s.Scan(context.Background(), bytes.NewReader(raw), int64(len(raw))); err != nil {
+			t.Fatal(err)
+		}
+		if c.n != tt.streams {
+			t.Errorf("confirmed %v: %d streams to clamd, want %d", tt.confirm, c.n, tt.streams)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/avstation/avstation/scanner/archive"
 	"github.com/avstation/avstation/scanner/clamd"
@@ -18,10 +19,24 @@ type Clamder interface {
 }
 
 // clamdEngine asks clamd over INSTREAM.
-type clamdEngine struct{ c Clamder }
+type clamdEngine struct {
+	c Clamder
+	// unpacks, when set, says whether clamd is known to parse mail and
+	// open archives; nil: it does, as clamd does by default.
+	unpacks *atomic.Bool
+}
 
-// Clamd makes an engine of a clamd client or pool.
-func Clamd(c Clamder) Engine { return clamdEngine{c} }
+// Clamd makes an engine of a clamd client or pool that parses mail and
+// opens archives (clamd's defaults).
+func Clamd(c Clamder) Engine { return clamdEngine{c: c} }
+
+// ClamdUnchecked is Clamd for a clamd not yet known to parse mail and open
+// archives (its ScanMail and ScanArchive): until confirm(true), it is sent
+// every part and member, as an engine that does not unpack mail.
+func ClamdUnchecked(c Clamder) (e Engine, confirm func(unpacks bool)) {
+	b := new(atomic.Bool)
+	return clamdEngine{c: c, unpacks: b}, b.Store
+}
 
 func (e clamdEngine) Name() string { return "clamd" }
 
@@ -70,4 +85,4 @@ func (e clamdEngine) Version(ctx context.Context) (verdict.Engine, error) {
 }
 
 // UnpacksMail: clamd parses the raw message and unpacks its archives.
-func (e clamdEngine) UnpacksMail() bool { return true }
+func (e clamdEngine) UnpacksMail() bool { return e.unpacks == nil || e.unpacks.Load() }
