@@ -75,7 +75,7 @@ func LogClamdLimits(ctx context.Context, cfg config.Scanner, log *slog.Logger) {
 
 // unpackRetry is how long CheckClamdUnpacks waits before asking a clamd
 // that did not answer (still loading its database) again.
-var unpackRetry = 10 * time.Second
+var unpackRetry = 2 * time.Second
 
 // CheckClamdUnpacks asks every configured clamd whether it parses mail and
 // opens archives (clamd.ProbeUnpacks), again while one does not answer,
