@@ -177,7 +177,7 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 			depth: it.depth + 1, scan: it.scan, named: true, level: it.level + 1,
 			// clamd cannot decrypt, and misses a zip with bytes before it
 			// (ClamAV 1.4.6): their members are sent.
-			unseen: it.unseen || m.Password || loc.Prefixed}
+			unseen: it.unseen || m.Password || loc.Prefixed || !clamdOpens[format]}
 		if m.Encrypted && content == nil {
 			st.raw.files++
 			// Walk reports it as a problem; the manifest lists it.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/avstation/avstation/scanner/archive"
 	"github.com/avstation/avstation/scanner/textenc"
 	"github.com/avstation/avstation/verdict"
 )
@@ -41,6 +42,12 @@ func DefaultClamdLimits() ClamdLimits {
 // BinHex, not yEnc or begin-base64; see TestClamdCoverage). Files in any
 // other encoding are sent.
 var clamdDecodes = map[textenc.Encoding]bool{textenc.UU: true, textenc.BinHex: true}
+
+// clamdOpens lists the archive formats whose members clamd was seen to
+// unpack from a raw message (TestClamdCoverage: deflated zip, 7z, tar,
+// gzip). The members of any other are sent: Debian's clamd has no unrar
+// (libclamunrar is not packaged), and bzip2 and xz were not measured.
+var clamdOpens = map[archive.Format]bool{archive.Zip: true, archive.SevenZip: true, archive.Tar: true, archive.Gzip: true}
 
 // rawCoverage is what the raw scans of one message covered.
 type rawCoverage struct {

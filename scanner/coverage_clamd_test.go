@@ -6,6 +6,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -82,6 +85,8 @@ func TestClamdCoverage(t *testing.T) {
 		{"self-extracting zip", multipart(textPart, attachment("e.zip", sfx+string(plainZip(t, "e.com", eicar)))), false, "2/e.zip/e.com"},
 		{"zip with its password in the text", multipart("Content-Type: text/plain\n\nthe password is s3cret",
 			attachment("e.zip", string(zipCrypto(t, "e.com", eicar, "s3cret")))), false, "2/e.zip/e.com"},
+		{"gzip", multipart(textPart, attachment("e.gz", gzipOf(t, eicar))), true, "2/e.gz/"},
+		{"7z", multipart(textPart, attachment("e.7z", sevenZipOf(t, "e.com", eicar))), true, "2/e.7z/e.com"},
 		{"15 zips deep", multipart(textPart, attachment("e.zip", zipNest(15))), true, "2/e.zip/level14.zip/"},
 		{"16 zips deep: past MaxRecursion", multipart(textPart, attachment("e.zip", zipNest(16))), false, "2/e.zip/level15.zip/"},
 		{"MIME 18 levels deep", nested(18, attachment("e.com", eicar)), true, strings.Repeat("1/", 17) + "1"},
@@ -200,3 +205,22 @@ func binhexT(name, data string, rle bool) string {
 }
 
 const binhexAlph = "!\"#$%&'()*+,-012345689@ABCDEFGHIJKLMNPQRSTUVXYZ[`abcdefhijklmpqr"
+
+// sevenZipOf is a 7z (LZMA) of one file made by 7z(1).
+func sevenZipOf(t *testing.T, name, data string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(harness.Program(t, "7z"), "a", "-bd", "out.7z", name)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("7z: %v %s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "out.7z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
