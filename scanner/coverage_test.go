@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/verdict"
@@ -284,6 +285,21 @@ func TestClamdUnchecked(t *testing.T) {
 	e, confirm := ClamdUnchecked(c)
 	s := New(Options{Name: "test"}, e)
 	raw := []byte(crlf(msg))
+	// A scan started before the answer waits for it (a station's first
+	// messages are not all sent part by part).
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := s.Scan(context.Background(), bytes.NewReader(raw), int64(len(raw))); err != nil {
+			t.Error(err)
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // let it reach the wait; if it did not yet, it finds the answer
+	confirm(true)
+	<-done
+	if c.n != 1 {
+		t.Errorf("a scan started before the confirmation: %d streams to clamd, want 1", c.n)
+	}
 	for _, tt := range []struct {
 		confirm bool
 		streams int

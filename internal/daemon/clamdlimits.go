@@ -81,8 +81,8 @@ var unpackRetry = 2 * time.Second
 // opens archives (clamd.ProbeUnpacks), again while one does not answer,
 // and calls confirm(true) once all do: until then the scanner sends clamd
 // every part, not only what its scan of the raw message cannot reach. A
-// clamd that answers OK (ScanMail or ScanArchive off) is logged and keeps
-// it that way.
+// clamd that answers OK (ScanMail or ScanArchive off) is logged and
+// confirm(false) keeps it that way.
 func CheckClamdUnpacks(ctx context.Context, cfg config.Scanner, log *slog.Logger, confirm func(bool)) {
 	for _, addr := range cfg.Clamd {
 		for {
@@ -94,6 +94,7 @@ func CheckClamdUnpacks(ctx context.Context, cfg config.Scanner, log *slog.Logger
 				log.Warn("clamd found nothing in a mail with EICAR in a base64 zip: ScanMail or ScanArchive is off (or its database lacks EICAR); "+
 					"it is sent every part and member, which costs it CPU; turn both on in clamd.conf",
 					slog.String("clamd", addr), slog.String("check", "clamd unpacks mail"))
+				confirm(false)
 				return
 			}
 			if err == nil {

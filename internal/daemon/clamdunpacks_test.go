@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -44,13 +45,13 @@ func TestCheckClamdUnpacks(t *testing.T) {
 	tests := []struct {
 		name    string
 		clamds  []string
-		confirm bool
+		confirm []bool // the calls of confirm
 		log     string
 	}{
-		{"defaults", []string{on.Addr}, true, "clamd parses mail and opens archives"},
-		{"ScanMail off", []string{on.Addr, noMail.Addr}, false, "ScanMail or ScanArchive is off"},
-		{"ScanArchive off", []string{noArchive.Addr}, false, "ScanMail or ScanArchive is off"},
-		{"no answer", []string{down}, false, "no answer yet; trying again"},
+		{"defaults", []string{on.Addr}, []bool{true}, "clamd parses mail and opens archives"},
+		{"ScanMail off", []string{on.Addr, noMail.Addr}, []bool{false}, "ScanMail or ScanArchive is off"},
+		{"ScanArchive off", []string{noArchive.Addr}, []bool{false}, "ScanMail or ScanArchive is off"},
+		{"no answer", []string{down}, nil, "no answer yet; trying again"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,8 +73,8 @@ func TestCheckClamdUnpacks(t *testing.T) {
 				cancel()
 			}
 			<-done
-			if got := len(confirmed) == 1 && confirmed[0]; got != tt.confirm || len(confirmed) > 1 {
-				t.Errorf("confirmed %v, want confirm(true) %v", confirmed, tt.confirm)
+			if !slices.Equal(confirmed, tt.confirm) {
+				t.Errorf("confirm called with %v, want %v", confirmed, tt.confirm)
 			}
 			if !strings.Contains(logs.String(), tt.log) {
 				t.Errorf("log %q, want %q in it", logs.String(), tt.log)
