@@ -69,6 +69,12 @@ type Scanner struct {
 	TryPasswords    bool              `yaml:"try_passwords" doc:"try the words after \"password\" (and its translations) in the message's text on its encrypted archives, and scan what they open"`
 	Mode            string            `yaml:"mode" doc:"what the engines see: all (the raw message, every part and archive member), attachments (attachments and their members only) or message (the raw message only)"`
 	CacheEntries    int               `yaml:"cache_entries" doc:"verdicts remembered by message SHA-256, and engine answers by part SHA-256, each with the signature versions, so that retries and cross-posts are not scanned twice; 0: off"`
+
+	// What the station assumes of clamd's limits (scanner.ClamdLimits).
+	ClamdMaxRecursion int      `yaml:"clamd_max_recursion" doc:"clamd.conf's MaxRecursion as the station assumes it: a part or member this deep less one (MIME and archive levels) is sent to clamd on its own, since clamd's scan of the raw message stopped above it; set it to your clamd.conf's value"`
+	ClamdMaxFiles     int      `yaml:"clamd_max_files" doc:"clamd.conf's MaxFiles as assumed: parts and members past this many in one message are sent to clamd on their own"`
+	ClamdMaxFileSize  ByteSize `yaml:"clamd_max_file_size" doc:"clamd.conf's MaxFileSize as assumed: a larger part or member (and everything in it) is sent to clamd on its own, as is every part of a larger message"`
+	ClamdMaxScanSize  ByteSize `yaml:"clamd_max_scan_size" doc:"clamd.conf's MaxScanSize as assumed: parts and members past this many bytes scanned in one message are sent to clamd on their own"`
 }
 
 // DefaultScanner mirrors scanner.DefaultOptions.
@@ -94,6 +100,11 @@ func DefaultScanner() Scanner {
 		TryPasswords:    d.TryPasswords,
 		Mode:            string(d.Mode),
 		CacheEntries:    d.CacheEntries,
+
+		ClamdMaxRecursion: d.Clamd.MaxRecursion,
+		ClamdMaxFiles:     d.Clamd.MaxFiles,
+		ClamdMaxFileSize:  ByteSize(d.Clamd.MaxFileSize),
+		ClamdMaxScanSize:  ByteSize(d.Clamd.MaxScanSize),
 	}
 }
 
@@ -117,6 +128,9 @@ func (s Scanner) Options(name, spoolDir string) scanner.Options {
 		TryPasswords:    s.TryPasswords,
 		Mode:            scanner.Mode(s.Mode),
 		CacheEntries:    s.CacheEntries,
+
+		Clamd: scanner.ClamdLimits{MaxRecursion: s.ClamdMaxRecursion, MaxFiles: s.ClamdMaxFiles,
+			MaxFileSize: int64(s.ClamdMaxFileSize), MaxScanSize: int64(s.ClamdMaxScanSize)},
 	}
 }
 
@@ -173,6 +187,8 @@ func (s Scanner) check(c *checker, prefix string) {
 		key string
 		n   int64
 	}{{"max_archive_depth", int64(s.MaxArchiveDepth)}, {"max_members", int64(s.MaxMembers)},
+		{"clamd_max_recursion", int64(s.ClamdMaxRecursion)}, {"clamd_max_files", int64(s.ClamdMaxFiles)},
+		{"clamd_max_file_size", int64(s.ClamdMaxFileSize)}, {"clamd_max_scan_size", int64(s.ClamdMaxScanSize)},
 		{"max_member_size", int64(s.MaxMemberSize)}, {"max_expanded_bytes", int64(s.MaxExpanded)}} {
 		if l.n < 1 {
 			c.addf(prefix+"."+l.key, "must be at least 1")

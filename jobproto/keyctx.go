@@ -15,3 +15,19 @@ func KeyIDFrom(ctx context.Context) string {
 	id, _ := ctx.Value(keyIDKey{}).(string)
 	return id
 }
+
+type digestKey struct{}
+
+// withDigest is the context of a job whose body's SHA-256 (lowercase hex)
+// the station checked against the signed digest.
+func withDigest(ctx context.Context, digest string) context.Context {
+	return context.WithValue(ctx, digestKey{}, digest)
+}
+
+// DigestFrom is the job body's SHA-256 in lowercase hex, checked against
+// the body before the scan: the scanner's verdict cache need not hash the
+// message again. "" outside a job.
+func DigestFrom(ctx context.Context) string {
+	d, _ := ctx.Value(digestKey{}).(string)
+	return d
+}

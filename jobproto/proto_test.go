@@ -3,6 +3,7 @@ package jobproto
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -110,6 +111,9 @@ func newStation(t *testing.T, name string, configure func(*Server)) *station {
 			}
 			if int64(len(b)) != size {
 				t.Errorf("size %d, read %d", size, len(b))
+			}
+			if sum := sha256.Sum256(b); DigestFrom(ctx) != hex.EncodeToString(sum[:]) {
+				t.Errorf("DigestFrom %q, want the body's SHA-256 %x", DigestFrom(ctx), sum)
 			}
 			st.mu.Lock()
 			st.lastMeta, st.lastBody = meta, b

@@ -210,7 +210,7 @@ func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
 		// scan would look like that and cancel the scan.
 		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	}
-	v, err := h.scanFn(withKeyID(r.Context(), req.key.ID), meta, f, size)
+	v, err := h.scanFn(withDigest(withKeyID(r.Context(), req.key.ID), req.digest), meta, f, size)
 	if err == nil && v == nil {
 		err = errors.New("scanner returned no verdict")
 	}

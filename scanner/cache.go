@@ -2,6 +2,7 @@ package scanner
 
 import (
 	"container/list"
+	"context"
 	"sync"
 	"sync/atomic"
 
@@ -91,3 +92,34 @@ func (s *Scanner) CacheStats() (hits, misses int64) { return s.verdicts.stats() 
 
 // PartCacheStats reports hits and misses of the per-part engine cache.
 func (s *Scanner) PartCacheStats() (hits, misses int64) { return s.parts.stats() }
+
+type digestKey struct{}
+
+// WithDigest is ctx carrying the message's SHA-256 in lowercase hex, when
+// the caller has it already (the station checked it against the job's
+// signed digest): the verdict cache then uses it instead of reading and
+// hashing the message again. A value that is not 64 lowercase hex digits
+// is ignored.
+func WithDigest(ctx context.Context, sha256hex string) context.Context {
+	if !isSHA256Hex(sha256hex) {
+		return ctx
+	}
+	return context.WithValue(ctx, digestKey{}, sha256hex)
+}
+
+func digestFrom(ctx context.Context) string {
+	d, _ := ctx.Value(digestKey{}).(string)
+	return d
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

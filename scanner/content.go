@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,10 @@ type item struct {
 	// named: the path already ends in the item's own name (an archive
 	// member, a file decoded from a text), so members of it go below it.
 	named bool
+	// level is its nesting as clamd counts it (MIME and archive levels);
+	// unseen: clamd's raw scan cannot have reached it (coverage.go).
+	level  int
+	unseen bool
 }
 
 // scanState is what the items of one message share.
@@ -43,6 +48,7 @@ type scanState struct {
 	// opened lists the archives whose encrypted members were opened with
 	// one of the passwords.
 	opened []openedArchive
+	raw    rawCoverage
 }
 
 // openedArchive is an archive, by path, with members decrypted.
@@ -56,9 +62,10 @@ type openedArchive struct {
 func (s *Scanner) scanPart(ctx context.Context, st *scanState, p *leaf) error {
 	buf := spool.New(s.opt.SpoolDir, s.opt.PartMemory)
 	defer buf.Close()
+	buf.Grow(p.size)
 	_, err := io.Copy(spoolWriter{buf}, p.body)
 	it := item{path: p.path, fileName: p.fileName, fileNames: p.fileNames, contentType: p.contentType,
-		scan: s.opt.Mode == ModeAll || (s.opt.Mode == ModeAttachments && p.attachment)}
+		scan: s.opt.Mode == ModeAll || (s.opt.Mode == ModeAttachments && p.attachment), level: mimeLevel(p.path)}
 	if err != nil {
 		var spoolErr *spoolError
 		if errors.As(err, &spoolErr) || ctx.Err() != nil {
@@ -88,6 +95,7 @@ func (s *Scanner) examine(ctx context.Context, st *scanState, it item, buf *spoo
 			Kind: verdict.KindEncrypted, Detail: "encrypted " + kind + " document"})
 	}
 	st.v.Manifest = append(st.v.Manifest, entry)
+	s.account(st, &it, buf.Size())
 	if s.opt.Mode != ModeMessage {
 		if err := s.openArchive(ctx, st, it, buf); err != nil {
 			return err
@@ -98,7 +106,11 @@ func (s *Scanner) examine(ctx context.Context, st *scanState, it item, buf *spoo
 			}
 		}
 	}
-	if !it.scan {
+	send := make([]bool, len(s.engines))
+	for i := range s.engines {
+		send[i] = it.scan && st.sendTo(i, it)
+	}
+	if !slices.Contains(send, true) {
 		return nil
 	}
 	sum := ""
@@ -109,7 +121,10 @@ func (s *Scanner) examine(ctx context.Context, st *scanState, it item, buf *spoo
 		}
 		sum = st.versions + hex.EncodeToString(h.Sum(nil))
 	}
-	for _, e := range s.engines {
+	for i, e := range s.engines {
+		if !send[i] {
+			continue
+		}
 		if err := s.scanCached(ctx, st, e, it, buf, sum); err != nil {
 			return err
 		}
@@ -161,14 +176,19 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 	lim := archive.Limits{MaxRatio: s.opt.MaxRatio, MaxMemberSize: s.opt.MaxMemberSize, Passwords: st.passwords}
 	problems, err := archive.Walk(ctx, format, io.NewSectionReader(buf, loc.Offset, loc.Size), loc.Size, lim, st.budget, func(m archive.Member, content io.Reader) error {
 		child := item{path: container + "/" + m.Name, fileName: path.Base(strings.ReplaceAll(m.Name, `\`, "/")),
-			depth: it.depth + 1, scan: it.scan, named: true}
+			depth: it.depth + 1, scan: it.scan, named: true, level: it.level + 1,
+			// clamd cannot decrypt, and misses a zip with bytes before it
+			// (ClamAV 1.4.6): their members are sent.
+			unseen: it.unseen || m.Password || loc.Prefixed || !clamdOpens[format]}
 		if m.Encrypted && content == nil {
+			st.raw.files++
 			// Walk reports it as a problem; the manifest lists it.
 			st.v.Manifest = append(st.v.Manifest, verdict.Part{Path: child.path, FileName: child.fileName, Size: m.Size, Encrypted: true})
 			return nil
 		}
 		mbuf := spool.New(s.opt.SpoolDir, s.opt.PartMemory)
 		defer mbuf.Close()
+		mbuf.Grow(min(m.Size, maxGrowHint))
 		if _, err := io.Copy(spoolWriter{mbuf}, content); err != nil {
 			var limit *archive.ErrLimit
 			var spoolErr *spoolError
@@ -185,7 +205,10 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 			st.opened = append(st.opened, openedArchive{container, format})
 		}
 		if mbuf.Size() == 0 {
-			return nil // no content: nothing to scan, not listed (as directories)
+			// No content: nothing to scan, not listed (as directories);
+			// but clamd counts it against its MaxFiles.
+			st.raw.files++
+			return nil
 		}
 		return s.examine(ctx, st, child, mbuf)
 	})
@@ -228,6 +251,34 @@ func (w spoolWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// ReadFrom lets io.Copy read straight into the spool's memory; an error
+// of r stays a decoding error.
+func (w spoolWriter) ReadFrom(r io.Reader) (int64, error) {
+	er := &errRecorder{r: r}
+	n, err := w.buf.ReadFrom(er)
+	if err != nil && err != er.err {
+		err = &spoolError{err}
+	}
+	return n, err
+}
+
+type errRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errRecorder) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// maxGrowHint bounds the memory set aside for a member from the size its
+// archive declares (which may lie): larger ones grow as they come.
+const maxGrowHint = 256 << 10
+
 type spoolError struct{ err error }
 
 func (e *spoolError) Error() string { return e.err.Error() }
@@ -236,6 +287,22 @@ func (e *spoolError) Unwrap() error { return e.err }
 // scanWith asks one engine about one stream and records what it says. ok
 // is true when the engine answered (found or not), as opposed to failing.
 func (s *Scanner) scanWith(ctx context.Context, st *scanState, e Engine, it item, r io.Reader) (d Detection, ok bool, err error) {
+	a, err := s.ask(ctx, st, e, r)
+	if err != nil {
+		return d, false, err
+	}
+	d, ok = s.record(st, e, it, a)
+	return d, ok, nil
+}
+
+// answer is what one engine call gave: a detection, or the engine's error.
+type answer struct {
+	d   Detection
+	err error
+}
+
+// ask makes one engine call; the error is for a cancelled ctx only.
+func (s *Scanner) ask(ctx context.Context, st *scanState, e Engine, r io.Reader) (answer, error) {
 	// At most MaxEngineCalls at once, whoever asks: the engines are the
 	// scarce part, and an in-process milter has as many scans as SMTP
 	// sessions.
@@ -243,34 +310,42 @@ func (s *Scanner) scanWith(ctx context.Context, st *scanState, e Engine, it item
 	case s.calls <- struct{}{}:
 		defer func() { <-s.calls }()
 	case <-ctx.Done():
-		return d, false, fmt.Errorf("scan cancelled waiting for an engine: %w", ctx.Err())
+		return answer{}, fmt.Errorf("scan cancelled waiting for an engine: %w", ctx.Err())
 	}
 	ectx, cancel := context.WithTimeout(ctx, s.opt.EngineTimeout)
 	defer cancel()
 	began := time.Now()
-	d, err = e.Scan(ectx, r)
+	d, err := e.Scan(ectx, r)
 	s.spend(st, time.Since(began))
-	f := verdict.Finding{Path: it.path, FileName: it.fileName, ContentType: it.contentType, Engine: e.Name()}
-	switch pe, isPanic := errors.AsType[*PanicError](err); {
-	case isPanic:
+	if pe, isPanic := errors.AsType[*PanicError](err); isPanic {
 		// A goroutine of the engine's own panicked: as if the call
 		// had, the scan fails (and the panic is logged, with its stack).
-		return d, false, pe
-	case ctx.Err() != nil:
-		return d, false, fmt.Errorf("scan cancelled: %w", ctx.Err())
+		return answer{}, pe
+	}
+	if ctx.Err() != nil {
+		return answer{}, fmt.Errorf("scan cancelled: %w", ctx.Err())
+	}
+	if err != nil && ectx.Err() == context.DeadlineExceeded {
+		err = engineerr.Mark(err, engineerr.ErrTimeout) // engine_timeout
+	}
+	return answer{d, err}, nil
+}
+
+// record adds what an engine answered about an item to the verdict. ok is
+// true when the engine answered (found or not), as opposed to failing.
+func (s *Scanner) record(st *scanState, e Engine, it item, a answer) (Detection, bool) {
+	f := verdict.Finding{Path: it.path, FileName: it.fileName, ContentType: it.contentType, Engine: e.Name()}
+	switch err := a.err; {
 	case errors.Is(err, ErrTooLarge):
 		f.Kind, f.Detail = verdict.KindLimitExceeded, e.Name()+": "+err.Error()
 	case err != nil:
-		if ectx.Err() == context.DeadlineExceeded {
-			err = engineerr.Mark(err, engineerr.ErrTimeout) // engine_timeout
-		}
 		f.Kind, f.Detail, f.Err = verdict.KindScanError, err.Error(), err
 	default:
-		recordDetection(st, e, it, d)
-		return d, true, nil
+		recordDetection(st, e, it, a.d)
+		return a.d, true
 	}
 	st.v.Add(f)
-	return d, false, nil
+	return a.d, false
 }
 
 func recordDetection(st *scanState, e Engine, it item, d Detection) {

@@ -72,7 +72,8 @@ func (s *Scanner) examineBlock(ctx context.Context, st *scanState, parent item, 
 	}
 	name := blockName(b.Name)
 	child := item{path: parent.path + "/" + segment(name, b.Encoding, seen), fileName: name,
-		contentType: "application/octet-stream", scan: true, named: true}
+		contentType: "application/octet-stream", scan: true, named: true,
+		level: parent.level + 1, unseen: parent.unseen || !clamdDecodes[b.Encoding]}
 	if limit != nil {
 		st.v.Add(verdict.Finding{Path: child.path, FileName: name, Kind: verdict.KindLimitExceeded,
 			Detail: fmt.Sprintf("%s file in the text: %v", b.Encoding, limit)})

@@ -2,6 +2,7 @@ package scanner
 
 import (
 	"context"
+	"encoding/base64"
 	"io"
 	"strings"
 	"testing"
@@ -12,13 +13,20 @@ import (
 
 // alertClamd answers like a clamd with AlertExceedsMax and AlertEncrypted
 // on: the first rule whose marker is in the stream gives the reply line,
-// which goes through the real reply parser and engine adapter.
+// which goes through the real reply parser and engine adapter. Like
+// clamd, it decodes the base64 of a raw message (here: each line that is
+// base64), so that it finds in the raw message what it finds in a part.
 type alertClamd struct{ rules [][2]string } // marker, reply
 
 func (c alertClamd) Scan(ctx context.Context, r io.Reader) (clamd.Result, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return clamd.Result{}, err
+	}
+	for line := range strings.SplitSeq(string(b), "\r\n") {
+		if d, err := base64.StdEncoding.DecodeString(line); err == nil && len(line) > 0 {
+			b = append(b, d...)
+		}
 	}
 	for _, rule := range c.rules {
 		if strings.Contains(string(b), rule[0]) {

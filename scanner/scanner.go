@@ -98,6 +98,9 @@ type Options struct {
 	// MaxEngineCalls bounds the engine calls in progress at once, over all
 	// scans.
 	MaxEngineCalls int
+	// Clamd is what the scanner assumes of the limits of the engines that
+	// unpack mail: content past them is sent on its own.
+	Clamd ClamdLimits
 }
 
 // Mode is what the engines are asked about.
@@ -134,6 +137,7 @@ func DefaultOptions() Options {
 		TryPasswords:    true,
 		CacheEntries:    10000,
 		MaxEngineCalls:  16,
+		Clamd:           DefaultClamdLimits(),
 	}
 }
 
@@ -165,6 +169,10 @@ func New(opt Options, engines ...Engine) *Scanner {
 	orDefault(&opt.MaxExpanded, d.MaxExpanded)
 	orDefault(&opt.MaxEngineTime, d.MaxEngineTime)
 	orDefault(&opt.MaxEngineCalls, d.MaxEngineCalls)
+	orDefault(&opt.Clamd.MaxRecursion, d.Clamd.MaxRecursion)
+	orDefault(&opt.Clamd.MaxFiles, d.Clamd.MaxFiles)
+	orDefault(&opt.Clamd.MaxFileSize, d.Clamd.MaxFileSize)
+	orDefault(&opt.Clamd.MaxScanSize, d.Clamd.MaxScanSize)
 	if opt.Mode == "" {
 		opt.Mode = d.Mode
 	}
@@ -206,7 +214,7 @@ func (s *Scanner) scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 		return v, nil
 	}
 	versions := s.Versions(ctx)
-	key, err := s.cacheKey(r, size, versions)
+	key, err := s.cacheKey(ctx, r, size, versions)
 	if err != nil {
 		return nil, err
 	}
@@ -224,22 +232,23 @@ func (s *Scanner) scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 	if s.opt.TryPasswords && s.opt.Mode != ModeMessage {
 		st.passwords = passwordCandidates(ix)
 	}
+	// The whole raw message goes to every engine too: clamd parses mail
+	// itself and may see what a MIME walk disagrees about. It goes first
+	// to the engines that unpack mail, so that they are sent only the
+	// parts they cannot have seen (coverage.go); its findings are recorded
+	// after the parts', so that the finding a reject names is the one with
+	// a file name.
+	if err := s.scanRawFirst(ctx, st, r, size); err != nil {
+		return nil, err
+	}
 	w := &walker{verdict: v, visit: func(p *leaf) error {
 		return s.scanPart(ctx, st, p)
 	}}
 	if err := w.walk(ix); err != nil {
 		return nil, err
 	}
-	// The whole raw message goes to every engine too: clamd parses mail
-	// itself and may see what a MIME walk disagrees about. Parts go first so
-	// that the finding a reject names is the one with a file name.
-	if s.opt.Mode != ModeAttachments {
-		raw := item{contentType: "message/rfc822"}
-		for _, e := range s.engines {
-			if _, _, err := s.scanWith(ctx, st, e, raw, io.NewSectionReader(r, 0, size)); err != nil {
-				return nil, err
-			}
-		}
+	if err := s.scanRawLast(ctx, st, r, size); err != nil {
+		return nil, err
 	}
 	v.Engines = versions
 	v.Settle()
@@ -251,16 +260,20 @@ func (s *Scanner) scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 // cacheKey is the message's SHA-256 with the mode and every engine's
 // signature version; "" (do not cache) when an engine could not say its
 // version, since then a database update could not be told apart.
-func (s *Scanner) cacheKey(r io.ReaderAt, size int64, versions []verdict.Engine) (string, error) {
+func (s *Scanner) cacheKey(ctx context.Context, r io.ReaderAt, size int64, versions []verdict.Engine) (string, error) {
 	vk := versionsKey(versions)
 	if s.verdicts == nil || vk == "" {
 		return "", nil
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
-		return "", fmt.Errorf("reading message: %w", err)
+	sum := digestFrom(ctx)
+	if sum == "" {
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
+			return "", fmt.Errorf("reading message: %w", err)
+		}
+		sum = hex.EncodeToString(h.Sum(nil))
 	}
-	return string(s.opt.Mode) + "|" + vk + "|" + hex.EncodeToString(h.Sum(nil)), nil
+	return string(s.opt.Mode) + "|" + vk + "|" + sum, nil
 }
 
 // versionsKey names the engines' signature state; "" when one is unknown.

@@ -18,6 +18,7 @@ type leaf struct {
 	contentType string
 	encoding    string
 	body        io.Reader // decoded content
+	size        int64     // of the encoded body: at least the decoded size; 0 unknown
 	// attachment: a file rather than the text of the message — a
 	// Content-Disposition of attachment, a file name, or a type that is
 	// not text (what ModeAttachments scans).
@@ -88,7 +89,8 @@ func (w *walker) walk(ix *index) error {
 					encoding: e.TransferEncoding, body: body, attachment: true})
 			}
 			return w.visit(&leaf{path: path, fileName: e.FileName, fileNames: e.FileNames, contentType: e.ContentType,
-				encoding: e.TransferEncoding, body: decoder(e.TransferEncoding, body), attachment: e.Attachment})
+				encoding: e.TransferEncoding, body: decoder(e.TransferEncoding, body), attachment: e.Attachment,
+				size: e.End - e.BodyStart})
 		},
 		Anomaly: func(a mimepart.Anomaly) {
 			w.verdict.Add(verdict.Finding{Path: a.Path, FileName: a.FileName, ContentType: a.ContentType,

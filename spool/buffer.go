@@ -136,6 +136,86 @@ func (b *Buffer) release() {
 	b.taken = 0
 }
 
+// Grow makes room in memory for n more bytes, when they fit under the
+// memory limit: a writer that knows about how much is coming gets them in
+// one block.
+func (b *Buffer) Grow(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || b.file != nil || n <= 0 || b.size+n > b.memLimit {
+		return
+	}
+	b.mem.grow(int(n))
+}
+
+// readChunk is what ReadFrom reads at a time once the content is on disk
+// or past the memory bounds.
+const readChunk = 32 << 10
+
+// ReadFrom writes what r yields until io.EOF (io.Copy uses it). While the
+// content stays in memory, r reads straight into the buffer's blocks: no
+// intermediate copy. The error is r's or the spill's.
+func (b *Buffer) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		n, done, err := b.readChunk(r)
+		total += n
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		if done { // near a memory bound or on disk: Write spills as needed
+			n, err := io.CopyBuffer(writerOnly{b}, r, make([]byte, readChunk))
+			return total + n, err
+		}
+	}
+}
+
+// readChunk reads once from r into the free space of the last block;
+// done is true when there is no room left under the memory bounds. The
+// lock is held across the read: it is a write. With the last block full
+// it reads into a small array first, so that a buffer grown to the exact
+// size does not take a new block just to meet io.EOF.
+func (b *Buffer) readChunk(r io.Reader) (n int64, done bool, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, true, ErrClosed
+	}
+	room := b.memLimit - b.size
+	if b.file != nil || room < minRead {
+		return 0, true, nil
+	}
+	var small [minRead]byte
+	p := b.mem.spare()
+	inBlock := len(p) > 0
+	if !inBlock {
+		p = small[:]
+	}
+	p = p[:min(int64(len(p)), room)]
+	if !b.shared.take(int64(len(p))) {
+		return 0, true, nil
+	}
+	m, err := r.Read(p)
+	b.shared.give(int64(len(p) - m))
+	b.taken += int64(m)
+	if inBlock {
+		b.mem.commit(m)
+	} else {
+		b.mem.write(p[:m])
+	}
+	b.size += int64(m)
+	return int64(m), false, err
+}
+
+// minRead is the least free space ReadFrom reads into.
+const minRead = 512
+
+// writerOnly hides ReadFrom from io.CopyBuffer.
+type writerOnly struct{ io.Writer }
+
 // Size is the number of bytes written.
 func (b *Buffer) Size() int64 {
 	b.mu.RLock()

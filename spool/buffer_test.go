@@ -2,9 +2,11 @@ package spool
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"testing"
+	"testing/iotest"
 )
 
 func TestBufferSpillsAndRemoves(t *testing.T) {
@@ -160,5 +162,44 @@ func TestChunksReadAt(t *testing.T) {
 		if len(b) != cap(b) {
 			t.Fatalf("a block before the last is not full: %d of %d", len(b), cap(b))
 		}
+	}
+}
+
+// TestBufferReadFrom: io.Copy into a buffer (its ReadFrom) keeps every
+// byte in order, in memory or across the spill, grown or not, and passes
+// the reader's error on.
+func TestBufferReadFrom(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 10000) // 160000 bytes: several chunks
+	boom := errors.New("boom")
+	tests := []struct {
+		name     string
+		memLimit int64
+		grow     int64
+		src      io.Reader
+		want     []byte
+		err      error
+		onDisk   bool
+	}{
+		{"in memory", 1 << 20, 0, bytes.NewReader(data), data, nil, false},
+		{"grown first", 1 << 20, int64(len(data)), bytes.NewReader(data), data, nil, false},
+		{"spills midway", 50000, 0, bytes.NewReader(data), data, nil, true},
+		{"one byte at a time", 1 << 20, 0, iotest.OneByteReader(bytes.NewReader(data[:1000])), data[:1000], nil, false},
+		{"reader error", 1 << 20, 0, io.MultiReader(bytes.NewReader(data[:70000]), iotest.ErrReader(boom)), data[:70000], boom, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := New(t.TempDir(), tt.memLimit)
+			defer b.Close()
+			b.Grow(tt.grow)
+			n, err := io.Copy(b, tt.src)
+			if !errors.Is(err, tt.err) || n != int64(len(tt.want)) {
+				t.Fatalf("copied %d, %v; want %d, %v", n, err, len(tt.want), tt.err)
+			}
+			got, _ := io.ReadAll(b.Reader())
+			if !bytes.Equal(got, tt.want) || b.Size() != int64(len(tt.want)) || b.OnDisk() != tt.onDisk {
+				t.Errorf("read back %d bytes (equal %v), size %d, on disk %v; want %d, on disk %v",
+					len(got), bytes.Equal(got, tt.want), b.Size(), b.OnDisk(), len(tt.want), tt.onDisk)
+			}
+		})
 	}
 }

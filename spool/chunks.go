@@ -39,6 +39,31 @@ func (c *chunks) write(p []byte) {
 
 func (c *chunks) last() []byte { return c.blocks[len(c.blocks)-1] }
 
+// grow makes the next n bytes written go into one block: a new block of
+// exactly n when the last has less room.
+func (c *chunks) grow(n int) {
+	if len(c.blocks) > 0 && cap(c.last())-len(c.last()) >= n {
+		return
+	}
+	c.blocks = append(c.blocks, make([]byte, 0, n))
+}
+
+// spare is the free space of the last block (empty when it is full or
+// there is none), for a reader to fill; commit then counts what it read.
+func (c *chunks) spare() []byte {
+	if len(c.blocks) == 0 {
+		return nil
+	}
+	last := c.last()
+	return last[len(last):cap(last)]
+}
+
+func (c *chunks) commit(n int) {
+	last := &c.blocks[len(c.blocks)-1]
+	*last = (*last)[:len(*last)+n]
+	c.size += int64(n)
+}
+
 // readAt is io.ReaderAt over the bytes written.
 func (c *chunks) readAt(p []byte, off int64) (int, error) {
 	if off < 0 {

@@ -126,7 +126,7 @@ func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body *os.File, s
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
 	start := time.Now()
-	v, err := s.scanner.Scan(ctx, body, size)
+	v, err := s.scanner.Scan(scanner.WithDigest(ctx, jobproto.DigestFrom(ctx)), body, size)
 	took := time.Since(start)
 	attrs := []any{
 		slog.String("job_id", meta.JobID),

@@ -185,10 +185,10 @@ func TestSendmail(t *testing.T) {
 	})
 
 	t.Run("progress keeps a scan longer than the R= timeout alive", func(t *testing.T) {
-		// The station's clamd answers each scan after 4 s, more than R
-		// (3 s) of SendmailTestTimeouts; a posting of one text part takes
-		// two scans (the message and its part), within E (60 s).
-		const scanDelay = 4 * time.Second
+		// The station's clamd answers each scan after 6 s, twice R (3 s)
+		// of SendmailTestTimeouts; a clean posting takes one scan (clamd
+		// parses the message itself), within E (60 s).
+		const scanDelay = 6 * time.Second
 		slowClamd := harness.StartSlowClamd(t, clamd.Addr, scanDelay)
 		slow := harness.StartStation(t, bin.Station, "", slowClamd.Addr, secret)
 		t.Cleanup(func() {

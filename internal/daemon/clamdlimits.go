@@ -75,3 +75,52 @@ func LogClamdLimits(ctx context.Context, cfg config.Scanner, log *slog.Logger) {
 		}
 	}
 }
+
+// unpackRetry is how long CheckClamdUnpacks waits before asking a clamd
+// that did not answer (still loading its database) again.
+var unpackRetry = 2 * time.Second
+
+// CheckClamdUnpacks asks every configured clamd whether it parses mail and
+// opens archives (clamd.ProbeUnpacks), again while one does not answer,
+// and calls confirm(true) once all do: until then the scanner sends clamd
+// every part, not only what its scan of the raw message cannot reach. A
+// clamd that answers OK (ScanMail or ScanArchive off) is logged and
+// confirm(false) keeps it that way.
+func CheckClamdUnpacks(ctx context.Context, cfg config.Scanner, log *slog.Logger, confirm func(bool)) {
+	for _, addr := range cfg.Clamd {
+		for {
+			unpacks, err := probeUnpacks(ctx, cfg, addr)
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil && !unpacks {
+				log.Warn("clamd found nothing in a mail with EICAR in a base64 zip: ScanMail or ScanArchive is off (or its database lacks EICAR); "+
+					"it is sent every part and member, which costs it CPU; turn both on in clamd.conf",
+					slog.String("clamd", addr), slog.String("check", "clamd unpacks mail"))
+				confirm(false)
+				return
+			}
+			if err == nil {
+				break
+			}
+			log.Info("clamd unpack probe: no answer yet; trying again", slog.String("clamd", addr), slog.Duration("in", unpackRetry), slog.String("err", err.Error()))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(unpackRetry):
+			}
+		}
+	}
+	log.Info("clamd parses mail and opens archives: it is sent the raw message, and parts only where that cannot reach", slog.Any("clamd", cfg.Clamd))
+	confirm(true)
+}
+
+func probeUnpacks(ctx context.Context, cfg config.Scanner, addr string) (bool, error) {
+	c, err := clamd.New(addr, clamd.WithDialTimeout(cfg.ClamdConnect))
+	if err != nil {
+		return false, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, clamdProbeTimeout)
+	defer cancel()
+	return clamd.ProbeUnpacks(pctx, c)
+}

@@ -71,7 +71,9 @@ func Scanner(ctx context.Context, cfg config.Scanner, spoolDir string, log *slog
 			return nil, nil, fmt.Errorf("scanner.clamd: %w", err)
 		}
 		go pool.Start(ctx)
-		engines = append(engines, scanner.Clamd(pool))
+		e, confirm := scanner.ClamdUnchecked(pool)
+		go CheckClamdUnpacks(ctx, cfg, log, confirm)
+		engines = append(engines, e)
 	}
 	engines = append(engines, testEngines...)
 	for _, ec := range cfg.External {

@@ -18,3 +18,14 @@ func BenchmarkLocateNotAnArchive(b *testing.B) {
 		}
 	}
 }
+
+// TestLastIndex: lastIndex is bytes.LastIndex, overlapping matches too.
+func TestLastIndex(t *testing.T) {
+	for _, tt := range []struct{ b, sep string }{
+		{"", "PK"}, {"PK", "PK"}, {"xPKyPKz", "PK"}, {"PPPP", "PP"}, {"abc", "PK"}, {"PK\x05\x06PK\x05\x06", "PK\x05\x06"},
+	} {
+		if got, want := lastIndex([]byte(tt.b), []byte(tt.sep)), bytes.LastIndex([]byte(tt.b), []byte(tt.sep)); got != want {
+			t.Errorf("lastIndex(%q, %q) = %d, want %d", tt.b, tt.sep, got, want)
+		}
+	}
+}

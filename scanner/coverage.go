@@ -1,0 +1,156 @@
+package scanner
+
+import (
+	"context"
+	"io"
+	"strings"
+
+	"github.com/avstation/avstation/scanner/archive"
+	"github.com/avstation/avstation/scanner/textenc"
+	"github.com/avstation/avstation/verdict"
+)
+
+// MailUnpacker is implemented by an engine that parses mail and unpacks
+// archives itself, as clamd does. Such an engine is sent the raw message
+// first and, while that comes back clean, only the parts and members it
+// cannot have seen in the raw bytes: everything else it has already
+// scanned, and sending it again doubles its CPU for nothing. An engine
+// without the method (a command-line scanner) is sent every part.
+type MailUnpacker interface {
+	UnpacksMail() bool
+}
+
+// ClamdLimits are the limits the station assumes of the clamd behind it
+// (clamd.conf's MaxRecursion, MaxFiles, MaxFileSize, MaxScanSize).
+// Content past them was not scanned from the raw message, so it is sent
+// to clamd on its own. Set lower than clamd's, they cost CPU; higher,
+// detection.
+type ClamdLimits struct {
+	MaxRecursion int
+	MaxFiles     int
+	MaxFileSize  int64
+	MaxScanSize  int64
+}
+
+// DefaultClamdLimits are clamd 1.4's defaults.
+func DefaultClamdLimits() ClamdLimits {
+	return ClamdLimits{MaxRecursion: 17, MaxFiles: 10000, MaxFileSize: 100 << 20, MaxScanSize: 400 << 20}
+}
+
+// clamdDecodes lists the encodings in a text that clamd decodes when it
+// parses the raw message (measured with ClamAV 1.4.6: uuencode and
+// BinHex, not yEnc or begin-base64; see TestClamdCoverage). Files in any
+// other encoding are sent.
+var clamdDecodes = map[textenc.Encoding]bool{textenc.UU: true, textenc.BinHex: true}
+
+// clamdOpens lists the archive formats whose members clamd was seen to
+// unpack from a raw message (TestClamdCoverage: deflated zip, 7z, tar,
+// gzip). The members of any other are sent: Debian's clamd has no unrar
+// (libclamunrar is not packaged), and bzip2 and xz were not measured.
+var clamdOpens = map[archive.Format]bool{archive.Zip: true, archive.SevenZip: true, archive.Tar: true, archive.Gzip: true}
+
+// rawCoverage is what the raw scans of one message covered.
+type rawCoverage struct {
+	// answers holds each unpacking engine's raw answer, by engine index
+	// (nil for the others), recorded once the parts are scanned so that
+	// findings keep their order: parts first, the raw message last.
+	answers []*answer
+	// covered[i]: engine i unpacks mail and its raw answer was clean, so
+	// it needs only the content it cannot have seen.
+	covered []bool
+	// files and bytes estimate clamd's MaxFiles and MaxScanSize counts
+	// (the raw message, every part, member and decoded file), from above.
+	files int
+	bytes int64
+	// tooLarge: the raw message is past MaxFileSize; clamd skipped it.
+	tooLarge bool
+}
+
+// scanRawFirst sends the raw message to each engine that unpacks mail,
+// before the walk, and keeps the answers.
+func (s *Scanner) scanRawFirst(ctx context.Context, st *scanState, r io.ReaderAt, size int64) error {
+	cov := &st.raw
+	cov.answers = make([]*answer, len(s.engines))
+	cov.covered = make([]bool, len(s.engines))
+	cov.files, cov.bytes = 1, size
+	cov.tooLarge = size > s.opt.Clamd.MaxFileSize || size > s.opt.Clamd.MaxScanSize
+	if s.opt.Mode == ModeAttachments {
+		return nil // no raw scan: every attachment goes to every engine
+	}
+	for i, e := range s.engines {
+		if !unpacksMail(e) {
+			continue
+		}
+		a, err := s.ask(ctx, st, e, io.NewSectionReader(r, 0, size))
+		if err != nil {
+			return err
+		}
+		cov.answers[i] = &a
+		// Anything but a clean answer (a virus, a limit or encryption
+		// alert, an error) has the parts scanned too, so that the finding
+		// names the part and its file.
+		cov.covered[i] = a.err == nil && !a.d.Found && !cov.tooLarge
+	}
+	return nil
+}
+
+// scanRawLast records the unpacking engines' raw answers and asks the
+// other engines about the raw message, after the parts.
+func (s *Scanner) scanRawLast(ctx context.Context, st *scanState, r io.ReaderAt, size int64) error {
+	if s.opt.Mode == ModeAttachments {
+		return nil
+	}
+	raw := item{contentType: "message/rfc822"}
+	for i, e := range s.engines {
+		if a := st.raw.answers[i]; a != nil {
+			s.record(st, e, raw, *a)
+			continue
+		}
+		if _, _, err := s.scanWith(ctx, st, e, raw, io.NewSectionReader(r, 0, size)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func unpacksMail(e Engine) bool {
+	u, ok := e.(MailUnpacker)
+	return ok && u.UnpacksMail()
+}
+
+// account counts an examined item as clamd would and marks it unseen when
+// clamd's raw scan cannot have reached it: deeper than MaxRecursion (MIME
+// and archive levels; clamd 1.4.6 found EICAR 15 zips deep in an
+// attachment, not 16), past MaxFiles or MaxScanSize, larger than
+// MaxFileSize. It is called before the item's members are examined, in
+// the order clamd meets them.
+func (s *Scanner) account(st *scanState, it *item, size int64) {
+	lim := s.opt.Clamd
+	cov := &st.raw
+	cov.files++
+	cov.bytes += size
+	if it.level >= lim.MaxRecursion-1 || cov.files >= lim.MaxFiles || cov.bytes > lim.MaxScanSize || size > lim.MaxFileSize {
+		it.unseen = true
+	}
+}
+
+// sendTo reports whether engine i is asked about an item.
+func (st *scanState) sendTo(i int, it item) bool {
+	if i >= len(st.raw.covered) || !st.raw.covered[i] || it.unseen {
+		return true
+	}
+	// When in doubt, send: after the walk met a structure it had to guess
+	// about or a limit, clamd's parser may have read the message apart
+	// differently.
+	for _, f := range st.v.Findings {
+		if f.Kind == verdict.KindUnscannable || f.Kind == verdict.KindLimitExceeded {
+			return true
+		}
+	}
+	return false
+}
+
+// mimeLevel is a MIME part's nesting: "2/1" is 2.
+func mimeLevel(path string) int {
+	return strings.Count(path, "/") + 1
+}
