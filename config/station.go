@@ -59,6 +59,7 @@ type Scanner struct {
 	MaxParts        int               `yaml:"max_parts" doc:"most MIME parts walked in one message; more is limit-exceeded"`
 	MaxHeaderBytes  ByteSize          `yaml:"max_header_bytes" doc:"largest header block of one part; larger is limit-exceeded"`
 	PartMemory      ByteSize          `yaml:"part_memory" doc:"bytes of one decoded part held in memory before it spills to disk"`
+	PartMemoryTotal ByteSize          `yaml:"part_memory_total" doc:"most decoded bytes all scans at once hold in memory; past it parts spill to disk though under part_memory (an in-process milter has a scan per SMTP session)"`
 	MaxArchiveDepth int               `yaml:"max_archive_depth" doc:"deepest nesting of archives in archives opened (a zip in a zip is 2); deeper is limit-exceeded"`
 	MaxMembers      int               `yaml:"max_members" doc:"most archive members (and files encoded in the text) with content in one message, all its archives together; empty files, directories and links do not count. More: the archive stops expanding, limit-exceeded, the rest still scanned"`
 	MaxRatio        float64           `yaml:"max_ratio" doc:"largest expansion of one archive member (expanded bytes per compressed byte, checked past 1MiB), and of the whole message: all its archives together expand to at most this times its size (at least 64MiB), since nested archives multiply. More is limit-exceeded: decompression bombs stop early"`
@@ -90,6 +91,7 @@ func DefaultScanner() Scanner {
 		MaxParts:        d.MaxParts,
 		MaxHeaderBytes:  ByteSize(d.MaxHeaderBytes),
 		PartMemory:      ByteSize(d.PartMemory),
+		PartMemoryTotal: ByteSize(d.PartMemoryTotal),
 		MaxArchiveDepth: d.MaxArchiveDepth,
 		MaxMembers:      d.MaxMembers,
 		MaxRatio:        d.MaxRatio,
@@ -117,6 +119,7 @@ func (s Scanner) Options(name, spoolDir string) scanner.Options {
 		MaxParts:        s.MaxParts,
 		MaxHeaderBytes:  int64(s.MaxHeaderBytes),
 		PartMemory:      int64(s.PartMemory),
+		PartMemoryTotal: int64(s.PartMemoryTotal),
 		SpoolDir:        spoolDir,
 		MaxArchiveDepth: s.MaxArchiveDepth,
 		MaxMembers:      s.MaxMembers,
@@ -182,6 +185,9 @@ func (s Scanner) check(c *checker, prefix string) {
 	}
 	if s.PartMemory < 0 {
 		c.addf(prefix+".part_memory", "must not be negative")
+	}
+	if s.PartMemoryTotal < 0 {
+		c.addf(prefix+".part_memory_total", "must not be negative (0 takes the default)")
 	}
 	for _, l := range []struct {
 		key string

@@ -60,7 +60,7 @@ type openedArchive struct {
 // scanPart holds one decoded MIME part in a spool buffer, so that it can
 // be opened as an archive and read by each engine, and examines it.
 func (s *Scanner) scanPart(ctx context.Context, st *scanState, p *leaf) error {
-	buf := spool.New(s.opt.SpoolDir, s.opt.PartMemory)
+	buf := s.newBuffer()
 	defer buf.Close()
 	buf.Grow(p.size)
 	_, err := io.Copy(spoolWriter{buf}, p.body)
@@ -186,7 +186,7 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 			st.v.Manifest = append(st.v.Manifest, verdict.Part{Path: child.path, FileName: child.fileName, Size: m.Size, Encrypted: true})
 			return nil
 		}
-		mbuf := spool.New(s.opt.SpoolDir, s.opt.PartMemory)
+		mbuf := s.newBuffer()
 		defer mbuf.Close()
 		mbuf.Grow(min(m.Size, maxGrowHint))
 		if _, err := io.Copy(spoolWriter{mbuf}, content); err != nil {

@@ -58,7 +58,7 @@ func (s *Scanner) openEmbedded(ctx context.Context, st *scanState, it item, buf 
 
 // examineBlock decodes one block into a spool buffer and examines it.
 func (s *Scanner) examineBlock(ctx context.Context, st *scanState, parent item, b *textenc.Block, content io.Reader, seen map[string]bool) error {
-	cbuf := spool.New(s.opt.SpoolDir, s.opt.PartMemory)
+	cbuf := s.newBuffer()
 	defer cbuf.Close()
 	lr := &limitedReader{r: content, max: s.opt.MaxMemberSize, left: s.opt.MaxMemberSize, budget: st.budget}
 	_, err := io.Copy(spoolWriter{cbuf}, lr)

@@ -36,7 +36,7 @@ func TestPasswordCandidatesFromMessage(t *testing.T) {
 		attachment("secret.zip", "not really a zip"),
 		"Content-Type: text/plain\n\nPassword: second-one",
 	))
-	ix, err := newIndex(strings.NewReader(msg), int64(len(msg)), DefaultOptions())
+	ix, err := New(DefaultOptions()).newIndex(strings.NewReader(msg), int64(len(msg)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/avstation/avstation/internal/panics"
 	"github.com/avstation/avstation/scanner/archive"
 	"github.com/avstation/avstation/scanner/engineerr"
+	"github.com/avstation/avstation/spool"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -74,6 +75,9 @@ type Options struct {
 	// spills to a 0600 file in SpoolDir.
 	PartMemory int64
 	SpoolDir   string
+	// PartMemoryTotal bounds the decoded bytes all scans together hold in
+	// memory; past it parts spill to SpoolDir though under PartMemory.
+	PartMemoryTotal int64
 	// MaxArchiveDepth bounds archives within archives (a zip in a zip is 2).
 	MaxArchiveDepth int
 	// MaxRatio and MaxMemberSize bound each archive member. The message
@@ -127,6 +131,7 @@ func DefaultOptions() Options {
 		MaxParts:        1000,
 		MaxHeaderBytes:  256 << 10,
 		PartMemory:      4 << 20,
+		PartMemoryTotal: 64 << 20,
 		MaxArchiveDepth: 10,
 		MaxMembers:      10000,
 		MaxRatio:        100,
@@ -148,6 +153,7 @@ type Scanner struct {
 	engines []Engine
 
 	calls    chan struct{}         // a slot per engine call in progress
+	memory   *spool.Memory         // decoded bytes held in memory by all scans
 	verdicts *lru[verdict.Verdict] // by message
 	parts    *lru[Detection]       // by engine and part
 
@@ -162,6 +168,7 @@ func New(opt Options, engines ...Engine) *Scanner {
 	orDefault(&opt.MaxParts, d.MaxParts)
 	orDefault(&opt.MaxHeaderBytes, d.MaxHeaderBytes)
 	orDefault(&opt.PartMemory, d.PartMemory)
+	orDefault(&opt.PartMemoryTotal, d.PartMemoryTotal)
 	orDefault(&opt.MaxArchiveDepth, d.MaxArchiveDepth)
 	orDefault(&opt.MaxMembers, d.MaxMembers)
 	orDefault(&opt.MaxRatio, d.MaxRatio)
@@ -176,7 +183,15 @@ func New(opt Options, engines ...Engine) *Scanner {
 	if opt.Mode == "" {
 		opt.Mode = d.Mode
 	}
-	return &Scanner{opt: opt, engines: engines, calls: make(chan struct{}, opt.MaxEngineCalls), verdicts: newLRU[verdict.Verdict](opt.CacheEntries), parts: newLRU[Detection](opt.CacheEntries)}
+	return &Scanner{opt: opt, engines: engines, calls: make(chan struct{}, opt.MaxEngineCalls), memory: spool.NewMemory(opt.PartMemoryTotal),
+		verdicts: newLRU[verdict.Verdict](opt.CacheEntries), parts: newLRU[Detection](opt.CacheEntries)}
+}
+
+// newBuffer holds one decoded part or member: in memory up to PartMemory
+// and while all scans' parts together stay under PartMemoryTotal, else on
+// disk. An in-process milter has as many scans at once as SMTP sessions.
+func (s *Scanner) newBuffer() *spool.Buffer {
+	return spool.NewShared(s.opt.SpoolDir, s.opt.PartMemory, s.memory)
 }
 
 // orDefault sets a limit left at zero (or below) to its default.
@@ -224,7 +239,7 @@ func (s *Scanner) scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 	}
 	v := &verdict.Verdict{Scanner: s.opt.Name}
 	st := &scanState{v: v, budget: newBudget(s.opt, size), versions: versionsKey(versions)}
-	ix, err := newIndex(r, size, s.opt)
+	ix, err := s.newIndex(r, size)
 	if err != nil {
 		return nil, fmt.Errorf("reading message: %w", err)
 	}

@@ -34,12 +34,13 @@ type index struct {
 	buffers []*spool.Buffer
 }
 
-func newIndex(r io.ReaderAt, size int64, opt Options) (*index, error) {
+func (s *Scanner) newIndex(r io.ReaderAt, size int64) (*index, error) {
+	opt := s.opt
 	ix := &index{}
 	var spoolErr error
 	lim := mimepart.Limits{MaxDepth: opt.MaxDepth, MaxParts: opt.MaxParts, MaxHeaderBytes: opt.MaxHeaderBytes,
 		Decode: func(e *mimepart.Entity) (io.ReaderAt, int64, error) {
-			buf := spool.New(opt.SpoolDir, opt.PartMemory)
+			buf := s.newBuffer()
 			ix.buffers = append(ix.buffers, buf)
 			_, err := io.Copy(spoolWriter{buf}, decoder(e.TransferEncoding, e.Body()))
 			var se *spoolError

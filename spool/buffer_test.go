@@ -203,3 +203,30 @@ func TestBufferReadFrom(t *testing.T) {
 		})
 	}
 }
+
+// TestReadFromSharedMemory: io.Copy into buffers sharing a Memory spills
+// once the shared bound is reached, keeps every byte, and gives the
+// memory back on Close.
+func TestReadFromSharedMemory(t *testing.T) {
+	dir := t.TempDir()
+	shared := NewMemory(100 << 10)
+	data := bytes.Repeat([]byte("0123456789abcdef"), 5000) // 80000 bytes
+	a, b := NewShared(dir, 1<<20, shared), NewShared(dir, 1<<20, shared)
+	for _, buf := range []*Buffer{a, b} {
+		if n, err := io.Copy(buf, bytes.NewReader(data)); err != nil || n != int64(len(data)) {
+			t.Fatalf("copied %d, %v", n, err)
+		}
+		got, _ := io.ReadAll(buf.Reader())
+		if !bytes.Equal(got, data) {
+			t.Fatal("read back different bytes")
+		}
+	}
+	if a.OnDisk() || !b.OnDisk() || shared.InUse() != int64(len(data)) {
+		t.Errorf("on disk %v, %v; in use %d; want the second spilled and %d in use", a.OnDisk(), b.OnDisk(), shared.InUse(), len(data))
+	}
+	a.Close()
+	b.Close()
+	if shared.InUse() != 0 {
+		t.Errorf("after Close %d in use", shared.InUse())
+	}
+}

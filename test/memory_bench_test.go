@@ -130,7 +130,7 @@ func BenchmarkConcurrentMemory(b *testing.B) {
 	for _, mode := range []string{"station", "in-process"} {
 		b.Run(mode, func(b *testing.B) {
 			var station *harness.Daemon
-			opts := harness.MilterOptions{Clamd: clamd.Addr, MemoryBuffer: "1MiB", LogLevel: "info",
+			opts := harness.MilterOptions{Clamd: clamd.Addr, MemoryBuffer: "1MiB", LogLevel: "debug",
 				Extra: "scan_timeout: 10m\n"}
 			if mode == "station" {
 				station = harness.StartStation(b, bin.Station, "", clamd.Addr, secret, "  engine_timeout: 5m")
@@ -186,7 +186,7 @@ func concurrentBigPostings(b *testing.B, m *harness.Daemon, msgs []string) {
 		count[a]++
 	}
 	if count["accept"] != len(msgs) {
-		b.Fatalf("%d of %d accepted; answers %v; the first refusals:\n%s", count["accept"], len(msgs), count, firstLines(m.Log(), "outcome=station-failure", 3))
+		b.Fatalf("%d of %d accepted; answers %v; the first refusals:\n%s", count["accept"], len(msgs), count, firstLines(m.Log(), "outcome=station-failure", 3)+firstLines(m.Log(), "level=WARN", 5)+firstLines(m.Log(), "level=ERROR", 5))
 	}
 }
 
