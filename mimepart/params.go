@@ -284,10 +284,25 @@ func decodeWords(s string) []string {
 		return fallback(s)
 	}
 	if d, err := strictWords.DecodeHeader(s); err == nil {
-		return fallback(d)
+		return decoded(d)
 	}
 	if d, err := lenientWords.DecodeHeader(s); err == nil && d != s {
-		return append(fallback(d), s)
+		return append(decoded(d), s)
 	}
 	return fallback(s)
+}
+
+// decoded is the names of a value whose words were decoded: fallback's,
+// but where the decoding left bytes that are not UTF-8 (a raw byte after
+// a word) those are replaced, since such a name is no longer the header's
+// bytes either: what a client shows, not bytes nobody sent.
+func decoded(d string) []string {
+	out := fallback(d)
+	for i, n := range out {
+		out[i] = strings.ToValidUTF8(n, "\uFFFD")
+	}
+	if len(out) == 2 && out[0] == out[1] {
+		out = out[:1]
+	}
+	return out
 }
