@@ -348,25 +348,34 @@ func TestSpoolWriteFailure(t *testing.T) {
 	}
 }
 
-// TestBusyStationWaits: with every station full, the client waits and tries
-// again within its deadline instead of failing the job at once.
-func TestBusyStationWaits(t *testing.T) {
+// fullStation is a station with room for one job, taken by a job that
+// waits until release is called, and a client of it.
+func fullStation(t *testing.T) (c *Client, release func()) {
 	started := make(chan struct{})
-	release := make(chan struct{})
-	var first sync.Once
+	held := make(chan struct{})
+	var first, once sync.Once
 	st := newStation(t, "A", func(s *Server) {
 		s.MaxConcurrent = 1
 		s.Scan = func(ctx context.Context, meta Meta, body *os.File, size int64) (*verdict.Verdict, error) {
 			if meta.JobID == "first" {
 				first.Do(func() { close(started) })
-				<-release
+				<-held
 			}
 			return &verdict.Verdict{Status: verdict.Clean, Scanner: "A"}, nil
 		}
 	})
-	c := newClient(t, ring(t, keyA), st.srv.URL)
+	release = func() { once.Do(func() { close(held) }) }
+	t.Cleanup(release) // registered after the station's: runs before it closes
+	c = newClient(t, ring(t, keyA), st.srv.URL)
 	go c.Scan(context.Background(), Meta{JobID: "first"}, bytes.NewReader(message), int64(len(message)))
 	<-started
+	return c, release
+}
+
+// TestBusyStationWaits: with every station full, the client waits and tries
+// again within its deadline instead of failing the job at once.
+func TestBusyStationWaits(t *testing.T) {
+	c, release := fullStation(t)
 
 	// Deadline shorter than the first job: the second gives up, saying why.
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
@@ -377,7 +386,7 @@ func TestBusyStationWaits(t *testing.T) {
 	}
 
 	// Released while the third waits: it gets its verdict.
-	time.AfterFunc(100*time.Millisecond, func() { close(release) })
+	time.AfterFunc(100*time.Millisecond, release)
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	v, err := c.Scan(ctx, Meta{JobID: "patient"}, bytes.NewReader(message), int64(len(message)))
@@ -404,25 +413,10 @@ func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // healthy station down; the body is read once for its digest and not sent
 // again with every retry.
 func TestBusyStationBigBody(t *testing.T) {
-	started := make(chan struct{})
-	release := make(chan struct{})
-	var first sync.Once
-	st := newStation(t, "A", func(s *Server) {
-		s.MaxConcurrent = 1
-		s.Scan = func(ctx context.Context, meta Meta, body *os.File, size int64) (*verdict.Verdict, error) {
-			if meta.JobID == "first" {
-				first.Do(func() { close(started) })
-				<-release
-			}
-			return &verdict.Verdict{Status: verdict.Clean, Scanner: "A"}, nil
-		}
-	})
-	defer close(release)
-	c := newClient(t, ring(t, keyA), st.srv.URL)
+	c, release := fullStation(t)
+	defer release()
 	c.HTTP = NewHTTPClient(nil)
 	t.Cleanup(c.HTTP.CloseIdleConnections)
-	go c.Scan(context.Background(), Meta{JobID: "first"}, bytes.NewReader(message), int64(len(message)))
-	<-started
 
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
 	body := &countingReaderAt{r: bytes.NewReader(big)}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,14 @@ func milterAnswers(t *testing.T, c *milter.Client, name string, msg []byte, want
 }
 
 func milterAnswer(c *milter.Client, msg []byte) (string, error) {
+	head, body := splitHeader(msg)
+	return milterSession(c, "HOSTILE", head, bytes.NewReader(body))
+}
+
+// milterSession is one message's milter session as Postfix holds it: the
+// envelope to dev@lists.example.org, the header fields one by one, then
+// the body streamed from body; the answer as actionReply says it.
+func milterSession(c *milter.Client, queueID string, head [][2]string, body io.Reader) (string, error) {
 	macros := milter.NewMacroBag()
 	s, err := c.Session(macros)
 	if err != nil {
@@ -130,11 +139,10 @@ func milterAnswer(c *milter.Client, msg []byte) (string, error) {
 	s.Helo("hostile.example")
 	s.Mail("alice@example.com", "")
 	s.Rcpt("dev@lists.example.org", "")
-	macros.Set(milter.MacroQueueId, "HOSTILE")
+	macros.Set(milter.MacroQueueId, queueID)
 	if _, err := s.DataStart(); err != nil {
 		return "", err
 	}
-	head, body := splitHeader(msg)
 	for _, f := range head {
 		act, err := s.HeaderField(f[0], f[1], nil)
 		if err != nil {
@@ -151,7 +159,7 @@ func milterAnswer(c *milter.Client, msg []byte) (string, error) {
 	if act != nil && act.Type != milter.ActionContinue {
 		return actionReply(act), nil
 	}
-	_, act, err = s.BodyReadFrom(bytes.NewReader(body))
+	_, act, err = s.BodyReadFrom(body)
 	if err != nil {
 		return "", err
 	}

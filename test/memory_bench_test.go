@@ -217,31 +217,5 @@ func milterAnswerStream(c *milter.Client, r io.Reader) (string, error) {
 		}
 	}
 	fields, _ := splitHeader(head)
-	macros := milter.NewMacroBag()
-	s, err := c.Session(macros)
-	if err != nil {
-		return "", err
-	}
-	defer s.Close()
-	s.Conn("memory.example", milter.FamilyInet, 4000, "127.0.0.1")
-	s.Helo("memory.example")
-	s.Mail("alice@example.com", "")
-	s.Rcpt("dev@lists.example.org", "")
-	macros.Set(milter.MacroQueueId, "MEMORY")
-	if _, err := s.DataStart(); err != nil {
-		return "", err
-	}
-	for _, f := range fields {
-		if _, err := s.HeaderField(f[0], f[1], nil); err != nil {
-			return "", err
-		}
-	}
-	if _, err := s.HeaderEnd(); err != nil {
-		return "", err
-	}
-	_, act, err := s.BodyReadFrom(br)
-	if err != nil {
-		return "", err
-	}
-	return actionReply(act), nil
+	return milterSession(c, "MEMORY", fields, br)
 }
