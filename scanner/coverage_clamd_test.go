@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/avstation/avstation/scanner/clamd"
+	"github.com/avstation/avstation/scanner/textenc/textenctest"
 	"github.com/avstation/avstation/test/harness"
 	"github.com/avstation/avstation/verdict"
 )
@@ -78,7 +79,7 @@ func TestClamdCoverage(t *testing.T) {
 	}{
 		{"attachment", multipart(textPart, attachment("e.com", eicar)), true, "2"},
 		{"uuencoded in the text", singleText(uuencodeText("e.com", eicar)), true, "1/e.com"},
-		{"BinHex in the text", singleText(banner + binhexT("e.com", eicar, false) + "\n"), true, "1/e.com"},
+		{"BinHex in the text", singleText(banner + textenctest.BinHex("e.com", eicar, false) + "\n"), true, "1/e.com"},
 		{"begin-base64 in the text", singleText("begin-base64 644 e.com\n" + b64(eicar) + "\n====\n"), false, "1/e.com"},
 		{"yEnc in the text", singleText(yencText("e.com", eicar)), false, "1/e.com"},
 		{"zip with one byte before it", multipart(textPart, attachment("e.zip", "\x00"+string(plainZip(t, "e.com", eicar)))), false, "2/e.zip/e.com"},
@@ -161,59 +162,6 @@ func entriesThen(t *testing.T, format string, n int, data string) string {
 	}
 	return b.String()
 }
-
-// binhexT is a BinHex 4.0 block of one file (textenc's test encoder).
-func binhexT(name, data string, rle bool) string {
-	var raw bytes.Buffer
-	raw.WriteByte(byte(len(name)))
-	raw.WriteString(name)
-	raw.Write(make([]byte, 1+4+4+2))
-	raw.Write([]byte{byte(len(data) >> 24), byte(len(data) >> 16), byte(len(data) >> 8), byte(len(data))})
-	raw.Write(make([]byte, 4+2))
-	raw.WriteString(data)
-	raw.Write(make([]byte, 2+2))
-	in := raw.Bytes()
-	var packed []byte
-	for i := 0; i < len(in); {
-		c := in[i]
-		if c == 0x90 {
-			packed = append(packed, 0x90, 0)
-			i++
-			continue
-		}
-		n := 1
-		for rle && i+n < len(in) && in[i+n] == c && n < 255 {
-			n++
-		}
-		packed = append(packed, c)
-		if n > 2 {
-			packed = append(packed, 0x90, byte(n))
-		} else {
-			n = 1
-		}
-		i += n
-	}
-	var b strings.Builder
-	b.WriteByte(':')
-	col := 1
-	for i := 0; i < len(packed); i += 3 {
-		var g [3]byte
-		k := copy(g[:], packed[i:])
-		v := uint32(g[0])<<16 | uint32(g[1])<<8 | uint32(g[2])
-		chars := []int{int(v >> 18 & 63), int(v >> 12 & 63), int(v >> 6 & 63), int(v & 63)}[:k+1]
-		for _, x := range chars {
-			b.WriteByte(binhexAlph[x])
-			if col++; col == 64 {
-				b.WriteByte('\n')
-				col = 0
-			}
-		}
-	}
-	b.WriteByte(':')
-	return b.String()
-}
-
-const binhexAlph = "!\"#$%&'()*+,-012345689@ABCDEFGHIJKLMNPQRSTUVXYZ[`abcdefhijklmpqr"
 
 // sevenZipOf is a 7z (LZMA) of one file made by 7z(1).
 func sevenZipOf(t *testing.T, name, data string) string {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/avstation/avstation/scanner/textenc/textenctest"
 )
 
 // FuzzFinder: whatever the text, the finder ends, never panics, and a
@@ -15,7 +17,7 @@ func FuzzFinder(f *testing.F) {
 	f.Add("begin 644 x\n" + pyUUBacktick + "`\nend\n")
 	f.Add("begin-base64 644 h\n" + b64lines(hello) + "====\n")
 	f.Add("=ybegin line=128 size=3 name=y\n=}=M=J\n=yend\n")
-	f.Add("(This file must be converted with BinHex 4.0)\n" + binhex("a.exe", "MZ"+strings.Repeat("A", 40), true))
+	f.Add("(This file must be converted with BinHex 4.0)\n" + textenctest.BinHex("a.exe", "MZ"+strings.Repeat("A", 40), true))
 	f.Fuzz(func(t *testing.T, text string) {
 		fd := NewFinder(strings.NewReader(text))
 		var plain, bh int

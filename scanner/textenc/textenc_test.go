@@ -1,12 +1,13 @@
 package textenc
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/avstation/avstation/scanner/textenc/textenctest"
 )
 
 // found is one block as a test sees it.
@@ -130,11 +131,11 @@ func TestFinderBinHex(t *testing.T) {
 		name, text string
 		want       []found
 	}{
-		{"with run-length encoding", "hi\n(This file must be converted with BinHex 4.0)\n\n" + binhex("setup.exe", data, true) + "\nbye\n",
+		{"with run-length encoding", "hi\n(This file must be converted with BinHex 4.0)\n\n" + textenctest.BinHex("setup.exe", data, true) + "\nbye\n",
 			[]found{{BinHex, "setup.exe", data, true, 0}}},
-		{"without", "(This file must be converted with BinHex 4.0)\r\n" + strings.ReplaceAll(binhex("a.exe", "MZ\x00\x01", false), "\n", "\r\n"),
+		{"without", "(This file must be converted with BinHex 4.0)\r\n" + strings.ReplaceAll(textenctest.BinHex("a.exe", "MZ\x00\x01", false), "\n", "\r\n"),
 			[]found{{BinHex, "a.exe", "MZ\x00\x01", true, 0}}},
-		{"cut short", "(This file must be converted with BinHex 4.0)\n" + strings.TrimSuffix(binhex("long.bin", data, true), ":"),
+		{"cut short", "(This file must be converted with BinHex 4.0)\n" + strings.TrimSuffix(textenctest.BinHex("long.bin", data, true), ":"),
 			[]found{{BinHex, "long.bin", data, false, 0}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -227,58 +228,5 @@ func yencode(data []byte, lineLen int, nl string) string {
 	if col > 0 {
 		b.WriteString(nl)
 	}
-	return b.String()
-}
-
-// binhex encodes a file with an empty resource fork and zero CRCs (the
-// decoder does not check them), in 64-character lines, with
-// run-length encoding when rle is set.
-func binhex(name, data string, rle bool) string {
-	var raw bytes.Buffer
-	raw.WriteByte(byte(len(name)))
-	raw.WriteString(name)
-	raw.Write(make([]byte, 1+4+4+2))
-	raw.Write([]byte{byte(len(data) >> 24), byte(len(data) >> 16), byte(len(data) >> 8), byte(len(data))})
-	raw.Write(make([]byte, 4+2))
-	raw.WriteString(data)
-	raw.Write(make([]byte, 2+2))
-	in := raw.Bytes()
-	var packed []byte
-	for i := 0; i < len(in); {
-		c := in[i]
-		if c == 0x90 {
-			packed = append(packed, 0x90, 0)
-			i++
-			continue
-		}
-		n := 1
-		for rle && i+n < len(in) && in[i+n] == c && n < 255 {
-			n++
-		}
-		packed = append(packed, c)
-		if n > 2 {
-			packed = append(packed, 0x90, byte(n))
-		} else {
-			n = 1
-		}
-		i += n
-	}
-	var b strings.Builder
-	b.WriteByte(':')
-	col := 1
-	for i := 0; i < len(packed); i += 3 {
-		var g [3]byte
-		k := copy(g[:], packed[i:])
-		v := uint32(g[0])<<16 | uint32(g[1])<<8 | uint32(g[2])
-		chars := []int{int(v >> 18 & 63), int(v >> 12 & 63), int(v >> 6 & 63), int(v & 63)}[:k+1]
-		for _, x := range chars {
-			b.WriteByte(binhexAlphabet[x])
-			if col++; col == 64 {
-				b.WriteByte('\n')
-				col = 0
-			}
-		}
-	}
-	b.WriteByte(':')
 	return b.String()
 }
