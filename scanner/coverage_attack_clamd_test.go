@@ -1,0 +1,215 @@
+package scanner
+
+import (
+	"archive/tar"
+	"bytes"
+
+	"context"
+	"fmt"
+
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/avstation/avstation/scanner/clamd"
+	"github.com/avstation/avstation/test/harness"
+	"github.com/avstation/avstation/verdict"
+)
+
+// everyPart hides an engine's MailUnpacker: the scanner sends it every
+// part and member, the reference raw-first detection must not fall below.
+type everyPart struct{ Engine }
+
+// TestClamdCoverageAttacks: messages an outside sender can shape so that
+// the scanner's walk and clamd's own mail parser read them apart
+// differently. For each, with a real clamd at its default limits: what
+// clamd finds in the raw message alone (asserted, as in
+// TestClamdCoverage), and that the scanner in station mode with default
+// options finds EICAR wherever sending clamd every part finds it. A case
+// where clamd misses EICAR raw and the scanner does too, while every part
+// sent finds it, is a raw-first bypass.
+func TestClamdCoverageAttacks(t *testing.T) {
+	cd := harness.StartClamd(t)
+	client, err := clamd.New(cd.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eicar := string(harness.EICAR())
+	e64 := b64(eicar)
+	hdr := "From: a@example.org\nSubject: t\nMIME-Version: 1.0\n"
+	att := func(cte, body string) string {
+		return "Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"e.com\"\nContent-Transfer-Encoding: " + cte + "\n\n" + body
+	}
+	mp := func(parts ...string) string { return crlf(multipart(append([]string{textPart}, parts...)...)) }
+	withBB := func(ct string) string {
+		return crlf(hdr + "Content-Type: " + ct + "\n\n--BB\n" + textPart + "\n--BB\n" + attachment("e.com", eicar) + "\n--BB--\n")
+	}
+	single := "Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n" + e64
+	rfc64 := func(inner string) string {
+		return "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n" + b64(crlf(inner))
+	}
+	tests := []struct {
+		name     string
+		msg      string // sent as it is: crlf() where wanted
+		rawFinds bool
+		path     string // of the first infected finding; "" when nothing finds it
+	}{
+		// Base64 that decoders read differently.
+		{"base64 with junk characters", mp(att("base64", e64[:20]+"!!**"+e64[20:])), true, ""},
+		{"base64 without its padding", mp(att("base64", strings.TrimRight(e64, "="))), true, ""},
+		{"base64 in groups of 4 with spaces", mp(att("base64", spacedEvery(e64, 4))), true, ""},
+		{"base64 one character a line", mp(att("base64", linesOf(e64, 1))), true, ""},
+		{"base64 in one 12k line", mp(att("base64", b64(eicar+strings.Repeat(" ", 9000)))), true, ""},
+		// A padded group before the data: both decoders stop there.
+		{"base64 padding before the data", mp(att("base64", b64("AB")+e64)), false, ""},
+		{"quoted-printable, every byte encoded", mp(att("quoted-printable", qpAll(eicar))), true, "2"},
+		// Transfer encodings a reader may or may not honour.
+		{"Content-Transfer-Encoding BASE64", mp(att("BASE64", e64)), true, "2"},
+		{"Content-Transfer-Encoding with a comment", mp(att("base64 (comment)", e64)), true, ""},
+		{"Content-Transfer-Encoding x-uuencode", mp(att("x-uuencode", uuencodeText("e.com", eicar))), true, ""},
+		{"Content-Transfer-Encoding 8bit on base64", mp(att("8bit", e64)), false, ""},
+		{"Content-Transfer-Encoding twice", mp("Content-Type: application/octet-stream\nContent-Transfer-Encoding: 7bit\nContent-Transfer-Encoding: base64\n\n" + e64), true, ""},
+		// Multipart boundaries.
+		{"boundary with spaces", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"a b\"\n\n--a b\n" + textPart + "\n--a b\n" + attachment("e.com", eicar) + "\n--a b--\n"), true, ""},
+		{"boundary a prefix of the inner one", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"ab\"\n\n--ab\nContent-Type: multipart/mixed; boundary=\"abc\"\n\n--abc\n" + attachment("e.com", eicar) + "\n--abc--\n\n--ab--\n"), true, ""},
+		{"no close delimiter", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"BB\"\n\n--BB\n" + textPart + "\n--BB\n" + attachment("e.com", eicar) + "\n"), true, ""},
+		{"attachment in the epilogue", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"BB\"\n\n--BB\n" + textPart + "\n--BB--\n--BB\n" + attachment("e.com", eicar) + "\n--BB--\n"), true, ""},
+		{"LF line ends", multipart(textPart, attachment("e.com", eicar)), true, "2"},
+		{"CR line ends", strings.ReplaceAll(multipart(textPart, attachment("e.com", eicar)), "\n", "\r"), false, ""},
+		{"Content-Type folded", withBB("multipart/mixed;\n\tboundary=\n \"BB\""), true, "2"},
+		{"boundary twice", withBB("multipart/mixed; boundary=\"AA\"; boundary=\"BB\""), true, ""},
+		{"boundary in RFC 2231 form", withBB("multipart/mixed; boundary*0=\"B\"; boundary*1=\"B\""), true, ""},
+		{"Content-Type twice", crlf(hdr + "Content-Type: text/plain\n" + strings.TrimPrefix(withBB("multipart/mixed; boundary=\"BB\""), crlf(hdr))), true, ""},
+		{"part header without a blank line", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"BB\"\n\n--BB\n" + textPart + "\n--BB\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n" + e64 + "\n--BB--\n"), false, ""},
+		// Attached messages. clamd 1.4.6 does not decode a
+		// transfer-encoded message/rfc822 that is the message's body.
+		{"message/rfc822 part in base64", mp(rfc64(multipart(textPart, attachment("e.com", eicar)))), true, "2/2"},
+		{"message/rfc822 part in quoted-printable", mp("Content-Type: message/rfc822\nContent-Transfer-Encoding: quoted-printable\n\n" + qpAll(crlf(multipart(textPart, attachment("e.com", eicar))))), true, "2/2"},
+		{"message body a base64 message/rfc822", crlf(hdr + rfc64(hdr+single)), false, "1/1"},
+		{"base64 message/rfc822 in base64 message/rfc822", crlf(hdr + rfc64(hdr+rfc64(hdr+single))), false, "1/1/1"},
+		{"base64 message/rfc822 part of a single message", mp(rfc64(hdr + single)), true, "2/1"},
+		// Archives.
+		{"tar", mp(attachment("e.tar", tarOf(t, "e.com", eicar))), true, "2/e.tar/e.com"},
+		{"gzip'd tar", mp(attachment("e.tgz", gzipOf(t, tarOf(t, "e.com", eicar)))), true, "2/e.tgz/data/e.com"},
+		{"gzip of two members", mp(attachment("e.gz", gzipOf(t, "clean\n")+gzipOf(t, eicar))), true, "2/e.gz/data"},
+		{"zip named .txt", mp(attachment("e.txt", string(plainZip(t, "e.com", eicar)))), true, "2/e.txt/e.com"},
+		{"zip in a text/plain part", mp("Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n" + b64(string(plainZip(t, "e.com", eicar)))), true, "2/(zip)/e.com"},
+		{"zip made by 7z, zip64", mp(attachment("e.zip", sevenZipArgs(t, "e.com", eicar, "-tzip", "-mcu=on"))), true, "2/e.zip/e.com"},
+		{"html with a base64 data: URI", mp("Content-Type: text/html\n\n<a href=\"data:application/octet-stream;base64," + e64 + "\">x</a>"), true, ""},
+		{"300k header line", crlf(hdr + "X-Pad: " + strings.Repeat("a", 300000) + "\n" + strings.TrimPrefix(multipart(textPart, attachment("e.com", eicar)), "From: a@example.org\nSubject: t\nMIME-Version: 1.0\n")), true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkCoverageAttack(t, client, []byte(tt.msg), tt.rawFinds, tt.path)
+		})
+	}
+}
+
+// checkCoverageAttack asserts what clamd finds in raw alone, that the
+// scanner finds EICAR wherever sending every part to clamd finds it, and
+// where (path, when not "").
+func checkCoverageAttack(t *testing.T, client *clamd.Client, raw []byte, rawFinds bool, path string) {
+	t.Helper()
+	res, err := client.Scan(context.Background(), bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Found != rawFinds {
+		t.Errorf("clamd alone finds EICAR in the raw message: %v (%q), want %v", res.Found, res.Raw, rawFinds)
+	}
+	v, err := New(Options{Name: "test"}, Clamd(client)).Scan(context.Background(), bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := New(Options{Name: "test"}, everyPart{Clamd(client)}).Scan(context.Background(), bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := v.First(verdict.Infected)
+	rf, refOK := ref.First(verdict.Infected)
+	if refOK && !ok {
+		t.Fatalf("bypass: the scanner finds nothing (%s, findings %+v) where clamd sent every part finds %s at %s",
+			v.Status, v.Findings, rf.Threat, rf.Path)
+	}
+	if ok && !strings.HasPrefix(f.Threat, harness.EicarSignature) {
+		t.Errorf("first infected finding %+v, want EICAR", f)
+	}
+	if path != "" && (!ok || f.Path != path) {
+		t.Errorf("first infected finding %+v (%v), want EICAR at %s; findings %+v", f, ok, path, v.Findings)
+	}
+	if rawFinds && !ok {
+		t.Errorf("clamd finds EICAR raw but the verdict is %s", v.Status)
+	}
+}
+
+// spacedEvery is s with a space after every n characters.
+func spacedEvery(s string, n int) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i += n {
+		b.WriteString(s[i:min(i+n, len(s))] + " ")
+	}
+	return b.String()
+}
+
+// linesOf is s in lines of n characters.
+func linesOf(s string, n int) string {
+	var b strings.Builder
+	for len(s) > n {
+		b.WriteString(s[:n] + "\n")
+		s = s[n:]
+	}
+	return b.String() + s
+}
+
+// qpAll is s in quoted-printable with every byte as =XX, in lines of 20.
+func qpAll(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		fmt.Fprintf(&b, "=%02X", s[i])
+		if i%20 == 19 {
+			b.WriteString("=\n")
+		}
+	}
+	return b.String()
+}
+
+// tarOf is a ustar archive of one file.
+func tarOf(t *testing.T, name, data string) string {
+	t.Helper()
+	var b bytes.Buffer
+	w := tar.NewWriter(&b)
+	if err := w.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data))}); err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte(data))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// sevenZipArgs is an archive of one file made by 7z(1) with args (-tzip: a zip).
+func sevenZipArgs(t *testing.T, name, data string, args ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := "out.7z"
+	if slices.Contains(args, "-tzip") {
+		out = "out.zip"
+	}
+	cmd := exec.Command(harness.Program(t, "7z"), append(append([]string{"a", "-bd"}, args...), out, name)...)
+	cmd.Dir = dir
+	if o, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("7z %v: %v %s", args, err, o)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
