@@ -2,7 +2,11 @@ package scanner
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"hash/crc32"
 
 	"context"
 	"fmt"
@@ -97,6 +101,11 @@ func TestClamdCoverageAttacks(t *testing.T) {
 		{"gzip of two members", mp(attachment("e.gz", gzipOf(t, "clean\n")+gzipOf(t, eicar))), true, "2/e.gz/data"},
 		{"zip named .txt", mp(attachment("e.txt", string(plainZip(t, "e.com", eicar)))), true, "2/e.txt/e.com"},
 		{"zip in a text/plain part", mp("Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n" + b64(string(plainZip(t, "e.com", eicar)))), true, "2/(zip)/e.com"},
+		// A zip's local headers disagreeing with its central directory:
+		// clamd goes by the local header, the walk by the directory.
+		{"zip, local data-descriptor flag cleared", mp(attachment("e.zip", zipLocalPatched(t, eicar, false, 6, 0))), false, "2/e.zip/e.com"},
+		{"zip, local method stored", mp(attachment("e.zip", zipLocalPatched(t, eicar, true, 8, 0))), false, "2/e.zip/e.com"},
+		{"zip, local sizes 0", mp(attachment("e.zip", zipLocalPatched(t, eicar, true, 18, 0, 22, 0))), false, "2/e.zip/e.com"},
 		{"zip made by 7z, zip64", mp(attachment("e.zip", sevenZipArgs(t, "e.com", eicar, "-tzip", "-mcu=on"))), true, "2/e.zip/e.com"},
 		{"html with a base64 data: URI", mp("Content-Type: text/html\n\n<a href=\"data:application/octet-stream;base64," + e64 + "\">x</a>"), true, ""},
 		{"300k header line", crlf(hdr + "X-Pad: " + strings.Repeat("a", 300000) + "\n" + strings.TrimPrefix(multipart(textPart, attachment("e.com", eicar)), "From: a@example.org\nSubject: t\nMIME-Version: 1.0\n")), true, ""},
@@ -212,4 +221,44 @@ func sevenZipArgs(t *testing.T, name, data string, args ...string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// zipLocalPatched is a zip of e.com (deflated; sizes in the local header
+// when sized, else in a data descriptor) with the local header's fields
+// at the given offsets set: pairs of offset, value; 6 and 8 are 16 bits.
+func zipLocalPatched(t *testing.T, data string, sized bool, fields ...uint32) string {
+	t.Helper()
+	var z []byte
+	if !sized {
+		z = plainZip(t, "e.com", data)
+	} else {
+		var c bytes.Buffer
+		fw, _ := flate.NewWriter(&c, 9)
+		fw.Write([]byte(data))
+		fw.Close()
+		var b bytes.Buffer
+		w := zip.NewWriter(&b)
+		f, err := w.CreateRaw(&zip.FileHeader{Name: "e.com", Method: zip.Deflate, CRC32: crc32.ChecksumIEEE([]byte(data)),
+			CompressedSize64: uint64(c.Len()), UncompressedSize64: uint64(len(data))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(c.Bytes())
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		z = b.Bytes()
+	}
+	for i := 0; i+1 < len(fields); i += 2 {
+		off, v := fields[i], fields[i+1]
+		switch off {
+		case 6:
+			binary.LittleEndian.PutUint16(z[6:], binary.LittleEndian.Uint16(z[6:])&^8) // the data-descriptor flag
+		case 8:
+			binary.LittleEndian.PutUint16(z[8:], uint16(v))
+		default:
+			binary.LittleEndian.PutUint32(z[off:], v)
+		}
+	}
+	return string(z)
 }

@@ -164,6 +164,10 @@ type Member struct {
 	// Encrypted is a password-protected entry; its content is nil unless
 	// Password is set.
 	Encrypted bool
+	// LocalMismatch: a zip entry whose local header disagrees with its
+	// central directory entry (zipLocalDisagrees), walked by the latter:
+	// a reader that goes by local headers reads other content.
+	LocalMismatch bool
 	// Password is an encrypted entry opened with one of Limits.Passwords:
 	// its content is the decrypted, expanded data. Which password is not
 	// said: the caller can note "opened with a password from the message".
