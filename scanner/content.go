@@ -181,10 +181,10 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 	problems, err := archive.Walk(ctx, format, io.NewSectionReader(buf, loc.Offset, loc.Size), loc.Size, lim, st.budget, func(m archive.Member, content io.Reader) error {
 		child := item{path: container + "/" + m.Name, fileName: path.Base(strings.ReplaceAll(m.Name, `\`, "/")),
 			depth: it.depth + 1, scan: it.scan, named: true, level: it.level + 1,
-			// clamd cannot decrypt, misses a zip with bytes before it and
-			// goes by a zip's local headers (ClamAV 1.4.6): those members
-			// are sent.
-			unseen: it.unseen || m.Password || loc.Prefixed || m.LocalMismatch || !clamdOpens[format]}
+			// clamd cannot decrypt, misses a zip with bytes before it, goes
+			// by a zip's local headers and lacks 7z coders (ClamAV 1.4.6):
+			// those members are sent.
+			unseen: it.unseen || m.Password || loc.Prefixed || m.LocalMismatch || m.UncommonCoder || !clamdOpens[format]}
 		if m.Encrypted && content == nil {
 			st.raw.files++
 			// Walk reports it as a problem; the manifest lists it.

@@ -168,6 +168,9 @@ type Member struct {
 	// central directory entry (zipLocalDisagrees), walked by the latter:
 	// a reader that goes by local headers reads other content.
 	LocalMismatch bool
+	// UncommonCoder: a member of a 7z archive that uses a coder outside
+	// common7zCoders (Delta), which not every reader decodes.
+	UncommonCoder bool
 	// Password is an encrypted entry opened with one of Limits.Passwords:
 	// its content is the decrypted, expanded data. Which password is not
 	// said: the caller can note "opened with a password from the message".
