@@ -5,6 +5,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/flate"
+	"compress/gzip"
 	"encoding/binary"
 	"hash/crc32"
 
@@ -88,6 +89,17 @@ func TestClamdCoverageAttacks(t *testing.T) {
 		{"boundary in RFC 2231 form", withBB("multipart/mixed; boundary*0=\"B\"; boundary*1=\"B\""), true, ""},
 		{"Content-Type twice", crlf(hdr + "Content-Type: text/plain\n" + strings.TrimPrefix(withBB("multipart/mixed; boundary=\"BB\""), crlf(hdr))), true, ""},
 		{"part header without a blank line", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"BB\"\n\n--BB\n" + textPart + "\n--BB\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n" + e64 + "\n--BB--\n"), false, ""},
+		{"delimiters with trailing white space", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"BB\"\n\n--BB \t\n" + textPart + "\n--BB  \n" + attachment("e.com", eicar) + "\n--BB-- \n"), true, ""},
+		{"boundary with a quoted-pair, delimiter unescaped", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"x\\\\y\"\n\n--xy\n" + textPart + "\n--xy\n" + attachment("e.com", eicar) + "\n--xy--\n"), true, ""},
+		{"boundary with a quoted-pair, delimiter as written", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"x\\\\y\"\n\n--x\\y\n" + textPart + "\n--x\\y\n" + attachment("e.com", eicar) + "\n--x\\y--\n"), true, ""},
+		{"boundary case differs from delimiters", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"bb\"\n\n--BB\n" + textPart + "\n--BB\n" + attachment("e.com", eicar) + "\n--BB--\n"), true, ""},
+		{"header line of white space in the fold", crlf(hdr + "Content-Type: multipart/mixed;\n \n boundary=\"BB\"\n\n--BB\n" + textPart + "\n--BB\n" + attachment("e.com", eicar) + "\n--BB--\n"), true, ""},
+		{"lower-case header names", crlf(strings.ToLower(hdr) + "content-type: multipart/mixed; boundary=\"BB\"\n\n--BB\n" + strings.ToLower(textPart) + "\n--BB\ncontent-type: application/octet-stream\ncontent-transfer-encoding: base64\n\n" + e64 + "\n--BB--\n"), true, ""},
+		{"boundary as an encoded word", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"=?utf-8?q?BB?=\"\n\n--BB\n" + textPart + "\n--BB\n" + attachment("e.com", eicar) + "\n--BB--\n"), true, ""},
+		{"boundary with 8-bit bytes", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"\xe9\xe9\"\n\n--\xe9\xe9\n" + textPart + "\n--\xe9\xe9\n" + attachment("e.com", eicar) + "\n--\xe9\xe9--\n"), true, ""},
+		{"NUL in a part header", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"BB\"\n\n--BB\n" + textPart + "\n--BB\nX-A: \x00\n" + attachment("e.com", eicar) + "\n--BB--\n"), true, ""},
+		{"part header continued by a tab line", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"BB\"\n\n--BB\n" + textPart + "\n--BB\nContent-Type: application/octet-stream\nContent-Transfer-Encoding:\n\tbase64\n\n" + e64 + "\n--BB--\n"), true, ""},
+		{"base64 line of 1000 chars then padding junk", mp(att("base64", e64+"====\n"+e64)), true, ""},
 		// Attached messages. clamd 1.4.6 does not decode a
 		// transfer-encoded message/rfc822 that is the message's body.
 		{"message/rfc822 part in base64", mp(rfc64(multipart(textPart, attachment("e.com", eicar)))), true, "2/2"},
@@ -95,7 +107,20 @@ func TestClamdCoverageAttacks(t *testing.T) {
 		{"message body a base64 message/rfc822", crlf(hdr + rfc64(hdr+single)), false, "1/1"},
 		{"base64 message/rfc822 in base64 message/rfc822", crlf(hdr + rfc64(hdr+rfc64(hdr+single))), false, "1/1/1"},
 		{"base64 message/rfc822 part of a single message", mp(rfc64(hdr + single)), true, "2/1"},
+		// Text encodings inside a transfer encoding.
+		{"uuencode in a base64 text part", mp("Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n" + b64(crlf(uuencodeText("e.com", eicar)))), true, "2/e.com"},
+		{"uuencode in a quoted-printable text part", mp("Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n" + qpAll(crlf(uuencodeText("e.com", eicar)))), true, "2/e.com"},
+		{"BinHex in a base64 text part", mp("Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n" + b64(crlf("(This file must be converted with BinHex 4.0)\n"+binhexT("e.com", eicar, false)+"\n"))), true, "2/e.com"},
+		{"uuencode in a text/html part", mp("Content-Type: text/html\n\n" + uuencodeText("e.com", eicar)), true, "2/e.com"},
+		{"uuencode in a text/x-foo attachment", mp("Content-Type: text/x-foo\nContent-Disposition: attachment; filename=\"a.txt\"\n\n" + uuencodeText("e.com", eicar)), true, ""},
+		{"uuencode in a text part of a zip", mp(attachment("t.zip", string(plainZip(t, "t.txt", uuencodeText("e.com", eicar))))), true, ""},
+		{"multipart/digest part without a type", crlf(hdr + "Content-Type: multipart/digest; boundary=\"BB\"\n\n--BB\n\n" + multipart(textPart, attachment("e.com", eicar)) + "\n--BB--\n"), true, ""},
+		{"multipart/digest part in base64", crlf(hdr + "Content-Type: multipart/digest; boundary=\"DD\"\n\n--DD\nContent-Transfer-Encoding: base64\n\n" + b64(crlf(multipart(textPart, attachment("e.com", eicar)))) + "\n--DD--\n"), true, ""},
 		// Archives.
+		{"gzip with name and comment", mp(attachment("e.gz", gzipFlags(t, eicar))), true, ""},
+		{"tar with a long name", mp(attachment("e.tar", tarOf(t, strings.Repeat("d/", 80)+"e.com", eicar))), true, ""},
+		{"tar, PAX header", mp(attachment("e.tar", tarPAX(t, eicar))), true, ""},
+		{"zip with a duplicate name", mp(attachment("e.zip", zipDup(t, eicar))), true, ""},
 		{"tar", mp(attachment("e.tar", tarOf(t, "e.com", eicar))), true, "2/e.tar/e.com"},
 		{"gzip'd tar", mp(attachment("e.tgz", gzipOf(t, tarOf(t, "e.com", eicar)))), true, "2/e.tgz/data/e.com"},
 		{"gzip of two members", mp(attachment("e.gz", gzipOf(t, "clean\n")+gzipOf(t, eicar))), true, "2/e.gz/data"},
@@ -118,6 +143,22 @@ func TestClamdCoverageAttacks(t *testing.T) {
 		{"zip made by 7z, zip64", mp(attachment("e.zip", sevenZipArgs(t, "e.com", eicar, "-tzip", "-mcu=on"))), true, "2/e.zip/e.com"},
 		{"html with a base64 data: URI", mp("Content-Type: text/html\n\n<a href=\"data:application/octet-stream;base64," + e64 + "\">x</a>"), true, ""},
 		{"300k header line", crlf(hdr + "X-Pad: " + strings.Repeat("a", 300000) + "\n" + strings.TrimPrefix(multipart(textPart, attachment("e.com", eicar)), "From: a@example.org\nSubject: t\nMIME-Version: 1.0\n")), true, ""},
+	}
+	// clamd stops at 16 levels of message/rfc822 parts; a message whose
+	// body is a message it does not count as a level.
+	for _, n := range []int{15, 16} {
+		tests = append(tests, struct {
+			name     string
+			msg      string
+			rawFinds bool
+			path     string
+		}{fmt.Sprintf("message/rfc822 nested %d deep", n), rfcNest(n, crlf(multipart(textPart, attachment("e.com", eicar))), func(m string) string { return "Content-Type: message/rfc822\n\n" + m }), n < 16, ""})
+		tests = append(tests, struct {
+			name     string
+			msg      string
+			rawFinds bool
+			path     string
+		}{fmt.Sprintf("bare message/rfc822 nested %d deep", n), rfcBare(n, hdr+single), true, ""})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -270,4 +311,70 @@ func zipLocalPatched(t *testing.T, data string, sized bool, fields ...uint32) st
 		}
 	}
 	return string(z)
+}
+
+// gzipFlags is data gzipped with FNAME, FCOMMENT and FEXTRA set.
+func gzipFlags(t *testing.T, data string) string {
+	t.Helper()
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	w.Name, w.Comment, w.Extra = "e.com", "a comment", []byte("AB\x02\x00xy")
+	w.Write([]byte(data))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// tarPAX is a tar of e.com with a PAX extended header.
+func tarPAX(t *testing.T, data string) string {
+	t.Helper()
+	var b bytes.Buffer
+	w := tar.NewWriter(&b)
+	h := &tar.Header{Name: "e.com", Mode: 0o644, Size: int64(len(data)), Format: tar.FormatPAX, PAXRecords: map[string]string{"comment": "x"}}
+	if err := w.WriteHeader(h); err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte(data))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// zipDup is a zip of a clean e.com and then EICAR under the same name.
+func zipDup(t *testing.T, data string) string {
+	t.Helper()
+	var b bytes.Buffer
+	w := zip.NewWriter(&b)
+	for _, c := range []string{"clean", data} {
+		f, err := w.Create("e.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte(c))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// rfcNest wraps inner n times in a message of a text part and wrap(inner).
+func rfcNest(n int, inner string, wrap func(string) string) string {
+	m := inner
+	for i := range n {
+		b := fmt.Sprintf("L%d", i)
+		m = crlf("From: a@example.org\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"" + b + "\"\n\n--" + b + "\n" + textPart + "\n--" + b + "\n" + wrap(m) + "\n--" + b + "--\n")
+	}
+	return m
+}
+
+// rfcBare wraps inner n times in a message whose body is message/rfc822.
+func rfcBare(n int, inner string) string {
+	m := inner
+	for range n {
+		m = "From: a@example.org\nMIME-Version: 1.0\nContent-Type: message/rfc822\n\n" + m
+	}
+	return crlf(m)
 }
