@@ -100,6 +100,14 @@ func TestClamdCoverageAttacks(t *testing.T) {
 		{"NUL in a part header", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"BB\"\n\n--BB\n" + textPart + "\n--BB\nX-A: \x00\n" + attachment("e.com", eicar) + "\n--BB--\n"), true, ""},
 		{"part header continued by a tab line", crlf(hdr + "Content-Type: multipart/mixed; boundary=\"BB\"\n\n--BB\n" + textPart + "\n--BB\nContent-Type: application/octet-stream\nContent-Transfer-Encoding:\n\tbase64\n\n" + e64 + "\n--BB--\n"), true, ""},
 		{"base64 line of 1000 chars then padding junk", mp(att("base64", e64+"====\n"+e64)), true, ""},
+		{"part body after a white-space line", mp("Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n \n" + e64), true, ""},
+		{"part header ends with LF CR LF", strings.Replace(mp(att("base64", e64)), "base64\r\n\r\n", "base64\n\r\n", 1), true, ""},
+		{"Content-Disposition inline, type application/x-msdownload", mp("Content-Type: application/x-msdownload; name=\"e.exe\"\nContent-Disposition: inline\nContent-Transfer-Encoding: base64\n\n" + e64), true, ""},
+		{"part of type multipart without boundary", mp("Content-Type: multipart/mixed\nContent-Transfer-Encoding: base64\n\n" + e64), true, ""},
+		{"message/partial", mp("Content-Type: message/partial; id=\"x\"; number=1; total=1\nContent-Transfer-Encoding: base64\n\n" + e64), true, ""},
+		{"message/external-body with content", mp("Content-Type: message/external-body; access-type=x\n\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n" + e64), true, ""},
+		// The walk does not open TNEF; clamd reads it raw.
+		{"application/ms-tnef", mp("Content-Type: application/ms-tnef; name=\"winmail.dat\"\nContent-Transfer-Encoding: base64\n\n" + b64("\x78\x9f\x3e\x22"+eicar)), true, ""},
 		// Attached messages. clamd 1.4.6 does not decode a
 		// transfer-encoded message/rfc822 that is the message's body.
 		{"message/rfc822 part in base64", mp(rfc64(multipart(textPart, attachment("e.com", eicar)))), true, "2/2"},
