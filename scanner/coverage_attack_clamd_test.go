@@ -108,6 +108,17 @@ func TestClamdCoverageAttacks(t *testing.T) {
 		{"message/external-body with content", mp("Content-Type: message/external-body; access-type=x\n\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n" + e64), true, ""},
 		// The walk does not open TNEF; clamd reads it raw.
 		{"application/ms-tnef", mp("Content-Type: application/ms-tnef; name=\"winmail.dat\"\nContent-Transfer-Encoding: base64\n\n" + b64("\x78\x9f\x3e\x22"+eicar)), true, ""},
+		// clamd tells mail by its first bytes.
+		{"first header X-Foo", crlf("X-Foo: bar\n" + multipart(textPart, attachment("e.com", eicar))), true, ""},
+		{"first header DKIM-Signature", crlf("DKIM-Signature: v=1; a=rsa-sha256; d=example.org\n" + multipart(textPart, attachment("e.com", eicar))), true, ""},
+		{"first header ARC-Seal", crlf("ARC-Seal: i=1; a=rsa-sha256\n" + multipart(textPart, attachment("e.com", eicar))), true, ""},
+		{"first header Message-ID", crlf("Message-ID: <a@b>\n" + multipart(textPart, attachment("e.com", eicar))), true, ""},
+		{"first header folded", crlf("X-Foo:\n bar\n" + multipart(textPart, attachment("e.com", eicar))), true, ""},
+		{"only Content-Type, MIME-Version last", crlf("Content-Type: multipart/mixed; boundary=\"BB\"\nMIME-Version: 1.0\n\n--BB\n" + attachment("e.com", eicar) + "\n--BB--\n"), true, ""},
+		{"first header in upper case", crlf(strings.ToUpper("x-foo: bar\n") + multipart(textPart, attachment("e.com", eicar))), true, ""},
+		{"first line From_ envelope", crlf("From a@example.org Tue Dec  1 10:00:00 2026\n" + multipart(textPart, attachment("e.com", eicar))), true, ""},
+		{"UTF-8 BOM first", crlf("\xef\xbb\xbf" + multipart(textPart, attachment("e.com", eicar))), true, ""},
+		{"blank line first", crlf("\n" + multipart(textPart, attachment("e.com", eicar))), true, ""},
 		// Attached messages. clamd 1.4.6 does not decode a
 		// transfer-encoded message/rfc822 that is the message's body.
 		{"message/rfc822 part in base64", mp(rfc64(multipart(textPart, attachment("e.com", eicar)))), true, "2/2"},
