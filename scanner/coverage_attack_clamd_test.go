@@ -181,15 +181,98 @@ func TestClamdCoverageAttacks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkCoverageAttack(t, client, []byte(tt.msg), tt.rawFinds, tt.path)
+			checkCoverageAttack(t, client, Options{Name: "test"}, []byte(tt.msg), tt.rawFinds, tt.path)
 		})
 	}
+}
+
+// TestClamdCoverageAttackLimits: with a real clamd at small limits, and
+// the station told them (Options.Clamd), content past them is found.
+func TestClamdCoverageAttackLimits(t *testing.T) {
+	lim := ClamdLimits{MaxRecursion: 6, MaxFiles: 40, MaxFileSize: 1 << 20, MaxScanSize: 3 << 20}
+	cd := harness.StartClamdOpts(t, harness.ClamdOptions{Settings: map[string]string{
+		"MaxRecursion": "6", "MaxFiles": "40", "MaxFileSize": "1M", "MaxScanSize": "3M"}})
+	client, err := clamd.New(cd.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eicar := string(harness.EICAR())
+	zeros := strings.Repeat("\x00", 900<<10)
+	// noise does not compress (max_ratio): a fixed xorshift sequence.
+	noise := make([]byte, 900<<10)
+	for i, x := 0, uint32(2463534242); i < len(noise); i++ {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		noise[i] = byte(x)
+	}
+	zipOf := func(members ...string) string {
+		var b bytes.Buffer
+		w := zip.NewWriter(&b)
+		for i, m := range members {
+			f, err := w.Create(fmt.Sprintf("m%d.com", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write([]byte(m))
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	nest := func(n int) string {
+		z := eicar
+		for i := range n {
+			z = string(plainZip(t, fmt.Sprintf("level%d.zip", i), z))
+		}
+		return z
+	}
+	mp := func(name, content string) string { return crlf(multipart(textPart, attachment(name, content))) }
+	tests := []struct {
+		name     string
+		msg      string
+		rawFinds bool
+		path     string
+	}{
+		{"within the limits", mp("e.zip", zipOf(zeros, eicar)), true, "2/e.zip/m1.com"},
+		{"past MaxScanSize in a zip", mp("e.zip", zipOf(zeros, zeros, zeros, zeros, eicar)), false, "2/e.zip/m4.com"},
+		// Larger than MaxFileSize: sent on its own, clamd skips it again
+		// (no engine sees it; the station cannot do better with this clamd).
+		{"a member past MaxFileSize", mp("e.zip", zipOf(string(noise)+string(noise[:200<<10])+eicar)), false, ""},
+		{"past MaxFiles in a zip", mp("e.zip", zipOfN(t, 45, eicar)), false, "2/e.zip/last.com"},
+		{"past MaxRecursion", mp("e.zip", nest(5)), false, "2/e.zip/level4.zip/level3.zip/level2.zip/level1.zip/level0.zip"},
+		{"past MaxScanSize in a gzip'd tar", mp("e.tgz", gzipOf(t, tarMany(t, eicar, string(noise), zeros, zeros, zeros))), false, "2/e.tgz/data/f4.com"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkCoverageAttack(t, client, Options{Name: "test", MaxMembers: 1000, Clamd: lim}, []byte(tt.msg), tt.rawFinds, tt.path)
+		})
+	}
+}
+
+// tarMany is a tar of rest and then first, named f0.com, f1.com… in that
+// order.
+func tarMany(t *testing.T, first string, rest ...string) string {
+	t.Helper()
+	var b bytes.Buffer
+	w := tar.NewWriter(&b)
+	for i, d := range append(rest, first) {
+		if err := w.WriteHeader(&tar.Header{Name: fmt.Sprintf("f%d.com", i), Mode: 0o644, Size: int64(len(d))}); err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(d))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
 // checkCoverageAttack asserts what clamd finds in raw alone, that the
 // scanner finds EICAR wherever sending every part to clamd finds it, and
 // where (path, when not "").
-func checkCoverageAttack(t *testing.T, client *clamd.Client, raw []byte, rawFinds bool, path string) {
+func checkCoverageAttack(t *testing.T, client *clamd.Client, opt Options, raw []byte, rawFinds bool, path string) {
 	t.Helper()
 	res, err := client.Scan(context.Background(), bytes.NewReader(raw))
 	if err != nil {
@@ -198,11 +281,11 @@ func checkCoverageAttack(t *testing.T, client *clamd.Client, raw []byte, rawFind
 	if res.Found != rawFinds {
 		t.Errorf("clamd alone finds EICAR in the raw message: %v (%q), want %v", res.Found, res.Raw, rawFinds)
 	}
-	v, err := New(Options{Name: "test"}, Clamd(client)).Scan(context.Background(), bytes.NewReader(raw), int64(len(raw)))
+	v, err := New(opt, Clamd(client)).Scan(context.Background(), bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := New(Options{Name: "test"}, everyPart{Clamd(client)}).Scan(context.Background(), bytes.NewReader(raw), int64(len(raw)))
+	ref, err := New(opt, everyPart{Clamd(client)}).Scan(context.Background(), bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
 		t.Fatal(err)
 	}
