@@ -23,6 +23,10 @@ type leaf struct {
 	// Content-Disposition of attachment, a file name, or a type that is
 	// not text (what ModeAttachments scans).
 	attachment bool
+	// inDecoded: the part is inside an attached message that had a
+	// transfer encoding, which the walk decoded (coverage.go: clamd's
+	// raw scan may not have).
+	inDecoded bool
 }
 
 // index is the MIME structure of one message (RFC 2045/2046), built once
@@ -87,11 +91,12 @@ func (w *walker) walk(ix *index) error {
 				// not be read: scanned as an opaque part so that nothing
 				// escapes the engines.
 				return w.visit(&leaf{path: path, fileName: e.FileName, fileNames: e.FileNames, contentType: "message/rfc822",
-					encoding: e.TransferEncoding, body: body, attachment: true})
+					encoding: e.TransferEncoding, body: body, attachment: true,
+					inDecoded: e.Decoded || e.Attached != nil && e.Attached.Decoded})
 			}
 			return w.visit(&leaf{path: path, fileName: e.FileName, fileNames: e.FileNames, contentType: e.ContentType,
 				encoding: e.TransferEncoding, body: decoder(e.TransferEncoding, body), attachment: e.Attachment,
-				size: e.End - e.BodyStart})
+				size: e.End - e.BodyStart, inDecoded: e.Decoded})
 		},
 		Anomaly: func(a mimepart.Anomaly) {
 			w.verdict.Add(verdict.Finding{Path: a.Path, FileName: a.FileName, ContentType: a.ContentType,

@@ -164,6 +164,13 @@ type Member struct {
 	// Encrypted is a password-protected entry; its content is nil unless
 	// Password is set.
 	Encrypted bool
+	// LocalMismatch: a zip entry whose local header disagrees with its
+	// central directory entry (zipLocalDisagrees), walked by the latter:
+	// a reader that goes by local headers reads other content.
+	LocalMismatch bool
+	// UncommonCoder: a member of a 7z archive that uses a coder outside
+	// common7zCoders (Delta), which not every reader decodes.
+	UncommonCoder bool
 	// Password is an encrypted entry opened with one of Limits.Passwords:
 	// its content is the decrypted, expanded data. Which password is not
 	// said: the caller can note "opened with a password from the message".

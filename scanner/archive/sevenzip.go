@@ -133,7 +133,8 @@ func (w *walker) sevenZip(r io.ReaderAt, size int64) error {
 		s = newSession7z(w.ctx, pw.list)
 		defer s.close()
 	}
-	zr, err := openSevenZip(ra, size, "", w.budget.MaxMembers())
+	uncommon := false // a coder not every reader has: said of every member
+	zr, err := openSevenZip(ra, size, "", w.budget.MaxMembers(), &uncommon)
 	headers := false // the headers were encrypted and a candidate opened them
 	if errors.Is(err, errEncrypted7z) && pw != nil {
 		zr, err = w.sevenZipHeaders(ra, size, pw, s)
@@ -164,7 +165,7 @@ func (w *walker) sevenZip(r io.ReaderAt, size int64) error {
 		if f.FileInfo().IsDir() {
 			continue
 		}
-		m := Member{Name: cleanName(f.Name), Size: int64(f.UncompressedSize)}
+		m := Member{Name: cleanName(f.Name), Size: int64(f.UncompressedSize), UncommonCoder: uncommon}
 		if m.Size < 0 {
 			m.Size = -1
 		}
@@ -177,7 +178,7 @@ func (w *walker) sevenZip(r io.ReaderAt, size int64) error {
 					zri := readers[i]
 					if zri == nil {
 						var err error
-						if zri, err = openSevenZip(ra, size, s.token(i), w.budget.MaxMembers()); err != nil {
+						if zri, err = openSevenZip(ra, size, s.token(i), w.budget.MaxMembers(), nil); err != nil {
 							return nil, err
 						}
 						readers[i] = zri
@@ -227,13 +228,13 @@ var errSevenZipPanic = errors.New("malformed header")
 // (sevenzip_header.go) has checked the header's counts, with its panics on
 // malformed headers turned into an error. A header check7zHeader refuses
 // is a *sevenZipHeaderError.
-func openSevenZip(ra io.ReaderAt, size int64, password string, maxMembers int) (zr *sevenzip.Reader, err error) {
+func openSevenZip(ra io.ReaderAt, size int64, password string, maxMembers int, uncommon *bool) (zr *sevenzip.Reader, err error) {
 	defer func() {
 		if recover() != nil {
 			zr, err = nil, errSevenZipPanic
 		}
 	}()
-	if err := check7zHeader(ra, size, password, maxMembers); err != nil {
+	if err := check7zHeaderCoders(ra, size, password, maxMembers, uncommon); err != nil {
 		return nil, err
 	}
 	return sevenzip.NewReaderWithPassword(ra, size, password)
@@ -244,7 +245,7 @@ func openSevenZip(ra io.ReaderAt, size int64, password string, maxMembers int) (
 // errEncrypted7z as without passwords, or a *passwordError.
 func (w *walker) sevenZipHeaders(ra io.ReaderAt, size int64, pw *candidates, s *session7z) (*sevenzip.Reader, error) {
 	for _, i := range pw.order() {
-		zr, err := openSevenZip(ra, size, s.token(i), w.budget.MaxMembers())
+		zr, err := openSevenZip(ra, size, s.token(i), w.budget.MaxMembers(), nil)
 		if err == nil {
 			pw.first = i
 			return zr, nil

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 )
 
 func (p *hdrParser) unpackInfo() ([]*folder7z, error) {
@@ -92,8 +93,15 @@ func (p *hdrParser) folder() (*folder7z, error) {
 			return nil, err
 		}
 		c := coder7z{in: 1, out: 1}
-		if c.id, err = p.bytes(uint64(flags&0x0f), p.keep); err != nil {
+		id, err := p.bytes(uint64(flags&0x0f), p.keep || p.uncommon != nil)
+		if err != nil {
 			return nil, err
+		}
+		if p.uncommon != nil && !common7zCoder(id) {
+			*p.uncommon = true
+		}
+		if p.keep {
+			c.id = id
 		}
 		if flags&0x10 != 0 {
 			if c.in, err = p.number(); err != nil {
@@ -283,4 +291,16 @@ func (f *folder7z) decoder(packed io.Reader, password string) (io.ReadCloser, er
 		return nil, err
 	}
 	return rc, nil
+}
+
+// common7zCoders are the 7z coders ClamAV 1.4.6 was seen to decode from a
+// raw message (TestClamdCoverageAttacks): copy, LZMA, LZMA2, PPMd and the
+// BCJ, ARM, SPARC and ARM64 filters, and 7zAES, whose members are sent
+// anyway. It does not decode Delta or BCJ2, which 7-Zip and sevenzip do;
+// other coders were not measured.
+var common7zCoders = [][]byte{{0x00}, method7zLZMA, method7zLZMA2, method7zPPMd,
+	{0x03, 0x03, 0x01, 0x03}, {0x03, 0x03, 0x05, 0x01}, {0x03, 0x03, 0x08, 0x05}, {0x0a}, method7zAES}
+
+func common7zCoder(id []byte) bool {
+	return slices.ContainsFunc(common7zCoders, func(c []byte) bool { return bytes.Equal(c, id) })
 }

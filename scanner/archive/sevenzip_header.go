@@ -103,6 +103,13 @@ var errShort7zHeader = &sevenZipHeaderError{Unscannable, "7z: corrupt archive: h
 // coder's error (errEncrypted7z without a password, a *passwordError,
 // errDictionaryTooLarge, a corrupt stream).
 func check7zHeader(r io.ReaderAt, size int64, password string, maxMembers int) error {
+	return check7zHeaderCoders(r, size, password, maxMembers, nil)
+}
+
+// check7zHeaderCoders is check7zHeader that also sets *uncommon (when not
+// nil) if a folder, or the encoded header's, uses a coder outside
+// common7zCoders.
+func check7zHeaderCoders(r io.ReaderAt, size int64, password string, maxMembers int, uncommon *bool) error {
 	var sh [32]byte
 	if size < int64(len(sh)) {
 		return &sevenZipHeaderError{Unscannable, "7z: truncated archive: no signature header"}
@@ -137,7 +144,7 @@ func check7zHeader(r io.ReaderAt, size int64, password string, maxMembers int) e
 	if h.Sum32() != want {
 		return corrupt7zHeader("CRC mismatch")
 	}
-	p := &hdrParser{r: bufio.NewReader(io.NewSectionReader(r, start, int64(hsize))), left: int64(hsize), maxMembers: maxMembers}
+	p := &hdrParser{r: bufio.NewReader(io.NewSectionReader(r, start, int64(hsize))), left: int64(hsize), maxMembers: maxMembers, uncommon: uncommon}
 	id, err := p.byte()
 	if err != nil {
 		return err
@@ -156,7 +163,7 @@ func check7zHeader(r io.ReaderAt, size int64, password string, maxMembers int) e
 		if p.left != 0 {
 			return corrupt7zHeader("data after the header")
 		}
-		return check7zEncodedHeader(r, size, si, password, maxMembers)
+		return check7zEncodedHeader(r, size, si, password, maxMembers, uncommon)
 	default:
 		return corrupt7zHeader("unexpected id %#x", id)
 	}
@@ -167,7 +174,7 @@ func check7zHeader(r io.ReaderAt, size int64, password string, maxMembers int) e
 }
 
 // check7zEncodedHeader decodes the header si describes and checks it.
-func check7zEncodedHeader(r io.ReaderAt, size int64, si *streams7z, password string, maxMembers int) error {
+func check7zEncodedHeader(r io.ReaderAt, size int64, si *streams7z, password string, maxMembers int, uncommon *bool) error {
 	if len(si.folders) != 1 || si.pack == nil {
 		return corrupt7zHeader("the encoded header is not one packed folder")
 	}
@@ -192,7 +199,7 @@ func check7zEncodedHeader(r io.ReaderAt, size int64, si *streams7z, password str
 	defer rc.Close()
 	h := crc32.NewIEEE()
 	br := bufio.NewReader(io.TeeReader(io.LimitReader(rc, int64(usize)), h))
-	p := &hdrParser{r: br, left: int64(usize), maxMembers: maxMembers}
+	p := &hdrParser{r: br, left: int64(usize), maxMembers: maxMembers, uncommon: uncommon}
 	id, err := p.byte()
 	if err == nil && id != k7zHeader {
 		err = corrupt7zHeader("unexpected id %#x in the encoded header", id)

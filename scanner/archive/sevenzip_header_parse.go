@@ -17,6 +17,8 @@ type hdrParser struct {
 	left       int64
 	maxMembers int
 	keep       bool
+	// uncommon, when set, is set to true on a coder outside common7zCoders.
+	uncommon *bool
 }
 
 type streams7z struct {

@@ -37,7 +37,7 @@ func (w *walker) zip(r io.ReaderAt, size int64) error {
 		if f.FileInfo().IsDir() || strings.HasSuffix(f.Name, "/") && f.UncompressedSize64 == 0 {
 			continue
 		}
-		m := Member{Name: cleanName(f.Name), Size: int64(f.UncompressedSize64)}
+		m := Member{Name: cleanName(f.Name), Size: int64(f.UncompressedSize64), LocalMismatch: zipLocalDisagrees(r, f)}
 		if m.Size < 0 {
 			m.Size = -1
 		}
