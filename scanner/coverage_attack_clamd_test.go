@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/avstation/avstation/scanner/clamd"
+	"github.com/avstation/avstation/scanner/textenc/textenctest"
 	"github.com/avstation/avstation/test/harness"
 	"github.com/avstation/avstation/verdict"
 )
@@ -129,7 +130,7 @@ func TestClamdCoverageAttacks(t *testing.T) {
 		// Text encodings inside a transfer encoding.
 		{"uuencode in a base64 text part", mp("Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n" + b64(crlf(uuencodeText("e.com", eicar)))), true, "2/e.com"},
 		{"uuencode in a quoted-printable text part", mp("Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n" + qpAll(crlf(uuencodeText("e.com", eicar)))), true, "2/e.com"},
-		{"BinHex in a base64 text part", mp("Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n" + b64(crlf("(This file must be converted with BinHex 4.0)\n"+binhexT("e.com", eicar, false)+"\n"))), true, "2/e.com"},
+		{"BinHex in a base64 text part", mp("Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n" + b64(crlf("(This file must be converted with BinHex 4.0)\n"+textenctest.BinHex("e.com", eicar, false)+"\n"))), true, "2/e.com"},
 		{"uuencode in a text/html part", mp("Content-Type: text/html\n\n" + uuencodeText("e.com", eicar)), true, "2/e.com"},
 		{"uuencode in a text/x-foo attachment", mp("Content-Type: text/x-foo\nContent-Disposition: attachment; filename=\"a.txt\"\n\n" + uuencodeText("e.com", eicar)), true, ""},
 		{"uuencode in a text part of a zip", mp(attachment("t.zip", string(plainZip(t, "t.txt", uuencodeText("e.com", eicar))))), true, ""},
