@@ -130,10 +130,33 @@ func checkNames(t *testing.T, h textproto.Header, in Info) {
 		if n == "" || len(n) > limit {
 			t.Fatalf("name %q: empty or over %d bytes", n, limit)
 		}
-		if !utf8.ValidString(n) && !rawIn(h, n) {
+		if !utf8.ValidString(n) && !rawIn(h, n) && !invalidBytesFromHeader(h, n) {
 			t.Fatalf("name %q is neither UTF-8 nor in the header", n)
 		}
 	}
+}
+
+// invalidBytesFromHeader says whether every byte of name that is not part
+// of valid UTF-8 occurs in the header's Content-Type or Content-Disposition
+// (or their %XX decoding): a name joined from RFC 2231 continuations is
+// the header's bytes, though not in one piece. What must never happen is
+// a name with bytes nobody sent.
+func invalidBytesFromHeader(h textproto.Header, name string) bool {
+	var all strings.Builder
+	for _, k := range []string{"Content-Type", "Content-Disposition"} {
+		for _, v := range h.Values(k) {
+			all.WriteString(v)
+			all.WriteString(percentDecode(v))
+		}
+	}
+	for i := 0; i < len(name); {
+		r, size := utf8.DecodeRuneInString(name[i:])
+		if r == utf8.RuneError && size == 1 && !strings.Contains(all.String(), name[i:i+1]) {
+			return false
+		}
+		i += size
+	}
+	return true
 }
 
 // rawIn says whether the bytes of name appear in the header's
