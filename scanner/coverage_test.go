@@ -6,10 +6,8 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"reflect"
 	"slices"
@@ -18,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avstation/avstation/scanner/archive/archivetest"
 	"github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/verdict"
 )
@@ -113,7 +112,7 @@ func TestRawFirst(t *testing.T) {
 		{"members of a prefixed zip", Options{}, nil,
 			multipart(textPart, attachment("a.zip", "\x00"+string(plainZip(t, "a.txt", "inner")))), []string{"inner"}},
 		{"members of a RAR: clamd here has no unrar", Options{}, nil,
-			multipart(textPart, attachment("a.rar", string(rar4T("a.txt", []byte("inner"), 0)))), []string{"inner"}},
+			multipart(textPart, attachment("a.rar", string(archivetest.RAR4("a.txt", []byte("inner"), 0)))), []string{"inner"}},
 		{"parts of a transfer-encoded attached message: clamd may not decode it", Options{}, nil,
 			"From: a@example.org\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n" + b64(crlf("Content-Type: text/plain\n\ninner text")),
 			[]string{"inner text"}},
@@ -328,30 +327,4 @@ func gzipOf(t *testing.T, data string) string {
 		t.Fatal(err)
 	}
 	return b.String()
-}
-
-// rar4T builds a RAR 4 archive of one stored member (as archive's tests do).
-func rar4T(name string, data []byte, fileFlags uint16) []byte {
-	block := func(typ byte, flags uint16, body []byte, payload []byte) []byte {
-		h := []byte{0, 0, typ}
-		h = binary.LittleEndian.AppendUint16(h, flags)
-		h = binary.LittleEndian.AppendUint16(h, uint16(7+len(body)))
-		h = append(h, body...)
-		binary.LittleEndian.PutUint16(h, uint16(crc32.ChecksumIEEE(h[2:]))) // HEAD_CRC: low 16 bits of CRC32
-		return append(h, payload...)
-	}
-	out := []byte("Rar!\x1a\x07\x00")
-	out = append(out, block(0x73, 0, make([]byte, 6), nil)...)
-	var fh []byte
-	fh = binary.LittleEndian.AppendUint32(fh, uint32(len(data))) // PACK_SIZE
-	fh = binary.LittleEndian.AppendUint32(fh, uint32(len(data))) // UNP_SIZE
-	fh = append(fh, 3)                                           // HOST_OS Unix
-	fh = binary.LittleEndian.AppendUint32(fh, crc32.ChecksumIEEE(data))
-	fh = binary.LittleEndian.AppendUint32(fh, 0x5a000000) // FTIME, DOS format
-	fh = append(fh, 20, 0x30)                             // UNP_VER 2.0, METHOD stored
-	fh = binary.LittleEndian.AppendUint16(fh, uint16(len(name)))
-	fh = binary.LittleEndian.AppendUint32(fh, 0o100644<<16) // ATTR
-	fh = append(fh, name...)
-	out = append(out, block(0x74, 0x8000|fileFlags, fh, data)...)
-	return append(out, block(0x7b, 0x4000, nil, nil)...)
 }

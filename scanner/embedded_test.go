@@ -6,33 +6,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/avstation/avstation/scanner/textenc/textenctest"
 	"github.com/avstation/avstation/verdict"
 )
 
 // uuencodeText is "begin 644 NAME" … "end" in 45-byte lines.
 func uuencodeText(name, data string) string {
-	enc := func(c byte) byte {
-		if c&63 == 0 {
-			return '`'
-		}
-		return c&63 + 32
-	}
-	var b strings.Builder
-	b.WriteString("begin 644 " + name + "\n")
-	for len(data) > 0 {
-		n := min(len(data), 45)
-		line := data[:n]
-		data = data[n:]
-		b.WriteByte(enc(byte(n)))
-		for i := 0; i < n; i += 3 {
-			var g [3]byte
-			copy(g[:], line[i:min(i+3, n)])
-			b.Write([]byte{enc(g[0] >> 2), enc(g[0]<<4 | g[1]>>4), enc(g[1]<<2 | g[2]>>6), enc(g[2])})
-		}
-		b.WriteByte('\n')
-	}
-	b.WriteString("`\nend\n")
-	return b.String()
+	return "begin 644 " + name + "\n" + textenctest.Uuencode([]byte(data)) + "`\nend\n"
 }
 
 // yencText escapes only what must be ('=', NUL, CR, LF).

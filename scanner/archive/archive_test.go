@@ -6,9 +6,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"io"
 	"os"
 	"os/exec"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/ulikunitz/xz"
 
+	"github.com/avstation/avstation/scanner/archive/archivetest"
 	"github.com/avstation/avstation/test/harness"
 )
 
@@ -146,35 +145,6 @@ func tool(t *testing.T, out string, files []file, name string, args ...string) [
 	return b
 }
 
-// rar4 builds a RAR 2.9/4 archive by hand (RAR technote, "RAR 4.x archive
-// format"): marker block, archive header, one stored (method 0x30) file
-// header with its data, end of archive. fileFlags adds to the file
-// header's flags (0x04: encrypted).
-func rar4(name string, data []byte, fileFlags uint16) []byte {
-	block := func(typ byte, flags uint16, body []byte, payload []byte) []byte {
-		h := []byte{0, 0, typ}
-		h = binary.LittleEndian.AppendUint16(h, flags)
-		h = binary.LittleEndian.AppendUint16(h, uint16(7+len(body)))
-		h = append(h, body...)
-		binary.LittleEndian.PutUint16(h, uint16(crc32.ChecksumIEEE(h[2:]))) // HEAD_CRC: low 16 bits of CRC32
-		return append(h, payload...)
-	}
-	out := []byte("Rar!\x1a\x07\x00")
-	out = append(out, block(0x73, 0, make([]byte, 6), nil)...)
-	var fh []byte
-	fh = binary.LittleEndian.AppendUint32(fh, uint32(len(data))) // PACK_SIZE
-	fh = binary.LittleEndian.AppendUint32(fh, uint32(len(data))) // UNP_SIZE
-	fh = append(fh, 3)                                           // HOST_OS Unix
-	fh = binary.LittleEndian.AppendUint32(fh, crc32.ChecksumIEEE(data))
-	fh = binary.LittleEndian.AppendUint32(fh, 0x5a000000) // FTIME, DOS format
-	fh = append(fh, 20, 0x30)                             // UNP_VER 2.0, METHOD stored
-	fh = binary.LittleEndian.AppendUint16(fh, uint16(len(name)))
-	fh = binary.LittleEndian.AppendUint32(fh, 0o100644<<16) // ATTR
-	fh = append(fh, name...)
-	out = append(out, block(0x74, 0x8000|fileFlags, fh, data)...)
-	return append(out, block(0x7b, 0x4000, nil, nil)...)
-}
-
 func TestDetect(t *testing.T) {
 	tarData := makeTar(t, file{"a", []byte("x")})
 	v7 := append([]byte(nil), tarData[512:1024]...) // the regular file's header
@@ -201,7 +171,7 @@ func TestDetect(t *testing.T) {
 		{"bzip2", []byte("BZh91AY&SY\x00\x00"), "", Bzip2, true},
 		{"xz", makeXz(t, []byte("x")), "", Xz, true},
 		{"7z", []byte("7z\xbc\xaf\x27\x1c\x00\x04"), "", SevenZip, true},
-		{"rar4", rar4("a", []byte("x"), 0), "", Rar, true},
+		{"rar4", archivetest.RAR4("a", []byte("x"), 0), "", Rar, true},
 		{"rar5", []byte("Rar!\x1a\x07\x01\x00"), "", Rar, true},
 		{"text", []byte("hello world"), "x.zip", "", false},
 		{"short", []byte("P"), "", "", false},
@@ -257,8 +227,8 @@ func TestWalkFormats(t *testing.T) {
 		{"7z bzip2 non-solid", func(t *testing.T) []byte {
 			return tool(t, "x.7z", two, "7z", "a", "-m0=BZip2", "-ms=off", "x.7z", "notes.txt", "dir")
 		}, two},
-		{"rar clean", func(*testing.T) []byte { return rar4("notes.txt", clean, 0) }, []file{{"notes.txt", clean}}},
-		{"rar eicar", func(*testing.T) []byte { return rar4("eicar.com", virus, 0) }, []file{{"eicar.com", virus}}},
+		{"rar clean", func(*testing.T) []byte { return archivetest.RAR4("notes.txt", clean, 0) }, []file{{"notes.txt", clean}}},
+		{"rar eicar", func(*testing.T) []byte { return archivetest.RAR4("eicar.com", virus, 0) }, []file{{"eicar.com", virus}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

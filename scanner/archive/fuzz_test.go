@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf16"
+
+	"github.com/avstation/avstation/scanner/archive/archivetest"
 )
 
 // fuzzLimits keep a fuzz run fast: inputs are small, so anything that
@@ -59,7 +61,7 @@ func FuzzWalkZip(f *testing.F) {
 
 // FuzzWalk covers every format, chosen as the scanner does, by Detect.
 func FuzzWalk(f *testing.F) {
-	f.Add(rar4("a.txt", []byte("hello"), 0))
+	f.Add(archivetest.RAR4("a.txt", []byte("hello"), 0))
 	f.Add(rar4Encrypted("a.txt", []byte("hello"), "pw"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		format, ok := Detect(data[:min(len(data), HeadSize)], "x.tar")
@@ -74,7 +76,7 @@ func FuzzWalk(f *testing.F) {
 // walks what it finds, as the scanner does.
 // Seeds: testdata/fuzz/FuzzLocate (TestWriteLocateSeeds).
 func FuzzLocate(f *testing.F) {
-	f.Add(append([]byte{0}, rar4("a.txt", []byte("hello"), 0)...))
+	f.Add(append([]byte{0}, archivetest.RAR4("a.txt", []byte("hello"), 0)...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		loc, ok := Locate(bytes.NewReader(data), int64(len(data)), "x.tar")
 		if !ok {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/avstation/avstation/scanner/archive/archivetest"
 	"github.com/avstation/avstation/test/harness"
 )
 
@@ -84,7 +85,7 @@ func TestLocate(t *testing.T) {
 	sz := tool(t, "x.7z", []file{{"a.txt", []byte("hello")}}, "7z", "a", "x.7z", "a.txt")
 	bad7z := append([]byte(nil), sz[:32]...)
 	bad7z[12]++ // the start header no longer matches its CRC
-	badRar := rar4("a.txt", []byte("x"), 0)
+	badRar := archivetest.RAR4("a.txt", []byte("x"), 0)
 	badRar[7]++ // HEAD_CRC of the main header
 	eocd := func(disk, here, total uint16, cdSize, cdOff uint32) []byte {
 		b := []byte("PK\x05\x06")
@@ -113,7 +114,7 @@ func TestLocate(t *testing.T) {
 		{"7z with one byte prepended", join([]byte{0}, sz), SevenZip, 1, true},
 		{"7z after an SFX stub past the first chunk", join(stub(200000), sz), SevenZip, 200000, true},
 		{"7z after a signature with a bad CRC", join(stub(100), bad7z, sz), SevenZip, 132, true},
-		{"rar4 prepended", join(stub(3000), rar4("a.txt", []byte("x"), 0)), Rar, 3000, true},
+		{"rar4 prepended", join(stub(3000), archivetest.RAR4("a.txt", []byte("x"), 0)), Rar, 3000, true},
 		{"rar5 prepended", join([]byte("junk"), rar5("a.txt", []byte("x"))), Rar, 4, true},
 		{"rar5 at 0", rar5("a.txt", []byte("x")), Rar, 0, false},
 
@@ -179,13 +180,13 @@ func TestLocatedArchivesAreWalked(t *testing.T) {
 		{"7z after a stub", join(stub(9000), tool(t, "x.7z", two, "7z", "a", "x.7z", "notes.txt", "setup.exe")), nil, []string{"notes.txt", "setup.exe"}, false, nil},
 		{"encrypted 7z after a stub, password tried", join(stub(10), sevenPW), []string{"PW"}, []string{"plan.txt"}, true, nil},
 		{"encrypted 7z after a stub, no password", join(stub(10), sevenPW), nil, nil, false, []ProblemKind{Encrypted}},
-		{"rar4 after a stub", join(stub(500), rar4("setup.exe", []byte("MZ harmless"), 0)), nil, []string{"setup.exe"}, false, nil},
+		{"rar4 after a stub", join(stub(500), archivetest.RAR4("setup.exe", []byte("MZ harmless"), 0)), nil, []string{"setup.exe"}, false, nil},
 		{"encrypted rar4 after a stub, password tried", join(stub(500), rar4Encrypted("plan.txt", []byte("the secret plan\n"), "pw")), []string{"pw"}, []string{"plan.txt"}, true, nil},
 		{"rar5 after a stub", join(stub(64), rar5("setup.exe", []byte("MZ harmless"))), nil, []string{"setup.exe"}, false, nil},
 		{"lying end record", lyingEOCD(t), nil, nil, false, []ProblemKind{Unscannable}},
 		{"7z after a stub, truncated", func() []byte { b := join(stub(100), sevenPW); return b[:len(b)-10] }(), nil, nil, false, []ProblemKind{Unscannable}},
 		{"rar4 after a stub, truncated", func() []byte {
-			b := join(stub(100), rar4("setup.exe", []byte("MZ harmless"), 0))
+			b := join(stub(100), archivetest.RAR4("setup.exe", []byte("MZ harmless"), 0))
 			return b[:100+7+13+10] // inside the file header
 		}(), nil, nil, false, []ProblemKind{Unscannable}},
 	}

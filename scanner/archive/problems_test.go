@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/avstation/avstation/scanner/archive/archivetest"
 )
 
 func hasProblem(problems []Problem, member string, kind ProblemKind, detail string) bool {
@@ -40,7 +42,7 @@ func TestEncrypted(t *testing.T) {
 		{"7z encrypted headers", func(t *testing.T) []byte {
 			return tool(t, "x.7z", files, "7z", "a", "-pPW", "-mhe=on", "x.7z", "doc.exe")
 		}, "", "headers are encrypted"},
-		{"rar", func(*testing.T) []byte { return rar4("doc.exe", eicar(), 0x04) }, "doc.exe", "rar: member doc.exe is encrypted"},
+		{"rar", func(*testing.T) []byte { return archivetest.RAR4("doc.exe", eicar(), 0x04) }, "doc.exe", "rar: member doc.exe is encrypted"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

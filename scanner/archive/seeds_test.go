@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/avstation/avstation/scanner/archive/archivetest"
 )
 
 // TestWriteFuzzSeeds rewrites the seed corpora under testdata/fuzz:
@@ -36,8 +38,8 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		"7z-ppmd":  tool(t, "x.7z", small[:1], "7z", "a", "-m0=PPMd", "x.7z", "a.txt"),
 		"7z-aes":   tool(t, "x.7z", small[:1], "7z", "a", "-pPW", "x.7z", "a.txt"),
 		"7z-hdr":   tool(t, "x.7z", small[:1], "7z", "a", "-pPW", "-mhe=on", "x.7z", "a.txt"),
-		"rar":      rar4("a.txt", []byte("hello"), 0),
-		"rar-enc":  rar4("a.txt", []byte("hello"), 0x04),
+		"rar":      archivetest.RAR4("a.txt", []byte("hello"), 0),
+		"rar-enc":  archivetest.RAR4("a.txt", []byte("hello"), 0x04),
 		"rar-pw":   rar4Encrypted("a.txt", []byte("hello"), "pw"),
 		"zip-in-7": tool(t, "x.7z", []file{{"x.zip", zips["zip"]}}, "7z", "a", "-m0=Copy", "x.7z", "x.zip"),
 	}
@@ -88,7 +90,7 @@ func TestWriteLocateSeeds(t *testing.T) {
 		"7z-1":         join([]byte{0}, sz),
 		"7z-sfx-aes":   join(stub(300), tool(t, "x.7z", small, "7z", "a", "-pPW", "x.7z", "a.txt")),
 		"7z-bad-crc":   join(stub(50), bad7z, []byte("not an archive")),
-		"rar4-sfx":     join(stub(200), rar4("a.txt", []byte("hello"), 0)),
+		"rar4-sfx":     join(stub(200), archivetest.RAR4("a.txt", []byte("hello"), 0)),
 		"rar4-pw-sfx":  join(stub(20), rar4Encrypted("a.txt", []byte("hello"), "pw")),
 		"rar5-sfx":     join(stub(40), rar5("a.txt", []byte("hello"))),
 		"pdf-eocd":     []byte("%PDF-1.4\n(PK\x05\x06\x00\x00\x00\x00\x01\x00\x01\x00)\n%%EOF\n"),

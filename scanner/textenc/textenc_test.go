@@ -67,7 +67,7 @@ func TestFinderUU(t *testing.T) {
 			[]found{{UU, "x", hello, false, 0}}},
 		{"a foreign line between data lines is a gap", "begin 644 x\n" + pyUUBacktick + "-- not data\n" + pyUUBacktick + "`\nend\n",
 			[]found{{UU, "x", hello + hello, true, 1}}},
-		{"eicar in 45-byte lines", "begin 644 eicar.com\n" + uuencode([]byte(eicar)) + "`\nend\n",
+		{"eicar in 45-byte lines", "begin 644 eicar.com\n" + textenctest.Uuencode([]byte(eicar)) + "`\nend\n",
 			[]found{{UU, "eicar.com", eicar, true, 0}}},
 		{"two blocks, the first without end", "begin 644 a\n" + pyUUBacktick + "begin 600 b\n" + pyUUBacktick + "`\nend\n",
 			[]found{{UU, "a", hello, false, 0}, {UU, "b", hello, true, 0}}},
@@ -167,30 +167,6 @@ func TestLongLine(t *testing.T) {
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
-}
-
-// uuencode encodes data in 45-byte lines with '`' for zero.
-func uuencode(data []byte) string {
-	enc := func(c byte) byte {
-		if c&63 == 0 {
-			return '`'
-		}
-		return c&63 + 32
-	}
-	var b strings.Builder
-	for len(data) > 0 {
-		n := min(len(data), 45)
-		line := data[:n]
-		data = data[n:]
-		b.WriteByte(enc(byte(n)))
-		for i := 0; i < n; i += 3 {
-			var g [3]byte
-			copy(g[:], line[i:min(i+3, n)])
-			b.Write([]byte{enc(g[0] >> 2), enc(g[0]<<4 | g[1]>>4), enc(g[1]<<2 | g[2]>>6), enc(g[2])})
-		}
-		b.WriteByte('\n')
-	}
-	return b.String()
 }
 
 func b64lines(s string) string {

@@ -63,3 +63,27 @@ func BinHex(name, data string, rle bool) string {
 	b.WriteByte(':')
 	return b.String()
 }
+
+// Uuencode encodes data in 45-byte lines with '`' for zero.
+func Uuencode(data []byte) string {
+	enc := func(c byte) byte {
+		if c&63 == 0 {
+			return '`'
+		}
+		return c&63 + 32
+	}
+	var b strings.Builder
+	for len(data) > 0 {
+		n := min(len(data), 45)
+		line := data[:n]
+		data = data[n:]
+		b.WriteByte(enc(byte(n)))
+		for i := 0; i < n; i += 3 {
+			var g [3]byte
+			copy(g[:], line[i:min(i+3, n)])
+			b.Write([]byte{enc(g[0] >> 2), enc(g[0]<<4 | g[1]>>4), enc(g[1]<<2 | g[2]>>6), enc(g[2])})
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
