@@ -6,7 +6,6 @@ import (
 	"compress/flate"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -232,7 +231,7 @@ func TestBombBudget(t *testing.T) {
 	st := harness.StartStation(t, bin.Station, "", clamd.Addr, secret)
 	v := scanJob(t, st, secret, msg)
 	const budget = "max_ratio 100 for the message exceeded"
-	rec := onlyRecord(t, st.RecordsDir)
+	rec := onlyRecord(t, st.RecordsDir, v.JobID)
 	if v.Status != verdict.LimitExceeded || rec.Verdict == nil || rec.Verdict.Status != verdict.LimitExceeded {
 		t.Fatalf("verdict %s, record %+v: want limit-exceeded", v.Status, rec.Verdict)
 	}
@@ -372,19 +371,22 @@ func benchBomb(b *testing.B, st *harness.Daemon, clamd *harness.Clamd, secret st
 }
 
 // onlyRecord is the one job record in the station's records_dir.
-func onlyRecord(t *testing.T, dir string) station.Record {
+func onlyRecord(t *testing.T, dir, jobID string) station.Record {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*", "*.json"))
+	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
 	if err != nil || len(files) != 1 {
-		t.Fatalf("records %v (%v), want one", files, err)
+		t.Fatalf("record files %v (%v), want one", files, err)
 	}
 	data, err := os.ReadFile(files[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec station.Record
-	if err := json.Unmarshal(data, &rec); err != nil {
-		t.Fatalf("%s: %v", files[0], err)
+	if n := bytes.Count(data, []byte("\n")); n != 1 {
+		t.Fatalf("%s: %d records, want one", files[0], n)
+	}
+	rec, err := station.Records{Dir: dir}.Get(jobID)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return rec
 }

@@ -40,6 +40,7 @@ type options struct {
 	jsonPath  string
 	pprofDir  string
 	pprofSecs int
+	pprofLoad workload
 	pfN       int
 	pfSess    []int
 }
@@ -53,7 +54,9 @@ func parseFlags() (options, error) {
 	flag.StringVar(&wl, "workloads", "", "comma-separated milter-mode workloads; empty: all of "+workloadNames())
 	flag.StringVar(&pr, "products", "", "comma-separated milter-mode products; empty: all of "+strings.Join(products, ","))
 	flag.StringVar(&o.jsonPath, "json", "", "also write every run and the medians as JSON to this file")
-	flag.StringVar(&o.pprofDir, "pprof", "", "after the rounds, profile avmilter and avstation (CPU) under the 100KB-zip-c10 workload into this directory; empty: no profiles")
+	var pw string
+	flag.StringVar(&o.pprofDir, "pprof", "", "after the rounds, profile avmilter and avstation (CPU) under the -pprof-workload into this directory; empty: no profiles")
+	flag.StringVar(&pw, "pprof-workload", "100KB-zip-c10", "the workload run while profiling: one of "+workloadNames())
 	flag.IntVar(&o.pprofSecs, "pprof-seconds", 10, "length of each CPU profile")
 	flag.IntVar(&o.pfN, "postfix-n", 2000, "messages per postfix-mode run")
 	flag.StringVar(&sess, "postfix-sessions", "10", "comma-separated smtp-source session counts for postfix mode")
@@ -64,6 +67,11 @@ func parseFlags() (options, error) {
 	if o.mode != "milter" && o.mode != "postfix" && o.mode != "both" {
 		return o, fmt.Errorf("-mode %q: milter, postfix or both", o.mode)
 	}
+	i := slices.IndexFunc(workloads, func(w workload) bool { return w.Name == pw })
+	if i < 0 {
+		return o, fmt.Errorf("-pprof-workload: %q is not one of %s", pw, workloadNames())
+	}
+	o.pprofLoad = workloads[i]
 	o.workloads = workloads
 	if wl != "" {
 		o.workloads = nil
@@ -212,7 +220,7 @@ func bench(root *scope, base string, o options) output {
 	fmt.Printf("\n## make bench: %s\n", describe(out.Machine))
 	table(os.Stdout, out.Summary)
 	if o.pprofDir != "" {
-		out.Profiles = e.profile(root, o.pprofDir, o.pprofSecs)
+		out.Profiles = e.profile(root, o.pprofDir, o.pprofSecs, o.pprofLoad)
 	}
 	return out
 }

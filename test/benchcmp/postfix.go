@@ -132,15 +132,13 @@ func version(program string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-// profile runs the 100KB-zip-c10 workload (unmeasured, messages made as
-// they go) through avmilter → avstation and through avmilter in-process,
+// profile runs workload w (unmeasured, messages made as they go) through avmilter → avstation and through avmilter in-process,
 // and saves a CPU profile of each daemon of each over secs seconds, with
 // `go tool pprof -top` of each next to it.
-func (e *env) profile(root *scope, dir string, secs int) []string {
+func (e *env) profile(root *scope, dir string, secs int, w workload) []string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		root.Fatal(err)
 	}
-	w := workloads[3]
 	goBin, err := harness.Lookup("go")
 	if err != nil {
 		root.Fatal(err)
