@@ -20,10 +20,12 @@ type Station struct {
 	TLSKey  string `yaml:"tls_key" doc:"private key file (PEM) for tls_cert"`
 	// TLSClientCA turns on mutual TLS: a milter must show a certificate
 	// this CA signed before it can say anything.
-	TLSClientCA    string `yaml:"tls_client_ca" doc:"PEM file of the CA(s) that sign the milters' client certificates; set: a client certificate is required (mutual TLS); empty: none asked for"`
-	AllowPlainHTTP bool   `yaml:"allow_plain_http" doc:"serve plain HTTP (no tls_cert) on an address other than loopback; the secret word still protects integrity and replay, but anyone on the path reads the mail"`
-	SecretFile     string `yaml:"secret_file" doc:"file with the secret word(s) the milters sign with; mode 0600"`
-	SpoolDir       string `yaml:"spool_dir" doc:"directory where job bodies are spooled while scanned (files 0600, always removed)"`
+	TLSClientCA    string   `yaml:"tls_client_ca" doc:"PEM file of the CA(s) that sign the milters' client certificates; set: a client certificate is required (mutual TLS); empty: none asked for"`
+	AllowPlainHTTP bool     `yaml:"allow_plain_http" doc:"serve plain HTTP (no tls_cert) on an address other than loopback; the secret word still protects integrity and replay, but anyone on the path reads the mail"`
+	SecretFile     string   `yaml:"secret_file" doc:"file with the secret word(s) the milters sign with; mode 0600"`
+	SpoolDir       string   `yaml:"spool_dir" doc:"directory where job bodies larger than memory_buffer are spooled while scanned (files 0600, always removed)"`
+	MemoryBuffer   ByteSize `yaml:"memory_buffer" doc:"bytes of one job body held in memory while scanned; larger bodies are spooled to spool_dir"`
+	MemoryTotal    ByteSize `yaml:"memory_buffer_total" doc:"most bytes of all job bodies held in memory at once; past it a body is spooled though under memory_buffer; 0: no bound"`
 	// RecordsDir is empty after LoadStation when it is off; a Station
 	// made in code has it off unless set.
 	RecordsDir    string        `yaml:"records_dir" default:"/var/lib/avstation/records" doc:"directory of the per-job records (engines, versions, findings, raw engine replies) that avstation show prints, created 0700; off: none kept"`
@@ -237,6 +239,8 @@ func DefaultStation() Station {
 	return Station{
 		Listen:            "127.0.0.1:7358",
 		SpoolDir:          "/var/spool/avstation",
+		MemoryBuffer:      1 << 20,
+		MemoryTotal:       32 << 20,
 		RecordsMaxAge:     30 * 24 * time.Hour,
 		MaxMessage:        64 << 20,
 		MaxConcurrent:     8,
@@ -272,6 +276,12 @@ func (s *Station) check(c *checker) {
 	}
 	if s.SpoolDir == "" || !filepath.IsAbs(s.SpoolDir) {
 		c.addf("spool_dir", "must be an absolute directory path")
+	}
+	if s.MemoryBuffer < 0 {
+		c.addf("memory_buffer", "must not be negative (0: every job body is spooled to spool_dir)")
+	}
+	if s.MemoryTotal < 0 {
+		c.addf("memory_buffer_total", "must not be negative (0 means no bound)")
 	}
 	c.stateDir("records_dir", &s.RecordsDir, DefaultRecordsDir, "job records")
 	if s.RecordsMaxAge < time.Hour {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -81,7 +80,7 @@ func TestResponseTampering(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			st := newStation(t, "A", func(s *Server) {
 				if tt.scanErr {
-					s.Scan = func(context.Context, Meta, *os.File, int64) (*verdict.Verdict, error) {
+					s.Scan = func(context.Context, Meta, io.ReaderAt, int64) (*verdict.Verdict, error) {
 						return nil, errors.New("clamd down")
 					}
 				}
@@ -124,7 +123,7 @@ func TestResponseTampering(t *testing.T) {
 
 func TestScanErrorIsSignedAndFailsOver(t *testing.T) {
 	failing := newStation(t, "A", func(s *Server) {
-		s.Scan = func(context.Context, Meta, *os.File, int64) (*verdict.Verdict, error) {
+		s.Scan = func(context.Context, Meta, io.ReaderAt, int64) (*verdict.Verdict, error) {
 			return nil, errors.New("clamd down")
 		}
 	})

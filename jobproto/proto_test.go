@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,7 +85,8 @@ var (
 func newStation(t *testing.T, name string, configure func(*Server)) *station {
 	t.Helper()
 	st := &station{spool: t.TempDir(), logs: &lockedBuffer{}}
-	s := &Server{
+	var s *Server // the Scan below reads its MemoryBuffer as configured
+	s = &Server{
 		Keys:     ring(t, keyA),
 		SpoolDir: st.spool,
 		Logger:   slog.New(slog.NewTextHandler(st.logs, nil)),
@@ -96,16 +96,22 @@ func newStation(t *testing.T, name string, configure func(*Server)) *station {
 			st.invalid = append(st.invalid, reason)
 			st.mu.Unlock()
 		},
-		Scan: func(ctx context.Context, meta Meta, body *os.File, size int64) (*verdict.Verdict, error) {
+		Scan: func(ctx context.Context, meta Meta, body io.ReaderAt, size int64) (*verdict.Verdict, error) {
 			st.scans.Add(1)
-			fi, err := body.Stat()
-			if err != nil {
-				return nil, err
+			// A body past MemoryBuffer is a 0600 file in the spool
+			// directory while it is scanned; a smaller one is none.
+			var files []string
+			ents, _ := os.ReadDir(st.spool)
+			for _, e := range ents {
+				if fi, err := e.Info(); err != nil || fi.Mode().Perm() != 0o600 {
+					t.Errorf("spool file %s: mode %v, %v", e.Name(), fi.Mode(), err)
+				}
+				files = append(files, e.Name())
 			}
-			if fi.Mode().Perm() != 0o600 || filepath.Dir(body.Name()) != st.spool {
-				t.Errorf("spool file %s has mode %v", body.Name(), fi.Mode())
+			if spooled := size > s.MemoryBuffer; spooled != (len(files) == 1) || len(files) > 1 {
+				t.Errorf("%d-byte body, memory_buffer %d: spool files %v", size, s.MemoryBuffer, files)
 			}
-			b, err := io.ReadAll(body)
+			b, err := io.ReadAll(io.NewSectionReader(body, 0, size))
 			if err != nil {
 				return nil, err
 			}
@@ -169,30 +175,40 @@ func scan(c *Client) (*verdict.Verdict, error) {
 	return c.Scan(context.Background(), Meta{JobID: "job1", Sender: "a@example.org"}, bytes.NewReader(message), int64(len(message)))
 }
 
+// TestRoundTrip: a job's body and meta arrive whole, in memory when the
+// body fits under MemoryBuffer (no file created) and in a 0600 spool file
+// otherwise (newStation's Scan checks which), the file removed after.
 func TestRoundTrip(t *testing.T) {
-	st := newStation(t, "A", nil)
-	c := newClient(t, ring(t, keyA), st.srv.URL)
-	meta := Meta{
-		JobID: "job1", QueueID: "4XyZ", Sender: "jöhn@exämple.org 😀",
-		Recipients: []string{"list@example.org"}, Lists: []string{"list"},
-		Client: "192.0.2.1", Primary: "mx1.example.org",
-	}
-	v, err := c.Scan(context.Background(), meta, bytes.NewReader(message), int64(len(message)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v.Status != verdict.Clean || v.JobID != "job1" || v.Scanner != "A" {
-		t.Errorf("verdict %+v", v)
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if !bytes.Equal(st.lastBody, message) {
-		t.Errorf("station scanned %q", st.lastBody)
-	}
-	got, _ := json.Marshal(st.lastMeta)
-	want, _ := json.Marshal(meta)
-	if !bytes.Equal(got, want) {
-		t.Errorf("station got meta %s, want %s", got, want)
+	for _, tt := range []struct {
+		name   string
+		memory int64
+	}{{"spooled", 0}, {"in memory", 1 << 20}, {"just over memory", int64(len(message)) - 1}} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newStation(t, "A", func(s *Server) { s.MemoryBuffer = tt.memory })
+			c := newClient(t, ring(t, keyA), st.srv.URL)
+			meta := Meta{
+				JobID: "job1", QueueID: "4XyZ", Sender: "jöhn@exämple.org 😀",
+				Recipients: []string{"list@example.org"}, Lists: []string{"list"},
+				Client: "192.0.2.1", Primary: "mx1.example.org",
+			}
+			v, err := c.Scan(context.Background(), meta, bytes.NewReader(message), int64(len(message)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Status != verdict.Clean || v.JobID != "job1" || v.Scanner != "A" {
+				t.Errorf("verdict %+v", v)
+			}
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			if st.scans.Load() != 1 || !bytes.Equal(st.lastBody, message) {
+				t.Errorf("station scanned %q (%d scans)", st.lastBody, st.scans.Load())
+			}
+			got, _ := json.Marshal(st.lastMeta)
+			want, _ := json.Marshal(meta)
+			if !bytes.Equal(got, want) {
+				t.Errorf("station got meta %s, want %s", got, want)
+			}
+		})
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/avstation/avstation/spool"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -29,10 +30,6 @@ const (
 	// that the replay cache stays small.
 	DefaultWindow = 5 * time.Minute
 )
-
-// SpoolPattern names the files job bodies are spooled to in SpoolDir, as
-// os.CreateTemp's pattern and as spool.Sweep's glob.
-const SpoolPattern = "avs-job-*.eml"
 
 // Reasons a request fails authentication, the values of the reason log
 // attribute and of the OnInvalidSignature argument (a bounded metric label).
@@ -50,9 +47,9 @@ var InvalidReasons = []string{
 	ReasonMalformed, ReasonUnknownKey, ReasonStale, ReasonBadSignature, ReasonReplayed, ReasonDigestMismatch,
 }
 
-// ScanFunc scans one spooled message. body is open for reading at offset
-// 0 and is removed when the request ends.
-type ScanFunc func(ctx context.Context, meta Meta, body *os.File, size int64) (*verdict.Verdict, error)
+// ScanFunc scans one message: size bytes of body, held in memory or
+// spooled, released when the request ends.
+type ScanFunc func(ctx context.Context, meta Meta, body io.ReaderAt, size int64) (*verdict.Verdict, error)
 
 // Server is the station side of the job protocol. Set the fields, then
 // call Handler once; later changes are not seen.
@@ -65,7 +62,12 @@ type Server struct {
 	Scan     ScanFunc // required
 	Info     func(ctx context.Context) Info
 
-	SpoolDir      string        // "" is os.TempDir()
+	SpoolDir string // "" is os.TempDir()
+	// MemoryBuffer is how much of one job body is held in memory; a
+	// larger body goes to a 0600 file in SpoolDir. 0 spools every body.
+	MemoryBuffer int64
+	// Memory, when set, bounds the bytes of all bodies in memory at once.
+	Memory        *spool.Memory
 	MaxBody       int64         // 0 is DefaultMaxBody
 	MaxConcurrent int           // 0 is 2*GOMAXPROCS: scans are CPU-bound in the engines
 	Window        time.Duration // 0 is DefaultWindow
@@ -87,6 +89,8 @@ type handler struct {
 	scanFn    ScanFunc
 	infoFn    func(ctx context.Context) Info
 	spoolDir  string
+	memBody   int64
+	memory    *spool.Memory
 	maxBody   int64
 	sem       chan struct{}
 	window    time.Duration
@@ -110,7 +114,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	h := &handler{
 		keys: keys, scanFn: s.Scan, infoFn: s.Info,
-		spoolDir: s.SpoolDir, maxBody: s.MaxBody, window: s.Window, bodyTime: s.BodyTimeout,
+		spoolDir: s.SpoolDir, memBody: s.MemoryBuffer, memory: s.Memory, maxBody: s.MaxBody, window: s.Window, bodyTime: s.BodyTimeout,
 		replay: s.Replay, log: s.Logger, onInvalid: s.OnInvalidSignature, clock: s.Clock,
 	}
 	if h.spoolDir == "" {
@@ -181,24 +185,19 @@ func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	f, err := os.CreateTemp(h.spoolDir, SpoolPattern) // mode 0600
-	if err != nil {
-		h.log.Error("spool job", "job_id", meta.JobID, "err", err)
-		h.replyError(w, r, req, http.StatusInternalServerError, "station cannot spool the message")
-		return
-	}
-	// Whatever happens next, nothing of the message stays on disk.
-	defer func() {
-		f.Close()
-		os.Remove(f.Name())
-	}()
+	// Small bodies stay in memory: a file per job cost more than the
+	// scan of a 1 KB message. Whatever happens next, nothing of the
+	// message stays on disk or in memory.
+	body := spool.NewShared(h.spoolDir, h.memBody, h.memory)
+	defer body.Close()
+	body.Grow(r.ContentLength)
 
-	size, status, err := h.spool(w, r, f, req.digest)
+	size, status, err := h.spool(w, r, body, req.digest)
 	if err != nil {
 		if status == http.StatusUnauthorized {
 			h.invalid(r, ReasonDigestMismatch, req.key.ID)
-		} else if status >= 500 {
-			h.log.Error("spool job", "job_id", meta.JobID, "err", err)
+		} else if se, ok := err.(spoolError); ok {
+			h.log.Error("spool job", "job_id", meta.JobID, "spool_dir", h.spoolDir, "err", se.cause)
 		}
 		h.replyError(w, r, req, status, err.Error())
 		return
@@ -210,7 +209,7 @@ func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
 		// scan would look like that and cancel the scan.
 		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	}
-	v, err := h.scanFn(withDigest(withKeyID(r.Context(), req.key.ID), req.digest), meta, f, size)
+	v, err := h.scanFn(withDigest(withKeyID(r.Context(), req.key.ID), req.digest), meta, body, size)
 	if err == nil && v == nil {
 		err = errors.New("scanner returned no verdict")
 	}
@@ -223,27 +222,31 @@ func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
 	h.reply(w, r, req, http.StatusOK, v)
 }
 
-// spool copies the body into f while hashing it and checks the digest. On
-// error it returns the status to answer with.
-func (h *handler) spool(w http.ResponseWriter, r *http.Request, f *os.File, digest string) (int64, int, error) {
+// spoolError is a job body that could not be written to spool_dir: the
+// peer is told only that.
+type spoolError struct{ cause error }
+
+func (spoolError) Error() string { return "station cannot spool the message" }
+
+// spool copies the request's body into buf while hashing it and checks
+// the digest. On error it returns the status to answer with.
+func (h *handler) spool(w http.ResponseWriter, r *http.Request, buf *spool.Buffer, digest string) (int64, int, error) {
 	hash := sha256.New()
 	body := http.MaxBytesReader(w, r.Body, h.maxBody)
-	n, err := io.Copy(f, io.TeeReader(body, hash))
+	n, err := io.Copy(buf, io.TeeReader(body, hash))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			drainOversize(w, r)
 			return 0, http.StatusRequestEntityTooLarge, fmt.Errorf("message is over the station's limit of %d bytes", h.maxBody)
 		}
 		if _, ok := errors.AsType[*os.PathError](err); ok {
-			return 0, http.StatusInternalServerError, errors.New("station cannot spool the message")
+			// The path and cause for the log; not for the peer.
+			return 0, http.StatusInternalServerError, spoolError{err}
 		}
 		return 0, http.StatusBadRequest, fmt.Errorf("reading message: %v", err)
 	}
 	if hex.EncodeToString(hash.Sum(nil)) != digest {
 		return 0, http.StatusUnauthorized, errors.New(ReasonDigestMismatch)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, http.StatusInternalServerError, errors.New("station cannot spool the message")
 	}
 	return n, 0, nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -236,7 +235,7 @@ func TestBusyStation(t *testing.T) {
 	release := make(chan struct{})
 	busy := newStation(t, "A", func(s *Server) {
 		s.MaxConcurrent = 1
-		s.Scan = func(ctx context.Context, meta Meta, body *os.File, size int64) (*verdict.Verdict, error) {
+		s.Scan = func(ctx context.Context, meta Meta, body io.ReaderAt, size int64) (*verdict.Verdict, error) {
 			close(started)
 			<-release
 			return &verdict.Verdict{Status: verdict.Clean, Scanner: "A"}, nil
@@ -356,7 +355,7 @@ func fullStation(t *testing.T) (c *Client, release func()) {
 	var first, once sync.Once
 	st := newStation(t, "A", func(s *Server) {
 		s.MaxConcurrent = 1
-		s.Scan = func(ctx context.Context, meta Meta, body *os.File, size int64) (*verdict.Verdict, error) {
+		s.Scan = func(ctx context.Context, meta Meta, body io.ReaderAt, size int64) (*verdict.Verdict, error) {
 			if meta.JobID == "first" {
 				first.Do(func() { close(started) })
 				<-held

@@ -279,9 +279,9 @@ func TestProtocolDocServer(t *testing.T) {
 				Keys:     keys,
 				SpoolDir: t.TempDir(),
 				Clock:    func() time.Time { return time.Unix(p.req.TS, 0) },
-				Scan: func(ctx context.Context, meta Meta, body *os.File, size int64) (*verdict.Verdict, error) {
+				Scan: func(ctx context.Context, meta Meta, body io.ReaderAt, size int64) (*verdict.Verdict, error) {
 					gotMeta = meta
-					gotBody, _ = io.ReadAll(body)
+					gotBody, _ = io.ReadAll(io.NewSectionReader(body, 0, size))
 					var v verdict.Verdict
 					err := json.Unmarshal([]byte(p.resp.Body), &v)
 					v.JobID = "" // the station sets it from the meta

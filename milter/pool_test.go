@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,7 +46,7 @@ func newFakeStation(t *testing.T, keys *jobproto.KeyRing, maxBody int64) *fakeSt
 	f.status.Store(verdict.Clean)
 	js := &jobproto.Server{Keys: keys, MaxBody: maxBody, SpoolDir: t.TempDir(),
 		Info: func(context.Context) jobproto.Info { return jobproto.Info{Station: "fake", MaxMessageSize: maxBody} },
-		Scan: func(ctx context.Context, meta jobproto.Meta, _ *os.File, _ int64) (*verdict.Verdict, error) {
+		Scan: func(ctx context.Context, meta jobproto.Meta, _ io.ReaderAt, _ int64) (*verdict.Verdict, error) {
 			f.jobs.Add(1)
 			if f.hold != nil {
 				select {

@@ -5,6 +5,7 @@ package station
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/avstation/avstation/scanner"
 	"github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/scanner/engineerr"
+	"github.com/avstation/avstation/spool"
 	"github.com/avstation/avstation/verdict"
 	"github.com/avstation/avstation/version"
 )
@@ -35,6 +37,7 @@ type Station struct {
 	host    string
 	metrics *metrics
 	conns   atomic.Pointer[limitListener] // set by Listener
+	bodies  *spool.Memory                 // job bodies in memory, for memory_buffer_total
 }
 
 // New builds a station around a scanner. reg receives its metrics and is
@@ -66,7 +69,7 @@ func New(cfg *config.Station, sc *scanner.Scanner, pool *clamd.Pool, keys *jobpr
 			m.engineErrors.WithLabelValues(e, r)
 		}
 	}
-	st := &Station{cfg: cfg, scanner: sc, log: log, reg: reg, host: host, metrics: m}
+	st := &Station{cfg: cfg, scanner: sc, log: log, reg: reg, host: host, metrics: m, bodies: spool.NewMemory(int64(cfg.MemoryTotal))}
 	st.keys.Store(keys)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "avstation_connections_open",
@@ -93,6 +96,8 @@ func (s *Station) Handler() http.Handler {
 		Scan:               s.scan,
 		Info:               s.info,
 		SpoolDir:           s.cfg.SpoolDir,
+		MemoryBuffer:       int64(s.cfg.MemoryBuffer),
+		Memory:             s.bodies,
 		MaxBody:            int64(s.cfg.MaxMessage),
 		MaxConcurrent:      s.cfg.MaxConcurrent,
 		Window:             s.cfg.ClockSkew,
@@ -122,7 +127,7 @@ func (s *Station) Server(errorLog *slog.Logger) *http.Server {
 
 // scan is one job: the scanner's verdict and one log line with the job id
 // that the milter logged too, so that the two records meet.
-func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body *os.File, size int64) (*verdict.Verdict, error) {
+func (s *Station) scan(ctx context.Context, meta jobproto.Meta, body io.ReaderAt, size int64) (*verdict.Verdict, error) {
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
 	start := time.Now()

@@ -30,6 +30,10 @@ import (
 
 const defaultConfig = "/etc/avstation/avstation.yaml"
 
+// oldJobPattern names the job bodies earlier versions spooled to their
+// own files; a station that crashed under one of them left these behind.
+const oldJobPattern = "avs-job-*.eml"
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -92,7 +96,7 @@ func serve(cfg *config.Station, keys *jobproto.KeyRing, log *slog.Logger) error 
 			return fmt.Errorf("%w (set records_dir to a directory this user may write, or off)", err)
 		}
 	}
-	daemon.Sweep(log, time.Now(), cfg.SpoolDir, []string{jobproto.SpoolPattern, spool.FilePattern}, cfg.Scanner)
+	daemon.Sweep(log, time.Now(), cfg.SpoolDir, []string{spool.FilePattern, oldJobPattern}, cfg.Scanner)
 	ctx, stop := daemon.Signals()
 	defer stop()
 	hup, stopHUP := notifyHUP()
