@@ -43,12 +43,25 @@ type scanState struct {
 	engine   time.Duration   // spent in engine calls so far
 	versions string          // engines' signature state, for the part cache; "" off
 	// passwords are candidates found in the message's text, tried on
-	// encrypted archive members.
+	// encrypted archive members: looked for when the first archive opens
+	// (most mail has none), in the index ix.
 	passwords []string
+	lookedUp  bool
+	ix        *index
 	// opened lists the archives whose encrypted members were opened with
 	// one of the passwords.
 	opened []openedArchive
 	raw    rawCoverage
+}
+
+// passwordsOf is the message's candidate passwords, found the first time
+// they are asked for; none unless try_passwords is on.
+func (s *Scanner) passwordsOf(st *scanState) []string {
+	if !st.lookedUp && s.opt.TryPasswords && s.opt.Mode != ModeMessage {
+		st.passwords = passwordCandidates(st.ix)
+	}
+	st.lookedUp = true
+	return st.passwords
 }
 
 // openedArchive is an archive, by path, with members decrypted.
@@ -177,7 +190,7 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 			Detail: fmt.Sprintf("max_archive_depth %d", s.opt.MaxArchiveDepth)})
 		return nil
 	}
-	lim := archive.Limits{MaxRatio: s.opt.MaxRatio, MaxMemberSize: s.opt.MaxMemberSize, Passwords: st.passwords}
+	lim := archive.Limits{MaxRatio: s.opt.MaxRatio, MaxMemberSize: s.opt.MaxMemberSize, Passwords: s.passwordsOf(st)}
 	problems, err := archive.Walk(ctx, format, io.NewSectionReader(buf, loc.Offset, loc.Size), loc.Size, lim, st.budget, func(m archive.Member, content io.Reader) error {
 		child := item{path: container + "/" + m.Name, fileName: path.Base(strings.ReplaceAll(m.Name, `\`, "/")),
 			depth: it.depth + 1, scan: it.scan, named: true, level: it.level + 1,

@@ -244,9 +244,7 @@ func (s *Scanner) scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 		return nil, fmt.Errorf("reading message: %w", err)
 	}
 	defer ix.close()
-	if s.opt.TryPasswords && s.opt.Mode != ModeMessage {
-		st.passwords = passwordCandidates(ix)
-	}
+	st.ix = ix
 	// The whole raw message goes to every engine too: clamd parses mail
 	// itself and may see what a MIME walk disagrees about. It goes first
 	// to the engines that unpack mail, so that they are sent only the
