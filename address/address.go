@@ -160,6 +160,9 @@ func Domain(d string) (string, error) {
 	if !utf8.ValidString(d) {
 		return "", fmt.Errorf("%w: domain is not UTF-8", ErrSyntax)
 	}
+	if a, ok := plainDomain(d); ok {
+		return a, nil
+	}
 	// Through Unicode and back: an A-label that is not in its canonical
 	// form (or a UTF-8 spelling of one) comes out as the canonical one.
 	u, err := idnaProfile.ToUnicode(d)
@@ -179,6 +182,41 @@ func Domain(d string) (string, error) {
 		}
 	}
 	return a, nil
+}
+
+// plainDomain is Domain's answer for the domains nearly all mail has:
+// labels of ASCII letters and digits with single hyphens inside them,
+// which the IDNA round trip only lower-cases (and which cost most of an
+// RCPT's parse through it). ok is false for anything else, xn-- labels
+// included, and Domain takes the long way.
+func plainDomain(d string) (string, bool) {
+	lower := true
+	label := 0
+	for i := 0; i < len(d); i++ {
+		switch c := d[i]; {
+		case c >= 'a' && c <= 'z' || c >= '0' && c <= '9':
+			label++
+		case c >= 'A' && c <= 'Z':
+			lower = false
+			label++
+		case c == '-' && label > 0 && i+1 < len(d) && d[i+1] != '.' && d[i+1] != '-':
+			label++
+		case c == '.' && label > 0:
+			label = 0
+		default:
+			return "", false
+		}
+		if label > 63 {
+			return "", false
+		}
+	}
+	if label == 0 {
+		return "", false
+	}
+	if !lower {
+		d = strings.ToLower(d)
+	}
+	return d, true
 }
 
 // literal normalises [192.0.2.1] and [IPv6:2001:db8::1].
