@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -62,9 +61,13 @@ func startMilter(t *testing.T, mutate func(*config.Milter), sc Scanner) (addr st
 	return startMilterWith(t, mutate, sc, nil)
 }
 
+// startMilterWith is startMilter with a bypass list. The milter listens on
+// 127.0.0.1 unless mutate sets listen to a unix socket; the address returned
+// is then "unix:" and the path, which transact understands.
 func startMilterWith(t *testing.T, mutate func(*config.Milter), sc Scanner, bp *bypass.Holder) (addr string, logs *logBuffer, reg *prometheus.Registry, spool string) {
 	t.Helper()
 	cfg := config.DefaultMilter()
+	cfg.Listen = "inet:127.0.0.1:0"
 	cfg.Lists = []config.ListPattern{{Match: "*@lists.example.org"}}
 	cfg.SpoolDir = t.TempDir()
 	cfg.MemoryBuffer = 16 // spill every test message to disk, to see files removed
@@ -80,18 +83,22 @@ func startMilterWith(t *testing.T, mutate func(*config.Milter), sc Scanner, bp *
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := Listen(&cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
+	addr = ln.Addr().String()
+	if ln.Addr().Network() == "unix" {
+		addr = "unix:" + addr
+	}
 	t.Cleanup(func() {
 		srv.Shutdown(context.Background())
 		if left, _ := os.ReadDir(cfg.SpoolDir); len(left) != 0 {
 			t.Errorf("spool files left: %v", left)
 		}
 	})
-	return ln.Addr().String(), logs, reg, cfg.SpoolDir
+	return addr, logs, reg, cfg.SpoolDir
 }
 
 // logBuffer is the log the sessions write while the test reads it.
@@ -146,16 +153,20 @@ type result struct {
 }
 
 // transact drives one message through the milter as Postfix would.
-func transact(t *testing.T, addr string, rcpts []string, headers [][2]string, body string) result {
+func transact(t testing.TB, addr string, rcpts []string, headers [][2]string, body string) result {
 	t.Helper()
 	return transactTimeout(t, addr, rcpts, headers, body, 30*time.Second)
 }
 
 // transactTimeout is transact with the MTA's read timeout for each reply,
 // as Postfix's milter_content_timeout.
-func transactTimeout(t *testing.T, addr string, rcpts []string, headers [][2]string, body string, timeout time.Duration) result {
+func transactTimeout(t testing.TB, addr string, rcpts []string, headers [][2]string, body string, timeout time.Duration) result {
 	t.Helper()
-	c := milter.NewClient("tcp", addr, milter.WithReadTimeout(timeout))
+	network := "tcp"
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, addr = "unix", path
+	}
+	c := milter.NewClient(network, addr, milter.WithReadTimeout(timeout))
 	macros := milter.NewMacroBag()
 	s, err := c.Session(macros)
 	if err != nil {
