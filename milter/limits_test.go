@@ -45,6 +45,9 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels ...stri
 // TestHoldingBudget: a message over spool_max_message, or one that would
 // take all held messages past spool_max_total, is tempfailed as it arrives
 // and its spool file removed; the budget is given back for the next one.
+// An MTA that reads no reply to body chunks or headers (SMFIP_NR_BODY,
+// SMFIP_NR_HDR, which avmilter asks for) hears the refusal at the end of
+// the message or of the headers; one that does not, at once.
 func TestHoldingBudget(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -56,34 +59,61 @@ func TestHoldingBudget(t *testing.T) {
 		{"over all messages' bound", func(c *config.Milter) { c.SpoolMaxTotal, c.SpoolMaxMessage = 300, 0 },
 			"451 4.3.1 Insufficient system storage to check this message for viruses; please try again later."},
 	}
+	noReplies := milter.OptNoBodyReply | milter.OptNoHeaderReply | milter.OptNoRcptReply
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			fs := &fakeScanner{v: cleanVerdictForTest()}
-			addr, logs, reg, spool := startMilter(t, tt.mutate, fs)
-			s := envelope(t, addr, "192.0.2.1", "sender@example.com", milter.WithReadTimeout(10*time.Second))
-			s.HeaderField("Subject", " big", nil)
-			s.HeaderEnd()
-			act, err := s.BodyChunk([]byte(strings.Repeat("x", 400)))
-			if err != nil || act == nil || strings.TrimSpace(act.SMTPReply) != tt.reply {
-				t.Fatalf("body chunk answered %+v, %v; want %q", act, err, tt.reply)
-			}
-			if left, _ := os.ReadDir(spool); len(left) != 0 {
-				t.Errorf("spool files left after the refusal: %v", left)
-			}
-			if fs.calls != 0 {
-				t.Errorf("a message that was not held was scanned")
-			}
-			if got := counter(t, reg, "avmilter_messages_not_held_total"); got != 1 {
-				t.Errorf("avmilter_messages_not_held_total = %v", got)
-			}
-			if !strings.Contains(logs.String(), "message not held; tempfailed") {
-				t.Errorf("log:\n%s", logs)
-			}
-			// The budget came back: a small message is held and scanned.
-			if r := transact(t, addr, []string{"dev@lists.example.org"}, subject, "small\r\n"); r.act == nil || r.act.Type != milter.ActionAccept || fs.calls != 1 {
-				t.Errorf("next message: %+v after %d scans", r.act, fs.calls)
-			}
-		})
+		for _, mta := range []struct {
+			name    string
+			opts    []milter.Option
+			atOnce  bool
+			bigHead bool
+		}{
+			{"no body replies", nil, false, false},
+			{"no header replies", nil, false, true},
+			{"every reply", []milter.Option{milter.WithoutProtocol(noReplies)}, true, false},
+			{"every reply, big header", []milter.Option{milter.WithoutProtocol(noReplies)}, true, true},
+		} {
+			t.Run(tt.name+"/"+mta.name, func(t *testing.T) {
+				fs := &fakeScanner{v: cleanVerdictForTest()}
+				addr, logs, reg, spool := startMilter(t, tt.mutate, fs)
+				s := envelope(t, addr, "192.0.2.1", "sender@example.com", append(mta.opts, milter.WithReadTimeout(10*time.Second))...)
+				var act *milter.Action
+				var err error
+				if mta.bigHead {
+					act, err = s.HeaderField("Subject", " "+strings.Repeat("big ", 100), nil)
+					if err == nil && act.Type == milter.ActionContinue {
+						s.HeaderField("To", " dev@lists.example.org", nil) // not kept: decided
+						act, err = s.HeaderEnd()
+					}
+				} else {
+					s.HeaderField("Subject", " big", nil)
+					s.HeaderEnd()
+					act, err = s.BodyChunk([]byte(strings.Repeat("x", 400)))
+					if err == nil && act.Type == milter.ActionContinue {
+						s.BodyChunk([]byte("more")) // not kept: decided
+						_, act, err = s.End()
+					}
+				}
+				if err != nil || act == nil || strings.TrimSpace(act.SMTPReply) != tt.reply {
+					t.Fatalf("answered %+v, %v; want %q", act, err, tt.reply)
+				}
+				if left, _ := os.ReadDir(spool); len(left) != 0 {
+					t.Errorf("spool files left after the refusal: %v", left)
+				}
+				if fs.calls != 0 {
+					t.Errorf("a message that was not held was scanned")
+				}
+				if got := counter(t, reg, "avmilter_messages_not_held_total"); got != 1 {
+					t.Errorf("avmilter_messages_not_held_total = %v", got)
+				}
+				if !strings.Contains(logs.String(), "message not held; tempfailed") {
+					t.Errorf("log:\n%s", logs)
+				}
+				// The budget came back: a small message is held and scanned.
+				if r := transact(t, addr, []string{"dev@lists.example.org"}, subject, "small\r\n"); r.act == nil || r.act.Type != milter.ActionAccept || fs.calls != 1 {
+					t.Errorf("next message: %+v after %d scans", r.act, fs.calls)
+				}
+			})
+		}
 	}
 }
 
@@ -158,6 +188,15 @@ func TestPanicsAreContained(t *testing.T) {
 	}
 	if got := counter(t, creg, "avmilter_panics_total", "where", "callback"); got != 1 {
 		t.Errorf("avmilter_panics_total{where=callback} = %v", got)
+	}
+	// An MTA that reads no reply to RCPT (SMFIP_NR_RCPT) did not hear
+	// that tempfail: the message is tempfailed at DATA, not accepted as
+	// one for no list (the panic made the session forget the recipient).
+	if resp, err := g.Data(nil); err != nil || resp != milter.RespTempFail {
+		t.Errorf("DATA after a panicking RcptTo answered %v, %v; want tempfail", resp, err)
+	}
+	if sess.reset(); sess.deferred != nil { // the next message
+		t.Errorf("the next message starts with a decision: %v", sess.deferred)
 	}
 }
 

@@ -37,6 +37,10 @@ func (g guarded) recovered(callback string, m milter.Modifier, resp **milter.Res
 	if resp != nil {
 		*resp, *err = milter.RespTempFail, nil
 	}
+	// The MTA may read no reply to this stage (a header, a body chunk, a
+	// recipient: see negotiate); the next stage it hears tempfails too,
+	// rather than find the message forgotten and accept it.
+	g.s.deferred = milter.RespTempFail
 }
 
 // panicked logs and counts a recovered panic and forgets the message, so

@@ -42,6 +42,10 @@ type session struct {
 	messageIDs []string       // Message-ID values
 
 	envelopeDone bool // endOfEnvelope has decided
+	// deferred is a decision made at a stage the MTA hears no reply to
+	// (SMFIP_NR_HDR, SMFIP_NR_BODY: see negotiate): the reply to the end
+	// of the headers or of the message gives it instead.
+	deferred *milter.Response
 }
 
 var _ milter.Milter = (*session)(nil)
@@ -104,6 +108,9 @@ func (s *session) RcptTo(rcpt, esmtpArgs string, m milter.Modifier) (*milter.Res
 // Data is the end of the envelope: mail for no list is let go here, before
 // its body is transferred or buffered.
 func (s *session) Data(m milter.Modifier) (*milter.Response, error) {
+	if r := s.deferred; r != nil {
+		return r, nil // a recipient's decision
+	}
 	return s.endOfEnvelope(), nil
 }
 
@@ -135,8 +142,15 @@ func (s *session) endOfEnvelope() *milter.Response {
 // Header rebuilds the header block as received. With the leading-space
 // option negotiated the value is exactly what followed the colon.
 func (s *session) Header(name, value string, m milter.Modifier) (*milter.Response, error) {
+	if s.deferred != nil {
+		return milter.RespContinue, nil // decided: the rest is not kept
+	}
+	return s.unheard(m.Protocol()&milter.OptNoHeaderReply != 0, s.header(name, value, m))
+}
+
+func (s *session) header(name, value string, m milter.Modifier) *milter.Response {
 	if r := s.endOfEnvelope(); r != milter.RespContinue {
-		return r, nil
+		return r
 	}
 	// Our own quarantine reports and notifications carry a mark signed
 	// over their Message-ID, recipients and body (see ownNotice). The
@@ -165,18 +179,43 @@ func (s *session) Header(name, value string, m milter.Modifier) (*milter.Respons
 }
 
 func (s *session) Headers(m milter.Modifier) (*milter.Response, error) {
-	resp, err := s.hold([]byte("\r\n"))
+	if r := s.deferred; r != nil {
+		return r, nil // a header's decision
+	}
+	resp := s.hold([]byte("\r\n"))
 	if s.body != nil {
 		s.headerLen = s.body.Size()
 	}
-	return resp, err
+	return resp, nil
 }
 
 func (s *session) BodyChunk(chunk []byte, m milter.Modifier) (*milter.Response, error) {
+	if s.deferred != nil {
+		return milter.RespContinue, nil
+	}
+	return s.unheard(m.Protocol()&milter.OptNoBodyReply != 0, s.bodyChunk(chunk))
+}
+
+func (s *session) bodyChunk(chunk []byte) *milter.Response {
 	if r := s.endOfEnvelope(); r != milter.RespContinue {
-		return r, nil
+		return r
 	}
 	return s.hold(chunk)
+}
+
+// unheard is the reply to a stage, given noReply: the MTA reads no reply
+// to it. Then a decision other than continue is deferred, the first one
+// made, and the MTA is told at the next stage it hears. The decisions
+// after it do not replace it: once hold has refused a message and forgot
+// it, the next header would find no list and accept.
+func (s *session) unheard(noReply bool, r *milter.Response) (*milter.Response, error) {
+	if !noReply || r == milter.RespContinue {
+		return r, nil
+	}
+	if s.deferred == nil {
+		s.deferred = r
+	}
+	return milter.RespContinue, nil
 }
 
 // hold adds b to the held message, within the bytes one message and all
@@ -184,9 +223,9 @@ func (s *session) BodyChunk(chunk []byte, m milter.Modifier) (*milter.Response, 
 // is full, is refused there and then with a 451 (the sender's MTA keeps it
 // and retries) and what was held of it is removed: nothing is lost, and a
 // flood of large postings cannot fill memory or disk.
-func (s *session) hold(b []byte) (*milter.Response, error) {
+func (s *session) hold(b []byte) *milter.Response {
 	if s.body == nil {
-		return milter.RespContinue, nil
+		return milter.RespContinue
 	}
 	n := int64(len(b))
 	reply := &replyNoStorage
@@ -200,7 +239,7 @@ func (s *session) hold(b []byte) (*milter.Response, error) {
 	if err == nil {
 		s.heldBytes += n
 		if _, err = s.body.Write(b); err == nil {
-			return milter.RespContinue, nil
+			return milter.RespContinue
 		}
 		err = fmt.Errorf("holding the message in %s: %w", s.srv.cfg.SpoolDir, err)
 	}
@@ -208,13 +247,20 @@ func (s *session) hold(b []byte) (*milter.Response, error) {
 	s.srv.log.Warn("message not held; tempfailed", slog.String("reply", reply.String()), slog.String("err", err.Error()),
 		slog.Any("lists", s.lists), slog.String("from", s.sender), slog.String("client", s.client))
 	s.reset() // the partial file goes now, not at the end of the message
-	return milter.RejectWithCodeAndReason(uint16(reply.Code), reply.Reason())
+	resp, err := milter.RejectWithCodeAndReason(uint16(reply.Code), reply.Reason())
+	if err != nil { // our own reply texts: cannot fail
+		return milter.RespTempFail
+	}
+	return resp
 }
 
 // EndOfMessage scans the held message, asks the policy, and applies its
 // decision: the one place where a verdict turns into an action.
 func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 	defer s.reset()
+	if r := s.deferred; r != nil {
+		return r, nil // a body chunk's decision
+	}
 	if r := s.endOfEnvelope(); r != milter.RespContinue {
 		return r, nil // not held: a message with no header and no body
 	}
@@ -377,7 +423,7 @@ func (s *session) reset() {
 	s.sender, s.authUser, s.recipients, s.lists, s.body, s.headerLen = "", "", nil, nil, nil, 0
 	s.ownHeaders = map[string]int{}
 	s.releases, s.marks, s.messageIDs = nil, nil, nil
-	s.envelopeDone, s.held = false, false
+	s.envelopeDone, s.held, s.deferred = false, false, nil
 }
 
 func contains(list []string, s string) bool {
