@@ -34,6 +34,10 @@ type item struct {
 	// unseen: clamd's raw scan cannot have reached it (coverage.go).
 	level  int
 	unseen bool
+	// cut: an attachment whose body the raw scan was not sent (the
+	// skeleton, skeleton.go): it is sent decoded, and what is inside it is
+	// covered by that scan as it was by the raw one.
+	cut bool
 }
 
 // scanState is what the items of one message share.
@@ -82,7 +86,7 @@ func (s *Scanner) scanPart(ctx context.Context, st *scanState, p *leaf) error {
 		// clamd 1.4.6 does not decode a base64 message/rfc822 that is a
 		// message's body (TestClamdCoverageAttacks); in a multipart it
 		// does, but which reader decodes what is a guess: send.
-		unseen: p.inDecoded}
+		unseen: p.inDecoded, cut: st.raw.skeleton != nil && st.raw.skeleton.cut[p.path]}
 	if err != nil {
 		var spoolErr *spoolError
 		if errors.As(err, &spoolErr) || ctx.Err() != nil {
@@ -113,6 +117,14 @@ func (s *Scanner) examine(ctx context.Context, st *scanState, it item, buf *spoo
 	}
 	st.v.Manifest = append(st.v.Manifest, entry)
 	s.account(st, &it, buf.Size())
+	// A cut attachment goes to the engines that unpack first, as the raw
+	// message does: its members are then sent only if it was not clean,
+	// so that the finding names the member. Its own answers are recorded
+	// after theirs.
+	first, err := s.scanCutFirst(ctx, st, &it, buf)
+	if err != nil {
+		return err
+	}
 	if s.opt.Mode != ModeMessage {
 		if err := s.openArchive(ctx, st, it, buf); err != nil {
 			return err
@@ -123,9 +135,14 @@ func (s *Scanner) examine(ctx context.Context, st *scanState, it item, buf *spoo
 			}
 		}
 	}
+	for i, a := range first {
+		if a != nil {
+			s.record(st, s.engines[i], it, *a)
+		}
+	}
 	send := make([]bool, len(s.engines))
 	for i := range s.engines {
-		send[i] = it.scan && st.sendTo(i, it)
+		send[i] = it.scan && first[i] == nil && st.sendTo(i, it)
 	}
 	if !slices.Contains(send, true) {
 		return nil
@@ -147,6 +164,31 @@ func (s *Scanner) examine(ctx context.Context, st *scanState, it item, buf *spoo
 		}
 	}
 	return nil
+}
+
+// scanCutFirst asks the engines that unpack about a cut attachment (see
+// item.cut) and returns their answers by engine index, nil for the other
+// engines and for an item that is not cut. An answer that is not clean
+// marks the item unseen, so that its members are sent.
+func (s *Scanner) scanCutFirst(ctx context.Context, st *scanState, it *item, buf *spool.Buffer) ([]*answer, error) {
+	first := make([]*answer, len(s.engines))
+	if !it.cut || !it.scan {
+		return first, nil
+	}
+	for i, e := range s.engines {
+		if !unpacksMail(e) || !st.raw.covered[i] {
+			continue
+		}
+		a, err := s.ask(ctx, st, e, buf.Reader())
+		if err != nil {
+			return nil, err
+		}
+		first[i] = &a
+		if a.err != nil || a.d.Found {
+			it.unseen = true
+		}
+	}
+	return first, nil
 }
 
 // scanCached asks an engine about an item unless it answered for the same

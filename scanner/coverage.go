@@ -64,6 +64,10 @@ type rawCoverage struct {
 	bytes int64
 	// tooLarge: the raw message is past MaxFileSize; clamd skipped it.
 	tooLarge bool
+	// skeleton, when set, is what the unpacking engines were sent instead
+	// of the raw message: it without the bodies of the attachments that
+	// are sent decoded (skeleton.go).
+	skeleton *skeleton
 }
 
 // scanRawFirst sends the raw message to each engine that unpacks mail,
@@ -77,11 +81,19 @@ func (s *Scanner) scanRawFirst(ctx context.Context, st *scanState, r io.ReaderAt
 	if s.opt.Mode == ModeAttachments {
 		return nil // no raw scan: every attachment goes to every engine
 	}
+	raw := io.NewSectionReader(r, 0, size)
 	for i, e := range s.engines {
 		if !unpacksMail(e) {
 			continue
 		}
-		a, err := s.ask(ctx, st, e, io.NewSectionReader(r, 0, size))
+		if i == s.firstUnpacker() && s.opt.Mode == ModeAll {
+			// Only when the parts are scanned too: they show what is cut.
+			if cov.skeleton = cutAttachments(st.ix, r, size); cov.skeleton != nil {
+				raw = io.NewSectionReader(cov.skeleton, 0, cov.skeleton.size)
+			}
+		}
+		raw.Seek(0, io.SeekStart)
+		a, err := s.ask(ctx, st, e, raw)
 		if err != nil {
 			return err
 		}
@@ -101,10 +113,16 @@ func (s *Scanner) scanRawLast(ctx context.Context, st *scanState, r io.ReaderAt,
 		return nil
 	}
 	raw := item{contentType: "message/rfc822"}
+	// The walk met something to guess about after all (a body that did
+	// not decode): the engines that were sent the skeleton are sent the
+	// whole message, to read it their way.
+	whole := st.raw.skeleton != nil && st.doubt()
 	for i, e := range s.engines {
 		if a := st.raw.answers[i]; a != nil {
 			s.record(st, e, raw, *a)
-			continue
+			if !whole {
+				continue
+			}
 		}
 		if _, _, err := s.scanWith(ctx, st, e, raw, io.NewSectionReader(r, 0, size)); err != nil {
 			return err
@@ -139,15 +157,31 @@ func (st *scanState) sendTo(i int, it item) bool {
 	if i >= len(st.raw.covered) || !st.raw.covered[i] || it.unseen {
 		return true
 	}
-	// When in doubt, send: after the walk met a structure it had to guess
-	// about or a limit, clamd's parser may have read the message apart
-	// differently.
+	// An attachment cut out of what it was sent is sent decoded; when in
+	// doubt, send.
+	return it.cut || st.doubt()
+}
+
+// doubt reports whether the walk met a structure it had to guess about
+// or a limit: clamd's parser may have read the message apart differently.
+func (st *scanState) doubt() bool {
 	for _, f := range st.v.Findings {
 		if f.Kind == verdict.KindUnscannable || f.Kind == verdict.KindLimitExceeded {
 			return true
 		}
 	}
 	return false
+}
+
+// firstUnpacker is the index of the first engine that unpacks mail, -1
+// when none does.
+func (s *Scanner) firstUnpacker() int {
+	for i, e := range s.engines {
+		if unpacksMail(e) {
+			return i
+		}
+	}
+	return -1
 }
 
 // mimeLevel is a MIME part's nesting: "2/1" is 2.

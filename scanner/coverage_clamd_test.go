@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -181,3 +182,94 @@ func sevenZipOf(t *testing.T, name, data string) string {
 	}
 	return string(b)
 }
+
+// TestClamdSkeleton: with a real clamd, a message's large base64
+// attachments are cut out of what clamd's mail parser is sent and sent
+// decoded instead (skeleton.go): a clean message costs two streams, one of
+// them the small rest of the message; EICAR in a cut zip is found and
+// named by its member; and what could hide a part from the cut (a line
+// that may be a boundary inside the body, a body that does not decode)
+// has the whole message sent too.
+func TestClamdSkeleton(t *testing.T) {
+	cd := harness.StartClamd(t)
+	client, err := clamd.New(cd.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eicar := string(harness.EICAR())
+	noise := randomText(100 << 10)
+	// A whole number of base64 quanta (no padding), so that a character
+	// added after it is one the alphabet has but that does not decode.
+	zipWith := func(comment string) string {
+		var zb bytes.Buffer
+		zw := zip.NewWriter(&zb)
+		for _, m := range []struct{ name, content string }{{"noise.bin", noise}, {"eicar.com", eicar}} {
+			f, _ := zw.CreateHeader(&zip.FileHeader{Name: m.name, Method: zip.Store})
+			f.Write([]byte(m.content))
+		}
+		zw.SetComment(comment)
+		zw.Close()
+		return zb.String()
+	}
+	infectedZip := zipWith("")
+	infectedZip = zipWith(strings.Repeat("c", (3-len(infectedZip)%3)%3))
+	if len(infectedZip)%3 != 0 {
+		t.Fatalf("zip of %d bytes: base64 of it would be padded", len(infectedZip))
+	}
+	cleanZip := string(plainZipStored(t, "noise.bin", noise))
+	att := func(body string) string {
+		return "Content-Type: application/zip\nContent-Disposition: attachment; filename=\"e.zip\"\nContent-Transfer-Encoding: base64\n\n" + body
+	}
+	tests := []struct {
+		name  string
+		msg   string
+		clean bool
+		path  string // of the first infected finding
+		whole bool   // the whole message is sent too
+	}{
+		{"clean", multipart(textPart, att(wrapped(cleanZip))), true, "", false},
+		{"EICAR in the zip", multipart(textPart, att(wrapped(infectedZip))), false, "2/e.zip/eicar.com", false},
+		{"EICAR behind a line that may be a boundary", multipart(textPart, att(wrapped(cleanZip)+"\n--BBX\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n"+b64(eicar))), false, "", true},
+		{"EICAR zip in a body that does not decode", multipart(textPart, att(wrapped(infectedZip)+"\nA")), false, "2/e.zip/eicar.com", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := []byte(crlf(tt.msg))
+			c := &countingClamd{c: client}
+			var sizes []int64
+			v, err := New(Options{Name: "test"}, Clamd(sizeRecorder{c, &sizes})).Scan(context.Background(), bytes.NewReader(raw), int64(len(raw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.clean {
+				if v.Status != verdict.Clean || len(sizes) != 2 || sizes[0] > 1<<10 || sizes[1] != int64(len(cleanZip)) {
+					t.Errorf("status %s, streams of %v bytes; want clean, the %d-byte message less its attachment (under 1 KiB) then the %d-byte zip",
+						v.Status, sizes, len(raw), len(cleanZip))
+				}
+				return
+			}
+			f, ok := v.First(verdict.Infected)
+			if !ok || !strings.HasPrefix(f.Threat, harness.EicarSignature) || !strings.HasPrefix(f.Path, tt.path) {
+				t.Errorf("first infected finding %+v (%v), want EICAR at %s…; findings %+v", f, ok, tt.path, v.Findings)
+			}
+			if sentWhole := slices.Contains(sizes, int64(len(raw))); sentWhole != tt.whole {
+				t.Errorf("streams of %v bytes: the whole %d-byte message sent %v, want %v", sizes, len(raw), sentWhole, tt.whole)
+			}
+		})
+	}
+}
+
+// sizeRecorder notes the size of each stream sent to clamd, in order.
+type sizeRecorder struct {
+	c     *countingClamd
+	sizes *[]int64
+}
+
+func (s sizeRecorder) Scan(ctx context.Context, r io.Reader) (clamd.Result, error) {
+	before := s.c.bytes
+	res, err := s.c.Scan(ctx, r)
+	*s.sizes = append(*s.sizes, s.c.bytes-before)
+	return res, err
+}
+
+func (s sizeRecorder) Version(ctx context.Context) (clamd.Version, error) { return s.c.Version(ctx) }

@@ -1,0 +1,101 @@
+package scanner
+
+import (
+	"bytes"
+	"crypto/rand"
+	"io"
+	"strings"
+	"testing"
+)
+
+// randomText is n bytes an attachment may hold: binary, so base64 of it
+// is long lines of the whole alphabet.
+func randomText(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return string(b)
+}
+
+// wrapped is base64 of s in 76-character lines, as mail carries it.
+func wrapped(s string) string {
+	enc := b64(s)
+	var b strings.Builder
+	for len(enc) > 76 {
+		b.WriteString(enc[:76] + "\n")
+		enc = enc[76:]
+	}
+	return b.String() + enc
+}
+
+// TestCutAttachments: the skeleton keeps the message but the bodies of
+// large base64 attachments that every reader reads the same, and only
+// when the index met nothing to guess about.
+func TestCutAttachments(t *testing.T) {
+	big := randomText(20 << 10)
+	att := func(name, body string) string {
+		return "Content-Type: application/zip\nContent-Disposition: attachment; filename=\"" + name + "\"\nContent-Transfer-Encoding: base64\n\n" + body
+	}
+	inner := "From: b@example.org\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=CC\n\n--CC\n" + att("a.zip", wrapped(big)) + "\n--CC--\n"
+	tests := []struct {
+		name string
+		msg  string
+		cut  []string // paths cut; none: no skeleton
+	}{
+		{"a large attachment", multipart(textPart, att("a.zip", wrapped(big))), []string{"2"}},
+		{"two, and a small one left", multipart(textPart, att("a.zip", wrapped(big)), att("s.zip", wrapped("small")), att("b.zip", wrapped(big))), []string{"2", "4"}},
+		{"a message whose body is one", "From: a@example.org\nMIME-Version: 1.0\n" + att("a.zip", wrapped(big)), []string{"1"}},
+		{"in an attached message", multipart(textPart, "Content-Type: message/rfc822\n\n"+inner), []string{"2/1"}},
+		{"large text is kept for clamd's mail checks", multipart("Content-Type: text/html\nContent-Transfer-Encoding: base64\n\n" + wrapped(big)), nil},
+		{"a line that could be a boundary", multipart(textPart, att("a.zip", wrapped(big[:10<<10])+"\n--BBX\nContent-Type: text/plain\n\nhidden\n"+wrapped(big[10<<10:]))), nil},
+		{"a character outside the alphabet", multipart(textPart, att("a.zip", wrapped(big)+"\n*")), nil},
+		{"padding before the end", multipart(textPart, att("a.zip", wrapped(big[:9<<10+1])+"\n"+wrapped(big[9<<10+1:]))), nil},
+		{"quoted-printable", multipart(textPart, strings.Replace(att("a.zip", wrapped(big)), "base64", "quoted-printable", 1)), nil},
+		{"no closing boundary", strings.TrimSuffix(multipart(textPart, att("a.zip", wrapped(big))), "--BB--\n"), nil},
+		{"a Content-Transfer-Encoding twice", multipart(textPart, "Content-Transfer-Encoding: 7bit\n"+att("a.zip", wrapped(big))), nil},
+		{"in a base64 attached message", multipart(textPart, "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n"+wrapped(crlf(inner))), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := []byte(crlf(tt.msg))
+			s := New(Options{Name: "test"}, nil)
+			ix, err := s.newIndex(bytes.NewReader(raw), int64(len(raw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ix.close()
+			sk := cutAttachments(ix, bytes.NewReader(raw), int64(len(raw)))
+			if tt.cut == nil {
+				if sk != nil {
+					t.Fatalf("cut %v, want the message sent whole", sk.cut)
+				}
+				return
+			}
+			if sk == nil || len(sk.cut) != len(tt.cut) {
+				t.Fatalf("skeleton %+v, want %v cut", sk, tt.cut)
+			}
+			// What is left: the raw message less each cut body, exactly.
+			want := raw
+			for _, p := range tt.cut {
+				if !sk.cut[p] {
+					t.Errorf("%s not cut; cut %v", p, sk.cut)
+				}
+				e := ix.m.Find(p)
+				body := raw[e.BodyStart:e.End]
+				i := bytes.Index(want, body)
+				want = append(append([]byte(nil), want[:i]...), want[i+len(body):]...)
+			}
+			got, err := io.ReadAll(io.NewSectionReader(sk, 0, sk.size))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("skeleton (%v):\n%q\nwant\n%q", err, got, want)
+			}
+			// Every piece read at any offset is the same as read whole.
+			for off := int64(0); off < sk.size; off += 97 {
+				p := make([]byte, 500)
+				n, err := sk.ReadAt(p, off)
+				if !bytes.Equal(p[:n], got[off:min(off+500, sk.size)]) || (n < 500) != (err == io.EOF) {
+					t.Fatalf("ReadAt(%d) = %d, %v: not the skeleton's bytes", off, n, err)
+				}
+			}
+		})
+	}
+}
