@@ -46,6 +46,7 @@ func TestCutAttachments(t *testing.T) {
 		{"a message whose body is one", "From: a@example.org\nMIME-Version: 1.0\n" + att("a.zip", wrapped(big)), []string{"1"}},
 		{"in an attached message", multipart(textPart, "Content-Type: message/rfc822\n\n"+inner), []string{"2/1"}},
 		{"large text is kept for clamd's mail checks", multipart("Content-Type: text/html\nContent-Transfer-Encoding: base64\n\n" + wrapped(big)), nil},
+		{"and an attached HTML file", multipart(textPart, "Content-Type: text/html\nContent-Disposition: attachment; filename=\"p.html\"\nContent-Transfer-Encoding: base64\n\n"+wrapped(big)), nil},
 		{"a line that could be a boundary", multipart(textPart, att("a.zip", wrapped(big[:10<<10])+"\n--BBX\nContent-Type: text/plain\n\nhidden\n"+wrapped(big[10<<10:]))), nil},
 		{"a character outside the alphabet", multipart(textPart, att("a.zip", wrapped(big)+"\n*")), nil},
 		{"padding before the end", multipart(textPart, att("a.zip", wrapped(big[:9<<10+1])+"\n"+wrapped(big[9<<10+1:]))), nil},
