@@ -125,7 +125,7 @@ func (b *Buffer) spill() error {
 		return fmt.Errorf("spool %s: %w", f.Name(), err)
 	}
 	b.file = f
-	b.mem = chunks{}
+	b.mem.free()
 	b.release()
 	return nil
 }
@@ -251,7 +251,7 @@ func (b *Buffer) Reset() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	err := b.removeFile()
-	b.mem = chunks{}
+	b.mem.free()
 	b.release()
 	b.size = 0
 	b.closed = false
@@ -263,7 +263,7 @@ func (b *Buffer) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	err := b.removeFile()
-	b.mem = chunks{}
+	b.mem.free()
 	b.release()
 	b.size = 0
 	b.closed = true

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
@@ -228,5 +229,45 @@ func TestReadFromSharedMemory(t *testing.T) {
 	b.Close()
 	if shared.InUse() != 0 {
 		t.Errorf("after Close %d in use", shared.InUse())
+	}
+}
+
+// BenchmarkBufferBody: one job body of 140 KB held in memory and let go,
+// as the station does for each job and the scanner for each part.
+func BenchmarkBufferBody(b *testing.B) {
+	body := bytes.Repeat([]byte("0123456789abcdef"), 140<<10/16)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf := New("", 1<<20)
+		buf.Grow(int64(len(body)))
+		if _, err := buf.ReadFrom(bytes.NewReader(body)); err != nil {
+			b.Fatal(err)
+		}
+		buf.Close()
+	}
+}
+
+// TestPooledBlocksShowOnlyTheirOwnBytes: a block a closed buffer gave back
+// shows the next buffer only what that one wrote, however it was grown,
+// read or spilled.
+func TestPooledBlocksShowOnlyTheirOwnBytes(t *testing.T) {
+	for range 4 {
+		old := New(t.TempDir(), 1<<20)
+		old.Grow(300 << 10)
+		old.Write(bytes.Repeat([]byte("SECRET"), 50<<10))
+		old.Close()
+
+		b := New(t.TempDir(), 1<<20)
+		b.Grow(200 << 10)
+		if _, err := b.ReadFrom(strings.NewReader("mine")); err != nil {
+			t.Fatal(err)
+		}
+		b.Write([]byte(" too"))
+		got, _ := io.ReadAll(b.Reader())
+		if string(got) != "mine too" || b.Size() != 8 {
+			t.Fatalf("read %q (size %d), want %q", got[:min(len(got), 40)], b.Size(), "mine too")
+		}
+		b.Close()
 	}
 }
