@@ -72,6 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		log := cfg.Log.Logger(stderr)
 		daemon.Warnings(log, cfg.Warnings)
+		daemon.TuneGC(log, milterMemory(cfg))
 		if err := serve(cfg, log); err != nil {
 			log.Error("avmilter stopped", slog.Any("err", err))
 			return 1
@@ -238,4 +239,21 @@ func reloadOnHUP(ctx context.Context, bp *bypass.Holder, pool *milter.Pool, secr
 			log.Info("bypass file reloaded", slog.String("path", bp.Path()), slog.Int("entries", bp.List().Len()))
 		}
 	}
+}
+
+// milterMemory is what avmilter's memory bounds add up to, for the
+// collector (daemon.TuneGC): held bodies, and decoded parts when it scans
+// in-process; 0 when a bound is off.
+func milterMemory(cfg *config.Milter) int64 {
+	if cfg.MemoryTotal <= 0 {
+		return 0
+	}
+	total := int64(cfg.MemoryTotal)
+	if len(cfg.Stations) == 0 {
+		if cfg.Scanner.PartMemoryTotal <= 0 {
+			return 0
+		}
+		total += int64(cfg.Scanner.PartMemoryTotal)
+	}
+	return total
 }

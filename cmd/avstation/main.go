@@ -65,6 +65,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		log := cfg.Log.Logger(stderr)
 		daemon.Warnings(log, cfg.Warnings)
+		if cfg.MemoryTotal > 0 && cfg.Scanner.PartMemoryTotal > 0 {
+			daemon.TuneGC(log, int64(cfg.MemoryTotal+cfg.Scanner.PartMemoryTotal))
+		}
 		if err := serve(cfg, keys, log); err != nil {
 			log.Error("avstation stopped", slog.Any("err", err))
 			return 1
