@@ -68,7 +68,7 @@ type Scanner struct {
 	MaxMemberSize   ByteSize          `yaml:"max_member_size" doc:"largest expanded archive member; larger is limit-exceeded"`
 	MaxExpanded     ByteSize          `yaml:"max_expanded_bytes" doc:"most bytes all archives of one message expand to together; more: the archive stops expanding, limit-exceeded, the rest still scanned"`
 	MaxEngineTime   time.Duration     `yaml:"max_engine_time" doc:"most time all engine calls for one message may take together; past it archives stop expanding (limit-exceeded) and the MIME parts not yet scanned and the raw message still go to the engines. Keep the milters' scan_timeout above it plus engine_timeout"`
-	MaxEngineCalls  int               `yaml:"max_engine_calls" doc:"engine calls in progress at once over all scans (clamd and external scanners); more wait their turn"`
+	MaxEngineCalls  int               `yaml:"max_engine_calls" doc:"engine calls in progress at once over all scans (clamd and external scanners); more wait their turn. Up to as many connections to each clamd are kept open between scans (clamd's IDSESSION), closed after 10s unused"`
 	TryPasswords    bool              `yaml:"try_passwords" doc:"try the words after \"password\" (and its translations) in the message's text on its encrypted archives, and scan what they open"`
 	Mode            string            `yaml:"mode" doc:"what the engines see: all (the raw message, every part and archive member), attachments (attachments and their members only) or message (the raw message only)"`
 	CacheEntries    int               `yaml:"cache_entries" doc:"verdicts remembered by message SHA-256, and engine answers by part SHA-256, each with the signature versions, so that retries and cross-posts are not scanned twice; 0: off"`

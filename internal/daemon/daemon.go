@@ -66,7 +66,9 @@ func Scanner(ctx context.Context, cfg config.Scanner, spoolDir string, log *slog
 	if len(cfg.Clamd) > 0 {
 		pool, err = clamd.NewPool(cfg.Clamd, clamd.WithLogger(log), clamd.WithStreamMax(int64(cfg.ClamdStreamMax)),
 			clamd.WithClientOptions(clamd.WithDialTimeout(cfg.ClamdConnect), clamd.WithProbeAfter(cfg.ClamdProbeAfter),
-				clamd.WithPingTimeout(cfg.ClamdPing)))
+				// Scans keep their connections (IDSESSION): no more idle
+				// than can be in use at once.
+				clamd.WithPingTimeout(cfg.ClamdPing), clamd.WithSessions(cfg.MaxEngineCalls)))
 		if err != nil {
 			return nil, nil, fmt.Errorf("scanner.clamd: %w", err)
 		}

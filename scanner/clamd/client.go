@@ -7,8 +7,10 @@
 // "stream: NAME FOUND" or "... ERROR". The reply parsers (ParseScanReply,
 // ParseVersion) work on strings, apart from the I/O, and are fuzzed.
 //
-// Every command uses its own connection (no IDSESSION): a failed or cancelled
-// command leaves nothing behind, and the Client is safe for concurrent use.
+// Every command uses its own connection unless WithSessions is given, when
+// INSTREAM scans reuse IDSESSION connections (session.go); either way a
+// failed or cancelled command leaves nothing behind, and the Client is
+// safe for concurrent use.
 package clamd
 
 import (
@@ -110,6 +112,11 @@ type Client struct {
 	// pingFn, when set, is sent in place of PING (Ping and the
 	// watchdog's): tests make it panic.
 	pingFn func(ctx context.Context) (string, error)
+	// maxIdle > 0: INSTREAM goes over IDSESSION sessions, up to maxIdle
+	// of them kept in idle (session.go).
+	maxIdle int
+	sessMu  sync.Mutex
+	idle    []*session
 }
 
 // New returns a client for the clamd at addr: "tcp:127.0.0.1:3310",
@@ -207,21 +214,25 @@ func (c *Client) Scan(ctx context.Context, r io.Reader) (Result, error) {
 const cmdInstream = "zINSTREAM\x00"
 
 func (c *Client) scan(ctx context.Context, r io.Reader) (Result, error) {
+	if c.maxIdle > 0 {
+		return c.scanSession(ctx, r)
+	}
 	conn, done, err := c.dial(ctx)
 	if err != nil {
 		return Result{}, err
 	}
 	defer done()
 	w := c.watch(ctx, conn)
-	res, err := c.instream(ctx, conn, r)
+	res, err := c.instream(ctx, conn, r, 0)
 	if hung := w.finish(); err != nil && hung != nil {
 		return Result{}, hung
 	}
 	return res, err
 }
 
-// instream sends r as INSTREAM on conn and reads the reply.
-func (c *Client) instream(ctx context.Context, conn net.Conn, r io.Reader) (Result, error) {
+// instream sends r as INSTREAM on conn and reads the reply: to command
+// id of a session (session.go), or of a connection of its own when id is 0.
+func (c *Client) instream(ctx context.Context, conn net.Conn, r io.Reader, id int) (Result, error) {
 	if err := c.sendStream(ctx, conn, r); err != nil {
 		var ie *inputError
 		if errors.As(err, &ie) {
@@ -230,11 +241,16 @@ func (c *Client) instream(ctx context.Context, conn net.Conn, r io.Reader) (Resu
 		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
 			return Result{}, ctxErr(ctx, err)
 		}
-		return c.replyAfterWriteError(ctx, conn, err)
+		return c.replyAfterWriteError(ctx, conn, err, id)
 	}
 	line, err := readReply(conn)
 	if err != nil {
 		return Result{}, ctxErr(ctx, err)
+	}
+	if id > 0 {
+		if line, err = sessionReply(line, id); err != nil {
+			return Result{}, err
+		}
 	}
 	return ParseScanReply(line)
 }
@@ -245,7 +261,7 @@ func (c *Client) instream(ctx context.Context, conn net.Conn, r io.Reader) (Resu
 // client's next write fails with EPIPE or ECONNRESET, and the reply waits in
 // the receive buffer. Without it the caller would see a broken pipe instead of
 // ErrSizeLimit.
-func (c *Client) replyAfterWriteError(ctx context.Context, conn net.Conn, werr error) (Result, error) {
+func (c *Client) replyAfterWriteError(ctx context.Context, conn net.Conn, werr error, id int) (Result, error) {
 	deadline := time.Now().Add(replyGrace)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -256,6 +272,11 @@ func (c *Client) replyAfterWriteError(ctx context.Context, conn net.Conn, werr e
 	line, err := readReply(conn)
 	if err != nil {
 		return Result{}, ctxErr(ctx, werr)
+	}
+	if id > 0 {
+		if line, err = sessionReply(line, id); err != nil {
+			return Result{}, err
+		}
 	}
 	res, err := ParseScanReply(line)
 	if err != nil || res.Found {

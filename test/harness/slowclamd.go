@@ -2,7 +2,6 @@ package harness
 
 import (
 	"bytes"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -65,17 +64,15 @@ func (sc *SlowClamd) proxy(client net.Conn, upstream string, delay time.Duration
 		return
 	}
 	defer server.Close()
-	var scan atomic.Bool
+	// Scans sent and not yet answered: one connection may carry many, in
+	// clamd's IDSESSION mode, and each answer is held back.
+	var pending atomic.Int64
 	go func() {
 		buf := make([]byte, 32*1024)
-		first := true
 		for {
 			n, err := client.Read(buf)
 			if n > 0 {
-				if first && bytes.Contains(buf[:n], []byte("INSTREAM")) {
-					scan.Store(true)
-				}
-				first = false
+				pending.Add(int64(bytes.Count(buf[:n], []byte("INSTREAM"))))
 				if _, werr := server.Write(buf[:n]); werr != nil {
 					return
 				}
@@ -90,21 +87,24 @@ func (sc *SlowClamd) proxy(client net.Conn, upstream string, delay time.Duration
 		}
 	}()
 	buf := make([]byte, 32*1024)
-	n, err := server.Read(buf)
-	if n > 0 && scan.Load() {
-		sc.scans.Add(1)
-		select {
-		case <-time.After(delay):
-		case <-done:
+	for {
+		n, err := server.Read(buf)
+		if n > 0 && pending.Load() > 0 {
+			pending.Add(-1)
+			sc.scans.Add(1)
+			select {
+			case <-time.After(delay):
+			case <-done:
+				return
+			}
+		}
+		if n > 0 {
+			if _, err := client.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
 			return
 		}
-	}
-	if n > 0 {
-		if _, err := client.Write(buf[:n]); err != nil {
-			return
-		}
-	}
-	if err == nil {
-		_, _ = io.Copy(client, server)
 	}
 }
