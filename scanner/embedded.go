@@ -35,7 +35,7 @@ func isText(contentType string) bool {
 // unscannable finding, since there decoders disagree and what a reader
 // saves may not be what was scanned.
 func (s *Scanner) openEmbedded(ctx context.Context, st *scanState, it item, buf *spool.Buffer) error {
-	f := textenc.NewFinder(buf.Reader())
+	f := textenc.NewFinderSize(buf.Reader(), buf.Size())
 	seen := map[string]bool{}
 	for {
 		b, content, err := f.Next()

@@ -67,6 +67,13 @@ func NewFinder(r io.Reader) *Finder {
 	return &Finder{br: bufio.NewReaderSize(r, maxLine)}
 }
 
+// NewFinderSize is NewFinder for a text of size bytes, which holds no
+// line longer than itself: its buffer need be no larger (a 64 KiB buffer
+// for each 1 KB text part was 5% of the station's CPU on 1 KB mail).
+func NewFinderSize(r io.Reader, size int64) *Finder {
+	return &Finder{br: bufio.NewReaderSize(r, int(min(maxLine, max(size, 0)+1)))}
+}
+
 // Next finds the next block and returns it with a reader of its decoded
 // content. Reading content to io.EOF sets the block's Ended and Gaps;
 // Next skips what is left of a block not read to the end. At the end of

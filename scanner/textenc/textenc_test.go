@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,9 +20,19 @@ type found struct {
 	gaps  int
 }
 
+// findAll is every block NewFinder finds in text, checked to be what
+// NewFinderSize finds too: a buffer the text's size changes nothing.
 func findAll(t testing.TB, text string) []found {
 	t.Helper()
-	f := NewFinder(strings.NewReader(text))
+	got := findWith(t, NewFinder(strings.NewReader(text)))
+	if sized := findWith(t, NewFinderSize(strings.NewReader(text), int64(len(text)))); !slices.Equal(got, sized) {
+		t.Fatalf("NewFinderSize found %+v; NewFinder %+v", sized, got)
+	}
+	return got
+}
+
+func findWith(t testing.TB, f *Finder) []found {
+	t.Helper()
 	var out []found
 	for {
 		b, r, err := f.Next()
