@@ -82,7 +82,8 @@ type Entity struct {
 	Rest int64
 
 	r      io.ReaderAt
-	endErr error // what reading the body gives at End: io.EOF, or why it ends early
+	endErr error    // what reading the body gives at End: io.EOF, or why it ends early
+	lines  []string // header lines readers split apart (lineProblems)
 }
 
 // Leaf is the path under which the part's own content is reported: a
@@ -181,7 +182,7 @@ func (ix *indexer) message(s *src, start, end int64, endErr error, path string, 
 		p.Anomalies = append(p.Anomalies, Anomaly{Path: path, Detail: hd.err.Error()})
 		return p, nil
 	}
-	p.Header, p.BodyStart = hd.h, hd.body
+	p.Header, p.BodyStart, p.lines = hd.h, hd.body, hd.lines
 	return p, ix.entity(s, p, hd.capped, depth)
 }
 
@@ -189,6 +190,11 @@ func (ix *indexer) message(s *src, start, end int64, endErr error, path string, 
 // scanner has walked it: limits first, then by its type.
 func (ix *indexer) entity(s *src, p *Entity, capped bool, depth int) error {
 	p.Info = ParseHeader(p.Header)
+	// A header line that readers split apart moves where they begin the
+	// body: with a transfer encoding, they decode other bytes.
+	if !p.IdentityEncoding() {
+		p.HeaderProblems = append(p.HeaderProblems, p.lines...)
+	}
 	leafPath := p.Path
 	if p.Message {
 		leafPath = Join(p.Path, 1)

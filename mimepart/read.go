@@ -98,6 +98,9 @@ type header struct {
 	consumed int64 // how far the header reader read, when it failed
 	capped   bool  // longer than the indexer holds: h has its beginning
 	err      error // the header reader's complaint
+	// lines are the header's lines that some readers end the header at
+	// (lineProblems).
+	lines []string
 }
 
 // readHeader reads the header block at [start, end) up to and with its
@@ -132,7 +135,53 @@ func (ix *indexer) readHeader(s *src, start, end int64, endErr error) (header, e
 	bb := bufio.NewReader(rd)
 	h, err := textproto.ReadHeader(bb)
 	consumed := start + int64(len(raw)) - int64(br.Len()) - int64(bb.Buffered())
-	return header{h: h, body: pos, consumed: consumed, capped: capped, err: err}, nil
+	return header{h: h, body: pos, consumed: consumed, capped: capped, err: err, lines: lineProblems(raw)}, nil
+}
+
+// lineProblems lists the lines of a raw header block that go-message
+// reads as header lines and other readers do not: lines that end at a
+// bare CR (Python's email package, Thunderbird and clamd break lines
+// there, so "\r\r" is a blank line to them), hold a NUL (C string
+// readers end the line there), continue a field with white space only
+// (some readers take that for the blank line, clamd's comments say), or
+// have white space before the colon or no name (Python's email package
+// takes that for the first line of the body). To such a reader the body
+// begins with the header's last lines, and a base64 body decodes to
+// other bytes (mimepart: an anomaly when the part has a transfer
+// encoding).
+func lineProblems(raw []byte) []string {
+	var out []string
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break // the blank line
+		}
+		var why string
+		switch colon := bytes.IndexByte(line, ':'); {
+		case bytes.IndexByte(line, '\r') >= 0:
+			why = "a bare CR"
+		case bytes.IndexByte(line, 0) >= 0:
+			why = "a NUL"
+		case line[0] == ' ' || line[0] == '\t':
+			if len(bytes.TrimLeft(line, " \t\v\f")) == 0 {
+				why = "white space only"
+			}
+		case colon == 0:
+			why = "no field name"
+		case colon > 0 && (line[colon-1] == ' ' || line[colon-1] == '\t'):
+			why = "white space before the colon"
+		}
+		if why != "" {
+			out = append(out, fmt.Sprintf("header line %.80q with %s: some readers end the header there", line, why))
+		}
+	}
+	return out
 }
 
 // maxNextLine is go-message's multipart reader's buffer: a line between
