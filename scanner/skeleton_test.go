@@ -53,6 +53,9 @@ func TestCutAttachments(t *testing.T) {
 		{"quoted-printable", multipart(textPart, strings.Replace(att("a.zip", wrapped(big)), "base64", "quoted-printable", 1)), nil},
 		{"no closing boundary", strings.TrimSuffix(multipart(textPart, att("a.zip", wrapped(big))), "--BB--\n"), nil},
 		{"a Content-Transfer-Encoding twice", multipart(textPart, "Content-Transfer-Encoding: 7bit\n"+att("a.zip", wrapped(big))), nil},
+		{"transport padding after a delimiter", strings.Replace(multipart(textPart, att("a.zip", wrapped(big)), textPart), "\n--BB\nContent-Type: text/plain", "\n--BB\t\nContent-Type: text/plain", 1), nil},
+		{"transport padding after the close delimiter", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), "--BB--", "--BB-- ", 1), nil},
+		{"transport padding in an attached message", multipart(textPart, "Content-Type: message/rfc822\n\n"+strings.Replace(inner, "--CC\n", "--CC \n", 1)), nil},
 		{"in a base64 attached message", multipart(textPart, "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n"+wrapped(crlf(inner))), nil},
 	}
 	for _, tt := range tests {
