@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/avstation/avstation/scanner/archive"
-	"github.com/avstation/avstation/scanner/textenc"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -36,12 +35,6 @@ type ClamdLimits struct {
 func DefaultClamdLimits() ClamdLimits {
 	return ClamdLimits{MaxRecursion: 17, MaxFiles: 10000, MaxFileSize: 100 << 20, MaxScanSize: 400 << 20}
 }
-
-// clamdDecodes lists the encodings in a text that clamd decodes when it
-// parses the raw message (measured with ClamAV 1.4.6: uuencode and
-// BinHex, not yEnc or begin-base64; see TestClamdCoverage). Files in any
-// other encoding are sent.
-var clamdDecodes = map[textenc.Encoding]bool{textenc.UU: true, textenc.BinHex: true}
 
 // clamdOpens lists the archive formats whose members clamd was seen to
 // unpack from a raw message (TestClamdCoverage: deflated zip, 7z, tar,
