@@ -34,6 +34,10 @@ type item struct {
 	// unseen: clamd's raw scan cannot have reached it (coverage.go).
 	level  int
 	unseen bool
+	// uuPart: a MIME part whose Content-Transfer-Encoding is uuencode,
+	// which readers decode (Python's email package takes any begin line):
+	// its files are found as in a text.
+	uuPart bool
 	// cut: an attachment whose body the raw scan was not sent (the
 	// skeleton, skeleton.go): it is sent decoded, and what is inside it is
 	// covered by that scan as it was by the raw one.
@@ -86,7 +90,7 @@ func (s *Scanner) scanPart(ctx context.Context, st *scanState, p *leaf) error {
 		// clamd 1.4.6 does not decode a base64 message/rfc822 that is a
 		// message's body (TestClamdCoverageAttacks); in a multipart it
 		// does, but which reader decodes what is a guess: send.
-		unseen: p.inDecoded, cut: st.raw.skeleton != nil && st.raw.skeleton.cut[p.path]}
+		unseen: p.inDecoded, cut: st.raw.skeleton != nil && st.raw.skeleton.cut[p.path], uuPart: uuEncodings[p.encoding]}
 	if err != nil {
 		var spoolErr *spoolError
 		if errors.As(err, &spoolErr) || ctx.Err() != nil {
@@ -129,7 +133,7 @@ func (s *Scanner) examine(ctx context.Context, st *scanState, it item, buf *spoo
 		if err := s.openArchive(ctx, st, it, buf); err != nil {
 			return err
 		}
-		if !it.named && isText(it.contentType) {
+		if !it.named && (isText(it.contentType) || it.uuPart) {
 			if err := s.openEmbedded(ctx, st, it, buf); err != nil {
 				return err
 			}

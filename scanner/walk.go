@@ -123,6 +123,11 @@ func manifestNames(names []string) []string {
 	return names
 }
 
+// uuEncodings are the Content-Transfer-Encodings of uuencode that mail
+// readers decode (Python's email package, Thunderbird). The walk passes
+// such a body on as it is and finds the files in it as in a text.
+var uuEncodings = map[string]bool{"x-uuencode": true, "uuencode": true, "x-uue": true, "uue": true}
+
 // decoder undoes the Content-Transfer-Encoding (RFC 2045 6). Unknown
 // encodings are passed through raw: the engines still see the bytes.
 func decoder(enc string, body io.Reader) io.Reader {
