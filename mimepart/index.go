@@ -74,6 +74,12 @@ type Entity struct {
 	// boundary lines but are not read as such: a reader that tolerates
 	// more would cut the parts elsewhere.
 	Ambiguous []string
+	// SplitHeader lists the lines of its header that go-message reads as
+	// header lines and other readers do not (a bare CR, a NUL, white space
+	// only, white space before the colon, no field name): to them the
+	// header ends there. They are anomalies of a part with a transfer
+	// encoding, whose body those readers decode from another byte.
+	SplitHeader []string
 	// Unreadable: a message whose header could not be read (the reader's
 	// complaint is in Anomalies); nothing of it is indexed.
 	Unreadable bool
@@ -82,8 +88,7 @@ type Entity struct {
 	Rest int64
 
 	r      io.ReaderAt
-	endErr error    // what reading the body gives at End: io.EOF, or why it ends early
-	lines  []string // header lines readers split apart (lineProblems)
+	endErr error // what reading the body gives at End: io.EOF, or why it ends early
 }
 
 // Leaf is the path under which the part's own content is reported: a
@@ -182,7 +187,7 @@ func (ix *indexer) message(s *src, start, end int64, endErr error, path string, 
 		p.Anomalies = append(p.Anomalies, Anomaly{Path: path, Detail: hd.err.Error()})
 		return p, nil
 	}
-	p.Header, p.BodyStart, p.lines = hd.h, hd.body, hd.lines
+	p.Header, p.BodyStart, p.SplitHeader = hd.h, hd.body, hd.lines
 	return p, ix.entity(s, p, hd.capped, depth)
 }
 
@@ -193,7 +198,7 @@ func (ix *indexer) entity(s *src, p *Entity, capped bool, depth int) error {
 	// A header line that readers split apart moves where they begin the
 	// body: with a transfer encoding, they decode other bytes.
 	if !p.IdentityEncoding() {
-		p.HeaderProblems = append(p.HeaderProblems, p.lines...)
+		p.HeaderProblems = append(p.HeaderProblems, p.SplitHeader...)
 	}
 	leafPath := p.Path
 	if p.Message {

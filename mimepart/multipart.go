@@ -41,7 +41,7 @@ func (ix *indexer) multipart(s *src, p *Entity, depth int) error {
 			ix.limit(childPath, fmt.Sprintf("max_parts %d", ix.lim.MaxParts))
 			return nil
 		}
-		c := &Entity{Path: childPath, HeaderStart: next, BodyStart: hd.body, Header: hd.h, r: s.r, Decoded: s.decoded, lines: hd.lines}
+		c := &Entity{Path: childPath, HeaderStart: next, BodyStart: hd.body, Header: hd.h, r: s.r, Decoded: s.decoded, SplitHeader: hd.lines}
 		if err := ix.body(s, p, c, dash); err != nil {
 			return err
 		}

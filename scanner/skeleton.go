@@ -21,12 +21,16 @@ import (
 // read it as mail. A body is cut only where every reader sees the same
 // bytes in it: a message whose index met anything to guess about (an
 // anomaly, a line that may be a boundary, a limit, an unreadable header)
-// is sent whole, and so is a body with anything but the base64 alphabet
-// and line breaks, or padding before its end. Such a body holds no
-// boundary line and no header for any parser ('-' and ':' are not in the
-// alphabet), so cutting it hides nothing but what the decoded attachment
-// shows, and what every decoder makes of it is the same. A walk that then
-// meets a decoding error has the whole message sent too (scanRawLast).
+// is sent whole, and so is one whose structure clamd may read otherwise
+// than go-message (a header line it breaks apart, a boundary parameter in
+// any but the plain form, transport padding after a boundary:
+// plainBoundary, plainDelimiters), and so is a body with anything but the
+// base64 alphabet and line breaks, or padding before its end. Such a body
+// holds no boundary line and no header for any parser ('-' and ':' are
+// not in the alphabet), so cutting it hides nothing but what the decoded
+// attachment shows, and what every decoder makes of it is the same. A walk
+// that then meets a decoding error has the whole message sent too
+// (scanRawLast).
 
 // minCut is the smallest body cut out: below it the saving is less than
 // the engine call the cut attachment costs.
@@ -72,12 +76,17 @@ func cutAttachments(ix *index, r io.ReaderAt, size int64) *skeleton {
 // cuttable collects the leaves of e whose bodies may be cut, in message
 // order, and reports false when nothing of the message may be cut.
 func cuttable(e *mimepart.Entity, r io.ReaderAt, cuts *[]*mimepart.Entity) bool {
-	if e.Unreadable || e.Stopped || e.Truncated || len(e.Anomalies) > 0 || len(e.Ambiguous) > 0 {
+	// A header line that clamd breaks apart (a bare CR ends clamd's
+	// header there, even a multipart's) or a boundary it reads another way
+	// has it read the message into other parts than the index, so that
+	// what it decodes joins a cut body to the bytes around it
+	// (TestAttackSkeletonStructure).
+	if e.Unreadable || e.Stopped || e.Truncated || len(e.Anomalies) > 0 || len(e.Ambiguous) > 0 || len(e.SplitHeader) > 0 {
 		return false
 	}
 	switch {
 	case e.Multipart():
-		if !e.Decoded && !plainDelimiters(e, r) {
+		if !plainBoundary(e) || !e.Decoded && !plainDelimiters(e, r) {
 			return false
 		}
 		for _, c := range e.Parts {
@@ -92,6 +101,36 @@ func cuttable(e *mimepart.Entity, r io.ReaderAt, cuts *[]*mimepart.Entity) bool 
 		*cuts = append(*cuts, e)
 	}
 	return true
+}
+
+// plainBoundary reports whether the multipart e says its boundary in a
+// Content-Type every parser reads alike, as go-message does: one
+// "boundary=B" or "boundary="B"", the only "boundary" in the field, no
+// RFC 2231 parameters, comments or quoted pairs, no ';' at the end, and
+// B without white space at either end. clamd (ClamAV 1.4.6) reads the
+// parts apart differently after "boundary="B";", "boundary=B;", RFC 2231
+// continuations, "boundary=" inside another parameter's quoted value and
+// a boundary ending in a space.
+func plainBoundary(e *mimepart.Entity) bool {
+	vs := e.Header.Values("Content-Type")
+	if len(vs) != 1 {
+		return false
+	}
+	v, b := vs[0], e.Boundary
+	lower := strings.ToLower(v)
+	i := strings.Index(lower, "boundary")
+	if i < 0 || len(lower) != len(v) || strings.Count(lower, "boundary") != 1 || strings.ContainsAny(v, "*()\\") ||
+		strings.HasSuffix(strings.TrimRight(v, " \t\r\n"), ";") || strings.TrimSpace(b) != b || strings.Contains(b, `"`) {
+		return false
+	}
+	rest := v[i+len("boundary"):]
+	for _, form := range []string{`="` + b + `"`, "=" + b} {
+		if after, ok := strings.CutPrefix(rest, form); ok {
+			after = strings.TrimLeft(after, " \t")
+			return after == "" || after[0] == ';'
+		}
+	}
+	return false
 }
 
 // plainDelimiters reports whether every delimiter line of the multipart e

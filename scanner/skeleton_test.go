@@ -56,6 +56,11 @@ func TestCutAttachments(t *testing.T) {
 		{"transport padding after a delimiter", strings.Replace(multipart(textPart, att("a.zip", wrapped(big)), textPart), "\n--BB\nContent-Type: text/plain", "\n--BB\t\nContent-Type: text/plain", 1), nil},
 		{"transport padding after the close delimiter", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), "--BB--", "--BB-- ", 1), nil},
 		{"transport padding in an attached message", multipart(textPart, "Content-Type: message/rfc822\n\n"+strings.Replace(inner, "--CC\n", "--CC \n", 1)), nil},
+		{"a folded Content-Type with another parameter", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), `multipart/mixed; boundary="BB"`, "multipart/mixed;\n\tboundary=\"BB\"; charset=us-ascii", 1), []string{"2"}},
+		{"a ';' after the boundary", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), `boundary="BB"`, `boundary="BB";`, 1), nil},
+		{"the boundary in RFC 2231 pieces", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), `boundary="BB"`, `boundary*0="B"; boundary*1="B"`, 1), nil},
+		{"boundary= in another parameter", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), `boundary="BB"`, `x="boundary=CC"; boundary="BB"`, 1), nil},
+		{"a bare CR in the message header", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), "Subject: t\n", "Subject: t\nX-A: b\r\rc\n", 1), nil},
 		{"in a base64 attached message", multipart(textPart, "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n"+wrapped(crlf(inner))), nil},
 	}
 	for _, tt := range tests {
