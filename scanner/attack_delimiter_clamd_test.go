@@ -25,16 +25,7 @@ func TestAttackSkeletonDelimiterPadding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eicar := string(harness.EICAR())
-	x := randomText(12<<10) + eicar[:30]
-	for len(x)%3 != 0 {
-		x = "q" + x
-	}
-	rest := base64.StdEncoding.EncodeToString([]byte(eicar[30:] + "zzzzzz"))
-	bnd := rest[:4] // the boundary's characters are the first of the rest
-	if strings.ContainsAny(bnd, "+/") {
-		t.Fatalf("boundary %q", bnd)
-	}
+	x, rest, bnd := splitEicar(t)
 	for _, pad := range []string{"\t", " \t"} {
 		msg := "From: a@example.org\nSubject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"" + bnd + "\"\n\n--" + bnd + "\n" + textPart + "\n--" + bnd + "\n" +
 			"Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"e.bin\"\nContent-Transfer-Encoding: base64\n\n" + wrapped(x) +
@@ -52,4 +43,24 @@ func TestAttackSkeletonDelimiterPadding(t *testing.T) {
 			t.Errorf("padding %q: status %s, want infected; findings %+v", pad, v.Status, v.Findings)
 		}
 	}
+}
+
+// splitEicar is EICAR split across a cut attachment and the part after
+// it: x is the attachment's content, whose base64 ends with a whole
+// quantum and the beginning of EICAR; rest is base64 of EICAR's end, and
+// its first 4 characters are the boundary, so that a reader that runs
+// the attachment on over the next delimiter line decodes EICAR whole.
+func splitEicar(t *testing.T) (x, rest, boundary string) {
+	t.Helper()
+	eicar := string(harness.EICAR())
+	x = randomText(12<<10) + eicar[:30]
+	for len(x)%3 != 0 {
+		x = "q" + x
+	}
+	rest = base64.StdEncoding.EncodeToString([]byte(eicar[30:] + "zzzzzz"))
+	boundary = rest[:4]
+	if strings.ContainsAny(boundary, "+/") {
+		t.Fatalf("boundary %q", boundary)
+	}
+	return x, rest, boundary
 }

@@ -3,7 +3,6 @@ package scanner
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -27,16 +26,7 @@ func TestAttackSkeletonStructure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eicar := string(harness.EICAR())
-	x := randomText(12<<10) + eicar[:30]
-	for len(x)%3 != 0 {
-		x = "q" + x
-	}
-	rest := base64.StdEncoding.EncodeToString([]byte(eicar[30:] + "zzzzzz"))
-	b := rest[:4] // the boundary's characters are the first of the rest
-	if strings.ContainsAny(b, "+/") {
-		t.Fatalf("boundary %q", b)
-	}
+	x, rest, b := splitEicar(t)
 	tests := []struct{ name, header, boundary string }{
 		{"quoted boundary and a ';' at the end", `Content-Type: multipart/mixed; boundary="B";`, "B"},
 		{"unquoted boundary and a ';' at the end", `Content-Type: multipart/mixed; boundary=B;`, "B"},
