@@ -70,6 +70,7 @@ type Scanner struct {
 	MaxEngineTime   time.Duration     `yaml:"max_engine_time" doc:"most time all engine calls for one message may take together; past it archives stop expanding (limit-exceeded) and the MIME parts not yet scanned and the raw message still go to the engines. Keep the milters' scan_timeout above it plus engine_timeout"`
 	MaxEngineCalls  int               `yaml:"max_engine_calls" doc:"engine calls in progress at once over all scans (clamd and external scanners); more wait their turn. Up to as many connections to each clamd are kept open between scans (clamd's IDSESSION), closed after 10s unused"`
 	TryPasswords    bool              `yaml:"try_passwords" doc:"try the words after \"password\" (and its translations) in the message's text on its encrypted archives, and scan what they open"`
+	ClamdWhole      bool              `yaml:"clamd_whole_message" doc:"send clamd the whole raw message, as clamav-milter does, instead of the message without the base64 bodies of its attachments of 8KiB or more, each sent decoded: clamd then reads every message's structure its own way, at about twice its CPU on mail with attachments"`
 	Mode            string            `yaml:"mode" doc:"what the engines see: all (the raw message, every part and archive member), attachments (attachments and their members only) or message (the raw message only)"`
 	CacheEntries    int               `yaml:"cache_entries" doc:"verdicts remembered by message SHA-256, and engine answers by part SHA-256, each with the signature versions, so that retries and cross-posts are not scanned twice; 0: off"`
 
@@ -131,6 +132,7 @@ func (s Scanner) Options(name, spoolDir string) scanner.Options {
 		MaxEngineTime:   s.MaxEngineTime,
 		MaxEngineCalls:  s.MaxEngineCalls,
 		TryPasswords:    s.TryPasswords,
+		ClamdWhole:      s.ClamdWhole,
 		Mode:            scanner.Mode(s.Mode),
 		CacheEntries:    s.CacheEntries,
 

@@ -79,7 +79,7 @@ func (s *Scanner) scanRawFirst(ctx context.Context, st *scanState, r io.ReaderAt
 		if !unpacksMail(e) {
 			continue
 		}
-		if i == s.firstUnpacker() && s.opt.Mode == ModeAll {
+		if i == s.firstUnpacker() && s.opt.Mode == ModeAll && !s.opt.ClamdWhole {
 			// Only when the parts are scanned too: they show what is cut.
 			if cov.skeleton = cutAttachments(st.ix, r, size); cov.skeleton != nil {
 				raw = io.NewSectionReader(cov.skeleton, 0, cov.skeleton.size)

@@ -259,6 +259,29 @@ func TestClamdSkeleton(t *testing.T) {
 	}
 }
 
+// TestClamdWholeMessage: with clamd_whole_message clamd is sent the raw
+// message whole, once, and finds EICAR in a large zip attachment itself.
+func TestClamdWholeMessage(t *testing.T) {
+	cd := harness.StartClamd(t)
+	client, err := clamd.New(cd.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := plainZipStored(t, "noise.bin", randomText(50<<10)+string(harness.EICAR()))
+	raw := []byte(crlf(multipart(textPart, "Content-Type: application/zip\nContent-Disposition: attachment; filename=\"e.zip\"\nContent-Transfer-Encoding: base64\n\n"+wrapped(string(z)))))
+	for _, whole := range []bool{false, true} {
+		c := &countingClamd{c: client}
+		var sizes []int64
+		v, err := New(Options{Name: "test", ClamdWhole: whole}, Clamd(sizeRecorder{c, &sizes})).Scan(context.Background(), bytes.NewReader(raw), int64(len(raw)))
+		if err != nil || v.Status != verdict.Infected {
+			t.Fatalf("whole %v: %v, %v; want infected", whole, v, err)
+		}
+		if sentWhole := sizes[0] == int64(len(raw)); sentWhole != whole {
+			t.Errorf("clamd_whole_message %v: streams of %v bytes; the %d-byte message sent first %v", whole, sizes, len(raw), sentWhole)
+		}
+	}
+}
+
 // sizeRecorder notes the size of each stream sent to clamd, in order.
 type sizeRecorder struct {
 	c     *countingClamd

@@ -95,6 +95,9 @@ type Options struct {
 	// TryPasswords tries words that follow "password" in the message's
 	// text on its encrypted archive members.
 	TryPasswords bool
+	// ClamdWhole sends engines that unpack mail the whole raw message,
+	// never the skeleton (skeleton.go).
+	ClamdWhole bool
 	// Mode says what the engines see (IceWarp's scan modes).
 	Mode Mode
 	// CacheEntries bounds the verdict cache; 0 turns it off.
