@@ -31,7 +31,8 @@ type Station struct {
 	RecordsDir    string        `yaml:"records_dir" default:"/var/lib/avstation/records" doc:"directory of the per-job records (engines, versions, findings, raw engine replies) that avstation show prints, created 0700; off: none kept"`
 	RecordsMaxAge time.Duration `yaml:"records_max_age" doc:"how long job records are kept: older days are removed at start and every hour (was records_keep)"`
 	MaxMessage    ByteSize      `yaml:"max_message_size" doc:"largest job body accepted; larger ones get 413"`
-	MaxConcurrent int           `yaml:"max_concurrent" doc:"scans at once; when full the station answers 503 and the milter tries the next station"`
+	MaxConcurrent int           `yaml:"max_concurrent" doc:"scans at once; when full a job waits up to queue_wait for its turn, then the station answers 503 and the milter tries the next station"`
+	QueueWait     time.Duration `yaml:"queue_wait" doc:"how long a job may wait for one of the max_concurrent scans, first come first served, before the station answers 503; 0: 503 at once"`
 	ClockSkew     time.Duration `yaml:"clock_skew" doc:"how far a job's timestamp may be from the station's clock (replay window)"`
 	// The HTTP server's bounds: what one peer, signed or not, can hold.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout" doc:"how long a request's header may take to arrive; a request that has not authenticated gets no more time than this for anything else either: a slow or stalled client is cut off"`
@@ -246,6 +247,7 @@ func DefaultStation() Station {
 		RecordsMaxAge:     30 * 24 * time.Hour,
 		MaxMessage:        64 << 20,
 		MaxConcurrent:     8,
+		QueueWait:         500 * time.Millisecond,
 		ClockSkew:         5 * time.Minute,
 		ReadHeaderTimeout: 10 * time.Second,
 		BodyTimeout:       5 * time.Minute,
@@ -291,6 +293,9 @@ func (s *Station) check(c *checker) {
 	}
 	if s.MaxMessage < 1024 {
 		c.addf("max_message_size", "must be at least 1KiB")
+	}
+	if s.QueueWait < 0 || s.QueueWait > time.Minute {
+		c.addf("queue_wait", "must be between 0 (503 at once) and 1m (default 500ms)")
 	}
 	if s.MaxConcurrent < 1 {
 		c.addf("max_concurrent", "must be at least 1")

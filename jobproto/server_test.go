@@ -460,3 +460,55 @@ func TestKeysFunc(t *testing.T) {
 		})
 	}
 }
+
+// TestQueueWait: a job that finds every scan slot taken waits up to
+// QueueWait for one and is scanned when it frees; past QueueWait it is
+// answered 503, signed, as without a wait.
+func TestQueueWait(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		wait   time.Duration
+		status int
+	}{{"slot frees within the wait", 5 * time.Second, http.StatusOK}, {"wait runs out", 50 * time.Millisecond, http.StatusServiceUnavailable}} {
+		t.Run(tt.name, func(t *testing.T) {
+			started := make(chan struct{})
+			release := make(chan struct{})
+			var first sync.Once
+			st := newStation(t, "A", func(s *Server) {
+				s.MaxConcurrent, s.QueueWait = 1, tt.wait
+				s.Scan = func(ctx context.Context, meta Meta, body io.ReaderAt, size int64) (*verdict.Verdict, error) {
+					if meta.JobID == "first" {
+						first.Do(func() { close(started) })
+						<-release
+					}
+					return &verdict.Verdict{Status: verdict.Clean, Scanner: "A"}, nil
+				}
+			})
+			var once sync.Once
+			t.Cleanup(func() { once.Do(func() { close(release) }) })
+			c := newClient(t, ring(t, keyA), st.srv.URL)
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.Scan(context.Background(), Meta{JobID: "first"}, bytes.NewReader(message), int64(len(message)))
+				done <- err
+			}()
+			<-started
+			// The slot frees 200 ms after the second job arrives.
+			time.AfterFunc(200*time.Millisecond, func() { once.Do(func() { close(release) }) })
+			hc := &http.Client{Transport: newTransport(t)}
+			began := time.Now()
+			resp, err := hc.Do(signedRequest(t, keyA, t0, "POST", st.srv.URL+PathScan, `{"job_id":"j2"}`, message))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || resp.Header.Get(HeaderSignature) == "" {
+				t.Errorf("status %d after %v (signature %q), want %d", resp.StatusCode, time.Since(began).Round(time.Millisecond), resp.Header.Get(HeaderSignature), tt.status)
+			}
+			if err := <-done; err != nil {
+				t.Errorf("first job: %v", err)
+			}
+		})
+	}
+}

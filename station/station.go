@@ -100,6 +100,7 @@ func (s *Station) Handler() http.Handler {
 		Memory:             s.bodies,
 		MaxBody:            int64(s.cfg.MaxMessage),
 		MaxConcurrent:      s.cfg.MaxConcurrent,
+		QueueWait:          s.cfg.QueueWait,
 		Window:             s.cfg.ClockSkew,
 		BodyTimeout:        s.cfg.BodyTimeout,
 		Logger:             s.log,
