@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -119,4 +120,52 @@ func BenchmarkPlainBase64(b *testing.B) {
 			b.Fatal("not plain")
 		}
 	}
+}
+
+// FuzzSkeleton: whatever the message, a skeleton is the message less
+// exactly the bodies it names, each a leaf of the index that is an
+// attachment of plain base64; reading it at any offset gives those bytes.
+// Seeds are in testdata/fuzz/FuzzSkeleton.
+func FuzzSkeleton(f *testing.F) {
+	big := wrapped(strings.Repeat("\x00\x01binary\xff", 1<<10))
+	att := "Content-Type: application/zip\nContent-Disposition: attachment; filename=\"a.zip\"\nContent-Transfer-Encoding: base64\n\n"
+	f.Add([]byte(crlf(multipart(textPart, att+big))))
+	f.Add([]byte(crlf(multipart(textPart, att+big, att+big))))
+	f.Add([]byte(crlf("From: a@example.org\nMIME-Version: 1.0\n" + att + big)))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		s := New(Options{Name: "fuzz", MaxDepth: 8, MaxParts: 64}, nil)
+		ix, err := s.newIndex(bytes.NewReader(raw), int64(len(raw)))
+		if err != nil {
+			return
+		}
+		defer ix.close()
+		sk := cutAttachments(ix, bytes.NewReader(raw), int64(len(raw)))
+		if sk == nil {
+			return
+		}
+		var want []byte
+		at := int64(0)
+		var cut []string
+		for p := range sk.cut {
+			cut = append(cut, p)
+		}
+		// The cut leaves in message order.
+		slices.SortFunc(cut, func(a, b string) int { return int(ix.m.Find(a).BodyStart - ix.m.Find(b).BodyStart) })
+		for _, p := range cut {
+			e := ix.m.Find(p)
+			if e == nil || e.Decoded || !e.Attachment || e.TransferEncoding != "base64" || e.BodyStart < at || e.End > int64(len(raw)) {
+				t.Fatalf("cut %q: %+v", p, e)
+			}
+			if !plainBase64(bytes.NewReader(raw[e.BodyStart:e.End])) {
+				t.Fatalf("cut %q is not plain base64", p)
+			}
+			want = append(want, raw[at:e.BodyStart]...)
+			at = e.End
+		}
+		want = append(want, raw[at:]...)
+		got, err := io.ReadAll(io.NewSectionReader(sk, 0, sk.size))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("skeleton (%v) is not the message less its cut bodies", err)
+		}
+	})
 }
