@@ -1,6 +1,8 @@
 package mimepart_test
 
 import (
+	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
@@ -22,6 +24,18 @@ func FuzzIndex(f *testing.F) {
 		lim.MaxParts, lim.MaxDepth = 50, 8
 		got, m := mimepart.IndexEvents(msg, lim)
 		want := mimepart.RefEvents(msg, lim)
+		// go-message's reading has no raw header lines to judge: the
+		// anomaly of a header line other readers end the header at is
+		// checked against the bytes instead.
+		got = slices.DeleteFunc(got, func(ev string) bool {
+			if !strings.Contains(ev, "some readers end the header there") {
+				return false
+			}
+			if !splitsHeader(msg) {
+				t.Fatalf("message %q: %s, but no line some reader ends a header at", msg, ev)
+			}
+			return true
+		})
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Fatalf("message %q\nindex:\n  %s\ngo-message:\n  %s", msg, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 		}
@@ -60,4 +74,27 @@ func checkTree(t *testing.T, e *mimepart.Entity, lo, hi int64, seen map[string]b
 	if e.Attached != nil {
 		checkTree(t, e.Attached, e.BodyStart, e.End, seen)
 	}
+}
+
+// splitsHeader reports whether msg has a line that some reader ends a
+// header at, as mimepart's anomaly says: a bare CR, a NUL, white space
+// before a colon, a line that starts with a colon, or one of white space
+// alone (independent of the index's own check: a weaker, byte-level one).
+func splitsHeader(msg []byte) bool {
+	if bytes.IndexByte(msg, 0) >= 0 || bytes.Contains(msg, []byte(" :")) || bytes.Contains(msg, []byte("\t:")) ||
+		bytes.HasPrefix(msg, []byte(":")) || bytes.Contains(msg, []byte("\n:")) {
+		return true
+	}
+	for i, c := range msg {
+		if c == '\r' && (i+1 == len(msg) || msg[i+1] != '\n') {
+			return true
+		}
+	}
+	for _, l := range bytes.Split(msg, []byte("\n")) {
+		l = bytes.TrimSuffix(l, []byte("\r"))
+		if len(l) > 0 && (l[0] == ' ' || l[0] == '\t') && len(bytes.TrimLeft(l, " \t\v\f")) == 0 {
+			return true
+		}
+	}
+	return false
 }
