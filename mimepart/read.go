@@ -145,7 +145,9 @@ func (ix *indexer) readHeader(s *src, start, end int64, endErr error) (header, e
 // readers end the line there), continue a field with white space only
 // (some readers take that for the blank line, clamd's comments say), or
 // have white space before the colon or no name (Python's email package
-// takes that for the first line of the body). To such a reader the body
+// takes that for the first line of the body), or a field name with a
+// comment or an encoded word in it (clamd takes "Content-Type(x):" for a
+// Content-Type the others do not see). To such a reader the body
 // begins with the header's last lines, and a base64 body decodes to
 // other bytes (mimepart: an anomaly when the part has a transfer
 // encoding).
@@ -176,6 +178,10 @@ func lineProblems(raw []byte) []string {
 			why = "no field name"
 		case colon > 0 && (line[colon-1] == ' ' || line[colon-1] == '\t'):
 			why = "white space before the colon"
+		case colon > 0 && (bytes.IndexByte(line[:colon], '(') >= 0 || bytes.Contains(line[:colon], []byte("=?"))):
+			// clamd reads the name without its comments and with its
+			// encoded words decoded: "Content-Type(x):" is a Content-Type.
+			why = "a comment or an encoded word in the field name"
 		}
 		if why != "" {
 			out = append(out, fmt.Sprintf("header line %.80q with %s: some readers end the header there", line, why))

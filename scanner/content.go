@@ -90,7 +90,7 @@ func (s *Scanner) scanPart(ctx context.Context, st *scanState, p *leaf) error {
 		// clamd 1.4.6 does not decode a base64 message/rfc822 that is a
 		// message's body (TestClamdCoverageAttacks); in a multipart it
 		// does, but which reader decodes what is a guess: send.
-		unseen: p.inDecoded, cut: st.raw.skeleton != nil && st.raw.skeleton.cut[p.path], uuPart: uuEncodings[p.encoding]}
+		unseen: p.inDecoded || st.raw.misread(p.path), cut: st.raw.skeleton != nil && st.raw.skeleton.cut[p.path], uuPart: uuEncodings[p.encoding]}
 	if err != nil {
 		var spoolErr *spoolError
 		if errors.As(err, &spoolErr) || ctx.Err() != nil {

@@ -1,10 +1,13 @@
 package scanner
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"slices"
 	"strings"
 
+	"github.com/avstation/avstation/mimepart"
 	"github.com/avstation/avstation/scanner/archive"
 	"github.com/avstation/avstation/verdict"
 )
@@ -61,6 +64,9 @@ type rawCoverage struct {
 	// of the raw message: it without the bodies of the attachments that
 	// are sent decoded (skeleton.go).
 	skeleton *skeleton
+	// misreads are the paths of the entities whose parts clamd may not
+	// have read (clamdMisreads): what is under them is sent.
+	misreads []string
 }
 
 // scanRawFirst sends the raw message to each engine that unpacks mail,
@@ -71,6 +77,9 @@ func (s *Scanner) scanRawFirst(ctx context.Context, st *scanState, r io.ReaderAt
 	cov.covered = make([]bool, len(s.engines))
 	cov.files, cov.bytes = 1, size
 	cov.tooLarge = size > s.opt.Clamd.MaxFileSize || size > s.opt.Clamd.MaxScanSize
+	if root := st.ix.m.Root; !root.Unreadable {
+		cov.misreads = clamdMisreads(root)
+	}
 	if s.opt.Mode == ModeAttachments {
 		return nil // no raw scan: every attachment goes to every engine
 	}
@@ -180,4 +189,64 @@ func (s *Scanner) firstUnpacker() int {
 // mimeLevel is a MIME part's nesting: "2/1" is 2.
 func mimeLevel(path string) int {
 	return strings.Count(path, "/") + 1
+}
+
+// clamdMisreads lists the entities of the message whose parts clamd's raw
+// scan may not have read at all, by path: what is under one is sent to it
+// (misread). clamd 1.4.6 reads
+//   - of a multipart/signed or multipart/parallel only one part, a text
+//     one when there is one (TestAttackClamdOnePart);
+//   - a multipart's part whose body begins with "Content" or "filename="
+//     or holds "base64" in its first line as going on with its header
+//     (the body, the next delimiter line and the next part's header), so
+//     that it decodes neither that part nor the next as the walk does
+//     (TestAttackClamdBodyAsHeader: bodyAsHeader);
+//   - an entity whose header has a line it splits apart or takes for
+//     another field than go-message does (mimepart's SplitHeader) in
+//     another structure than the index.
+func clamdMisreads(root *mimepart.Entity) []string {
+	var out []string
+	var visit func(e *mimepart.Entity)
+	visit = func(e *mimepart.Entity) {
+		if len(e.SplitHeader) > 0 || e.ContentType == "multipart/signed" || e.ContentType == "multipart/parallel" ||
+			e.Multipart() && slices.ContainsFunc(e.Parts, bodyAsHeader) {
+			out = append(out, e.Path)
+			return
+		}
+		for _, c := range e.Parts {
+			visit(c)
+		}
+		if e.Attached != nil {
+			visit(e.Attached)
+		}
+	}
+	visit(root)
+	return out
+}
+
+// bodyAsHeader reports whether clamd takes the first line of the body of
+// the part e of a multipart for a line of its header: at the blank line
+// it goes on with the header when the next line begins with "Content" or
+// "filename=", or holds "base64" (in an application part without a
+// transfer encoding). It drops NULs and breaks lines at CR, LF and 999
+// bytes.
+func bodyAsHeader(e *mimepart.Entity) bool {
+	var buf [999]byte
+	n, _ := io.ReadFull(e.Body(), buf[:])
+	line := bytes.ReplaceAll(buf[:n], []byte{0}, nil)
+	if i := bytes.IndexAny(line, "\r\n"); i >= 0 {
+		line = line[:i]
+	}
+	return bytes.HasPrefix(line, []byte("Content")) || bytes.HasPrefix(line, []byte("filename=")) || bytes.Contains(line, []byte("base64"))
+}
+
+// misread reports whether the item at path is under an entity clamd's raw
+// scan may not have read (clamdMisreads).
+func (cov *rawCoverage) misread(path string) bool {
+	for _, p := range cov.misreads {
+		if p == "" || path == p || strings.HasPrefix(path, p+"/") {
+			return true
+		}
+	}
+	return false
 }

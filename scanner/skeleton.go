@@ -2,6 +2,7 @@ package scanner
 
 import (
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/avstation/avstation/mimepart"
@@ -23,8 +24,9 @@ import (
 // anomaly, a line that may be a boundary, a limit, an unreadable header)
 // is sent whole, and so is one whose structure clamd may read otherwise
 // than go-message (a header line it breaks apart, a boundary parameter in
-// any but the plain form, transport padding after a boundary:
-// plainBoundary, plainDelimiters), and so is a body with anything but the
+// any but the plain form, transport padding after a boundary, a body it
+// reads as header lines: plainBoundary, plainDelimiters, bodyAsHeader),
+// and so is a body with anything but the
 // base64 alphabet and line breaks, or padding before its end. Such a body
 // holds no boundary line and no header for any parser ('-' and ':' are
 // not in the alphabet), so cutting it hides nothing but what the decoded
@@ -86,7 +88,9 @@ func cuttable(e *mimepart.Entity, r io.ReaderAt, cuts *[]*mimepart.Entity) bool 
 	}
 	switch {
 	case e.Multipart():
-		if !plainBoundary(e) || !e.Decoded && !plainDelimiters(e, r) {
+		// A part whose body clamd reads on as its header has it join the
+		// part after to it (TestAttackClamdBodyAsHeader).
+		if !plainBoundary(e) || !e.Decoded && !plainDelimiters(e, r) || slices.ContainsFunc(e.Parts, bodyAsHeader) {
 			return false
 		}
 		for _, c := range e.Parts {
@@ -106,11 +110,14 @@ func cuttable(e *mimepart.Entity, r io.ReaderAt, cuts *[]*mimepart.Entity) bool 
 // plainBoundary reports whether the multipart e says its boundary in a
 // Content-Type every parser reads alike, as go-message does: one
 // "boundary=B" or "boundary="B"", the only "boundary" in the field, no
-// RFC 2231 parameters, comments or quoted pairs, no ';' at the end, and
-// B without white space at either end. clamd (ClamAV 1.4.6) reads the
+// RFC 2231 parameters, comments, quoted pairs or encoded words, no ';'
+// at the end, and B without white space at either end or a ';' in it. clamd (ClamAV 1.4.6) reads the
 // parts apart differently after "boundary="B";", "boundary=B;", RFC 2231
-// continuations, "boundary=" inside another parameter's quoted value and
-// a boundary ending in a space.
+// continuations, "boundary=" inside another parameter's quoted value, a
+// boundary ending in a space, a ';' in the boundary (clamd splits the
+// field at every ';', quoted or not, and takes what is before it) and an
+// encoded word anywhere in the field (clamd decodes RFC 2047 words in a
+// whole header line before it reads it): TestAttackSkeletonBoundaryForms.
 func plainBoundary(e *mimepart.Entity) bool {
 	vs := e.Header.Values("Content-Type")
 	if len(vs) != 1 {
@@ -120,7 +127,8 @@ func plainBoundary(e *mimepart.Entity) bool {
 	lower := strings.ToLower(v)
 	i := strings.Index(lower, "boundary")
 	if i < 0 || len(lower) != len(v) || strings.Count(lower, "boundary") != 1 || strings.ContainsAny(v, "*()\\") ||
-		strings.HasSuffix(strings.TrimRight(v, " \t\r\n"), ";") || strings.TrimSpace(b) != b || strings.Contains(b, `"`) {
+		strings.Contains(v, "=?") || strings.HasSuffix(strings.TrimRight(v, " \t\r\n"), ";") || strings.TrimSpace(b) != b ||
+		strings.ContainsAny(b, `";`) {
 		return false
 	}
 	rest := v[i+len("boundary"):]

@@ -62,6 +62,12 @@ func TestCutAttachments(t *testing.T) {
 		{"the boundary in RFC 2231 pieces", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), `boundary="BB"`, `boundary*0="B"; boundary*1="B"`, 1), nil},
 		{"boundary= in another parameter", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), `boundary="BB"`, `x="boundary=CC"; boundary="BB"`, 1), nil},
 		{"a bare CR in the message header", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), "Subject: t\n", "Subject: t\nX-A: b\r\rc\n", 1), nil},
+		{"a ';' in the boundary", strings.ReplaceAll(multipart(textPart, att("a.zip", wrapped(big))), "BB", "B;B"), nil},
+		{"an encoded word as the boundary", strings.ReplaceAll(multipart(textPart, att("a.zip", wrapped(big))), "BB", "=?us-ascii?q?BB?="), nil},
+		{"a field name with a comment", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), "Subject: t\n", "Subject: t\nContent-Type(x): text/plain\n", 1), nil},
+		{"a body that begins with Content", multipart(textPart, att("a.zip", "ContentA"+wrapped(big))), nil},
+		{"a text that begins with Content", multipart("Content-Type: text/plain\n\nContents: none", att("a.zip", wrapped(big))), nil},
+		{"a multipart/signed", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), "multipart/mixed", "multipart/signed", 1), []string{"2"}},
 		{"in a base64 attached message", multipart(textPart, "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n"+wrapped(crlf(inner))), nil},
 	}
 	for _, tt := range tests {
