@@ -132,3 +132,31 @@ func TestAttackClamdOnePart(t *testing.T) {
 		{"Content-Type(x): multipart/signed", strings.Replace(with("multipart/mixed"), "\n\n--BB\n", "\nContent-Type(x): multipart/signed; boundary=\"BB\"\n\n--BB\n", 1), false},
 	})
 }
+
+// TestAttackClamdNestedBoundaries: a multipart inside a multipart with a
+// boundary like the outer one's. clamd takes "--" and the outer boundary
+// after any number of '-' for an outer delimiter, and any line that
+// begins with "--", the outer boundary in any case and "--" for the outer
+// close delimiter. With the inner boundary "-" and the outer one, the
+// inner delimiter lines are outer ones to clamd, and the inner close
+// delimiter none: it decodes the inner attachment, that line and the
+// inner epilogue as one body, and EICAR split across the attachment and
+// the epilogue was found raw and missed with the attachment cut out. With
+// the inner boundary the outer one in capitals and "--y", every inner
+// delimiter line closes the outer multipart to clamd, which never reads
+// the inner parts: an attachment there, not cut, was sent by no one.
+func TestAttackClamdNestedBoundaries(t *testing.T) {
+	eicar := string(harness.EICAR())
+	x, rest, b := splitEicar(t)
+	hdr := "From: a@example.org\nSubject: t\nMIME-Version: 1.0\n"
+	att := "Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"e.bin\"\nContent-Transfer-Encoding: base64\n\n" + wrapped(x)
+	nested := func(outer, inner, part, epilogue string) string {
+		return hdr + "Content-Type: multipart/mixed; boundary=\"" + outer + "\"\n\n--" + outer + "\n" + textPart + "\n--" + outer + "\n" +
+			"Content-Type: multipart/mixed; boundary=\"" + inner + "\"\n\n--" + inner + "\n" + part + "\n--" + inner + "--\n" + epilogue + "\n--" + outer + "--\n"
+	}
+	checkMisread(t, []misreadCase{
+		{"inner boundary '-' and the outer one", nested(b, "-"+b, att, rest[4:]), true},
+		{"inner boundary '---' and the outer one", nested(b, "---"+b, att, rest[4:]), true},
+		{"inner boundary the outer one in capitals and --y", nested("xxxx", "XXXX--y", attachment("e.com", eicar), ""), false},
+	})
+}

@@ -201,6 +201,8 @@ func mimeLevel(path string) int {
 //     (the body, the next delimiter line and the next part's header), so
 //     that it decodes neither that part nor the next as the walk does
 //     (TestAttackClamdBodyAsHeader: bodyAsHeader);
+//   - a multipart with a multipart inside whose boundary is like its own
+//     (nestedBoundaries) as other parts than the index;
 //   - an entity whose header has a line it splits apart or takes for
 //     another field than go-message does (mimepart's SplitHeader) in
 //     another structure than the index.
@@ -209,7 +211,7 @@ func clamdMisreads(root *mimepart.Entity) []string {
 	var visit func(e *mimepart.Entity)
 	visit = func(e *mimepart.Entity) {
 		if len(e.SplitHeader) > 0 || e.ContentType == "multipart/signed" || e.ContentType == "multipart/parallel" ||
-			e.Multipart() && slices.ContainsFunc(e.Parts, bodyAsHeader) {
+			e.Multipart() && (slices.ContainsFunc(e.Parts, bodyAsHeader) || nestedBoundaries(e)) {
 			out = append(out, e.Path)
 			return
 		}
@@ -249,4 +251,34 @@ func (cov *rawCoverage) misread(path string) bool {
 		}
 	}
 	return false
+}
+
+// nestedBoundaries reports whether the multipart e holds a multipart (in
+// its raw bytes) whose boundary is like e's: in lower case, the same
+// without their leading '-', or the inner one e's and '-' and more.
+// clamd takes for a delimiter of e "--" and e's boundary after any number
+// of '-', in any case, and for its close delimiter any line that begins
+// with "--", e's boundary in any case and "--": the delimiter lines of
+// the multipart inside may be e's to it, which then reads the parts apart otherwise than go-message (an
+// attachment of the inner multipart and the inner epilogue as one body;
+// the inner parts as no parts at all): TestAttackClamdNestedBoundaries.
+func nestedBoundaries(e *mimepart.Entity) bool {
+	outer := strings.ToLower(e.Boundary)
+	var like func(d *mimepart.Entity) bool
+	like = func(d *mimepart.Entity) bool {
+		if d.Decoded {
+			return false
+		}
+		if d.Multipart() {
+			inner := strings.ToLower(d.Boundary)
+			if strings.TrimLeft(inner, "-") == strings.TrimLeft(outer, "-") || strings.HasPrefix(inner, outer+"-") {
+				return true
+			}
+		}
+		if d.Attached != nil && like(d.Attached) {
+			return true
+		}
+		return slices.ContainsFunc(d.Parts, like)
+	}
+	return slices.ContainsFunc(e.Parts, like)
 }

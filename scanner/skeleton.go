@@ -89,8 +89,10 @@ func cuttable(e *mimepart.Entity, r io.ReaderAt, cuts *[]*mimepart.Entity) bool 
 	switch {
 	case e.Multipart():
 		// A part whose body clamd reads on as its header has it join the
-		// part after to it (TestAttackClamdBodyAsHeader).
-		if !plainBoundary(e) || !e.Decoded && !plainDelimiters(e, r) || slices.ContainsFunc(e.Parts, bodyAsHeader) {
+		// part after to it (TestAttackClamdBodyAsHeader), and a multipart
+		// inside with a boundary like this one's may have it join an
+		// attachment to the bytes after it (nestedBoundaries).
+		if !plainBoundary(e) || !e.Decoded && !plainDelimiters(e, r) || slices.ContainsFunc(e.Parts, bodyAsHeader) || nestedBoundaries(e) {
 			return false
 		}
 		for _, c := range e.Parts {

@@ -68,6 +68,8 @@ func TestCutAttachments(t *testing.T) {
 		{"a body that begins with Content", multipart(textPart, att("a.zip", "ContentA"+wrapped(big))), nil},
 		{"a text that begins with Content", multipart("Content-Type: text/plain\n\nContents: none", att("a.zip", wrapped(big))), nil},
 		{"a multipart/signed", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), "multipart/mixed", "multipart/signed", 1), []string{"2"}},
+		{"a multipart inside with the boundary '-' and this one", strings.Replace(multipart(textPart, "Content-Type: message/rfc822\n\n"+strings.ReplaceAll(inner, "CC", "-BB")), "", "", 1), nil},
+		{"a multipart inside with this boundary in capitals", strings.ReplaceAll(multipart(textPart, "Content-Type: message/rfc822\n\n"+strings.ReplaceAll(inner, "CC", "Bb")), "BB", "bb"), nil},
 		{"in a base64 attached message", multipart(textPart, "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n"+wrapped(crlf(inner))), nil},
 	}
 	for _, tt := range tests {
