@@ -160,3 +160,20 @@ func TestAttackClamdNestedBoundaries(t *testing.T) {
 		{"inner boundary the outer one in capitals and --y", nested("xxxx", "XXXX--y", attachment("e.com", eicar), ""), false},
 	})
 }
+
+// TestAttackClamdLongHeaderLine: clamd reads a line of 999 bytes or more
+// as pieces of 999 and the rest, each a line: a piece that looks like a
+// header field is one to it (and a line of just 999 bytes is followed by
+// an empty one, which ends the header: clamd still found EICAR so).
+// go-message reads one field. A Content-Type saying multipart/signed
+// there had clamd read only the text part: it decoded no attachment, and
+// the scanner sent none.
+func TestAttackClamdLongHeaderLine(t *testing.T) {
+	eicar := string(harness.EICAR())
+	hdr := "From: a@example.org\nSubject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"BB\"\n"
+	pad := "X-Pad: " + strings.Repeat("a", 999-len("X-Pad: "))
+	checkMisread(t, []misreadCase{
+		{"a Content-Type after 999 bytes", hdr + pad + "Content-Type: multipart/signed; boundary=\"BB\"\n\n--BB\n" + textPart + "\n--BB\n" + attachment("e.com", eicar) + "\n--BB--\n", false},
+		{"a part header line of 999 bytes", hdr + "\n--BB\n" + textPart + "\n--BB\nContent-Type: application/octet-stream\n" + pad + "\nContent-Transfer-Encoding: base64\n\n" + b64(eicar) + "\n--BB--\n", true},
+	})
+}

@@ -78,7 +78,7 @@ func (s *Scanner) scanRawFirst(ctx context.Context, st *scanState, r io.ReaderAt
 	cov.files, cov.bytes = 1, size
 	cov.tooLarge = size > s.opt.Clamd.MaxFileSize || size > s.opt.Clamd.MaxScanSize
 	if root := st.ix.m.Root; !root.Unreadable {
-		cov.misreads = clamdMisreads(root)
+		cov.misreads = clamdMisreads(root, r)
 	}
 	if s.opt.Mode == ModeAttachments {
 		return nil // no raw scan: every attachment goes to every engine
@@ -204,13 +204,16 @@ func mimeLevel(path string) int {
 //   - a multipart with a multipart inside whose boundary is like its own
 //     (nestedBoundaries) as other parts than the index;
 //   - an entity whose header has a line it splits apart or takes for
-//     another field than go-message does (mimepart's SplitHeader) in
-//     another structure than the index.
-func clamdMisreads(root *mimepart.Entity) []string {
+//     another field than go-message does (mimepart's SplitHeader, a
+//     line longer than it reads: longHeaderLine) in another structure
+//     than the index.
+//
+// r holds the raw message.
+func clamdMisreads(root *mimepart.Entity, r io.ReaderAt) []string {
 	var out []string
 	var visit func(e *mimepart.Entity)
 	visit = func(e *mimepart.Entity) {
-		if len(e.SplitHeader) > 0 || e.ContentType == "multipart/signed" || e.ContentType == "multipart/parallel" ||
+		if len(e.SplitHeader) > 0 || longHeaderLine(e, r) || e.ContentType == "multipart/signed" || e.ContentType == "multipart/parallel" ||
 			e.Multipart() && (slices.ContainsFunc(e.Parts, bodyAsHeader) || nestedBoundaries(e)) {
 			out = append(out, e.Path)
 			return
@@ -281,4 +284,36 @@ func nestedBoundaries(e *mimepart.Entity) bool {
 		return slices.ContainsFunc(d.Parts, like)
 	}
 	return slices.ContainsFunc(e.Parts, like)
+}
+
+// clamdLine is the length from which clamd (ClamAV 1.4.6's
+// getline_from_mbox) reads a line as several: pieces of 999 bytes and
+// the rest, each a line of its own (a header field when it looks like
+// one, an empty line that ends a header when the line is 999 bytes).
+const clamdLine = 999
+
+// longHeaderLine reports whether the header of e (in the raw message r)
+// has a line of clamdLine bytes or more: a piece of it may be a Content-Type
+// to clamd that go-message does not see (TestAttackClamdLongHeaderLine).
+// The header of an entity in a decoded attached message is not read: its
+// parts are sent anyway.
+func longHeaderLine(e *mimepart.Entity, r io.ReaderAt) bool {
+	if e.Decoded || e.BodyStart-e.HeaderStart < clamdLine {
+		return false
+	}
+	h := make([]byte, e.BodyStart-e.HeaderStart)
+	if n, _ := r.ReadAt(h, e.HeaderStart); n < len(h) {
+		return true
+	}
+	for len(h) > 0 {
+		i := bytes.IndexAny(h, "\r\n")
+		if i < 0 {
+			i = len(h)
+		}
+		if i >= clamdLine {
+			return true
+		}
+		h = h[min(i+1, len(h)):]
+	}
+	return false
 }
