@@ -177,3 +177,23 @@ func TestAttackClamdLongHeaderLine(t *testing.T) {
 		{"a part header line of 999 bytes", hdr + "\n--BB\n" + textPart + "\n--BB\nContent-Type: application/octet-stream\n" + pad + "\nContent-Transfer-Encoding: base64\n\n" + b64(eicar) + "\n--BB--\n", true},
 	})
 }
+
+// TestAttackClamdRunOnField: clamd reads a message's Content-* field
+// that ends with ';' or holds an odd number of '"' (a quoted pair:
+// filename="a\"b") on into the next header line, which go-message reads
+// as a field of its own. A Content-Type after it is then none to clamd:
+// with "inline;" clamd decoded no attachment (the scanner sent none);
+// with the quoted pair it found, by its bounce heuristics, EICAR split
+// across a cut attachment and the next part, which the skeleton hid.
+func TestAttackClamdRunOnField(t *testing.T) {
+	eicar := string(harness.EICAR())
+	x, rest, b := splitEicar(t)
+	hdr := "From: a@example.org\nSubject: t\nMIME-Version: 1.0\n"
+	att := "Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"e.bin\"\nContent-Transfer-Encoding: base64\n\n" + wrapped(x)
+	checkMisread(t, []misreadCase{
+		{"Content-Disposition: inline;", hdr + "Content-Disposition: inline;\nContent-Type: multipart/mixed; boundary=\"BB\"\n\n--BB\n" + textPart + "\n--BB\n" +
+			attachment("a.bin", "clean!") + "\n--BB\n" + attachment("e.com", eicar) + "\n--BB--\n", false},
+		{"a quoted pair in a filename", hdr + "Content-Disposition: inline; filename=\"a\\\"b\"\nContent-Type: multipart/mixed; boundary=\"" + b + "\"\n\n--" + b + "\n" + textPart + "\n--" + b + "\n" +
+			att + "\n--" + b + "\n\n" + rest[4:] + "\n--" + b + "--\n", true},
+	})
+}

@@ -205,15 +205,15 @@ func mimeLevel(path string) int {
 //     (nestedBoundaries) as other parts than the index;
 //   - an entity whose header has a line it splits apart or takes for
 //     another field than go-message does (mimepart's SplitHeader, a
-//     line longer than it reads: longHeaderLine) in another structure
-//     than the index.
+//     line longer than it reads: longHeaderLine, a field it reads on
+//     into the next: runOnField) in another structure than the index.
 //
 // r holds the raw message.
 func clamdMisreads(root *mimepart.Entity, r io.ReaderAt) []string {
 	var out []string
 	var visit func(e *mimepart.Entity)
 	visit = func(e *mimepart.Entity) {
-		if len(e.SplitHeader) > 0 || longHeaderLine(e, r) || e.ContentType == "multipart/signed" || e.ContentType == "multipart/parallel" ||
+		if len(e.SplitHeader) > 0 || longHeaderLine(e, r) || runOnField(e) || e.ContentType == "multipart/signed" || e.ContentType == "multipart/parallel" ||
 			e.Multipart() && (slices.ContainsFunc(e.Parts, bodyAsHeader) || nestedBoundaries(e)) {
 			out = append(out, e.Path)
 			return
@@ -314,6 +314,23 @@ func longHeaderLine(e *mimepart.Entity, r io.ReaderAt) bool {
 			return true
 		}
 		h = h[min(i+1, len(h)):]
+	}
+	return false
+}
+
+// runOnField reports whether a Content-* field of e's header ends with
+// ';' or holds an odd number of '"': clamd (ClamAV 1.4.6) then reads the
+// next header line, folded or not, as the field's continuation, and the
+// line after a message's blank line too: "Content-Disposition: inline;"
+// before a message's Content-Type hides the Content-Type from it, and
+// filename="a\"b" the next field (TestAttackClamdRunOnField).
+func runOnField(e *mimepart.Entity) bool {
+	for _, k := range []string{"Content-Type", "Content-Disposition", "Content-Transfer-Encoding"} {
+		for _, v := range e.Header.Values(k) {
+			if strings.HasSuffix(strings.TrimRight(v, " \t\r\n"), ";") || strings.Count(v, `"`)%2 == 1 {
+				return true
+			}
+		}
 	}
 	return false
 }

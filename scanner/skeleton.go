@@ -83,7 +83,8 @@ func cuttable(e *mimepart.Entity, r io.ReaderAt, cuts *[]*mimepart.Entity) bool 
 	// has it read the message into other parts than the index, so that
 	// what it decodes joins a cut body to the bytes around it
 	// (TestAttackSkeletonStructure).
-	if e.Unreadable || e.Stopped || e.Truncated || len(e.Anomalies) > 0 || len(e.Ambiguous) > 0 || len(e.SplitHeader) > 0 || longHeaderLine(e, r) {
+	if e.Unreadable || e.Stopped || e.Truncated || len(e.Anomalies) > 0 || len(e.Ambiguous) > 0 || len(e.SplitHeader) > 0 || longHeaderLine(e, r) ||
+		runOnField(e) {
 		return false
 	}
 	switch {

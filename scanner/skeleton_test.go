@@ -72,6 +72,8 @@ func TestCutAttachments(t *testing.T) {
 		{"a multipart inside with this boundary in capitals", strings.ReplaceAll(multipart(textPart, "Content-Type: message/rfc822\n\n"+strings.ReplaceAll(inner, "CC", "Bb")), "BB", "bb"), nil},
 		{"a header line of 999 bytes", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), "Subject: t\n", "Subject: t\nX-Pad: "+strings.Repeat("a", 992)+"\n", 1), nil},
 		{"a header line of 998 bytes", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), "Subject: t\n", "Subject: t\nX-Pad: "+strings.Repeat("a", 991)+"\n", 1), []string{"2"}},
+		{"a Content-Disposition ending in ';'", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), "Subject: t\n", "Subject: t\nContent-Disposition: inline;\n", 1), nil},
+		{"a quoted pair in a filename", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), "filename=\"a.zip\"", "filename=\"a\\\"b.zip\"", 1), nil},
 		{"in a base64 attached message", multipart(textPart, "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n"+wrapped(crlf(inner))), nil},
 	}
 	for _, tt := range tests {
