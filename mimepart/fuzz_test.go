@@ -78,11 +78,13 @@ func checkTree(t *testing.T, e *mimepart.Entity, lo, hi int64, seen map[string]b
 
 // splitsHeader reports whether msg has a line that some reader ends a
 // header at, as mimepart's anomaly says: a bare CR, a NUL, white space
-// before a colon, a line that starts with a colon, or one of white space
-// alone (independent of the index's own check: a weaker, byte-level one).
+// before a colon, a line that starts with a colon, one of white space
+// alone, or a field name with a comment or an encoded word (independent
+// of the index's own check: a weaker, byte-level one).
 func splitsHeader(msg []byte) bool {
 	if bytes.IndexByte(msg, 0) >= 0 || bytes.Contains(msg, []byte(" :")) || bytes.Contains(msg, []byte("\t:")) ||
-		bytes.HasPrefix(msg, []byte(":")) || bytes.Contains(msg, []byte("\n:")) {
+		bytes.HasPrefix(msg, []byte(":")) || bytes.Contains(msg, []byte("\n:")) ||
+		bytes.IndexByte(msg, '(') >= 0 || bytes.Contains(msg, []byte("=?")) {
 		return true
 	}
 	for i, c := range msg {
