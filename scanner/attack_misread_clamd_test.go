@@ -184,7 +184,10 @@ func TestAttackClamdLongHeaderLine(t *testing.T) {
 // as a field of its own. A Content-Type after it is then none to clamd:
 // with "inline;" clamd decoded no attachment (the scanner sent none);
 // with the quoted pair it found, by its bounce heuristics, EICAR split
-// across a cut attachment and the next part, which the skeleton hid.
+// across a cut attachment and the next part, which the skeleton hid. In
+// a body part's header any field that ends with ';' takes the next line
+// if it holds '=': "X-Foo: a;" hid a multipart part's Content-Type, and
+// clamd decoded nothing of it.
 func TestAttackClamdRunOnField(t *testing.T) {
 	eicar := string(harness.EICAR())
 	x, rest, b := splitEicar(t)
@@ -193,6 +196,8 @@ func TestAttackClamdRunOnField(t *testing.T) {
 	checkMisread(t, []misreadCase{
 		{"Content-Disposition: inline;", hdr + "Content-Disposition: inline;\nContent-Type: multipart/mixed; boundary=\"BB\"\n\n--BB\n" + textPart + "\n--BB\n" +
 			attachment("a.bin", "clean!") + "\n--BB\n" + attachment("e.com", eicar) + "\n--BB--\n", false},
+		{"X-Foo: a; in a part's header", hdr + "Content-Type: multipart/mixed; boundary=\"BB\"\n\n--BB\n" + textPart + "\n--BB\nX-Foo: a;\nContent-Type: multipart/mixed; boundary=CC\n\n--CC\n" +
+			textPart + "\n--CC\n" + attachment("e.com", eicar) + "\n--CC--\n\n--BB--\n", false},
 		{"a quoted pair in a filename", hdr + "Content-Disposition: inline; filename=\"a\\\"b\"\nContent-Type: multipart/mixed; boundary=\"" + b + "\"\n\n--" + b + "\n" + textPart + "\n--" + b + "\n" +
 			att + "\n--" + b + "\n\n" + rest[4:] + "\n--" + b + "--\n", true},
 	})

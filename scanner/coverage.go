@@ -318,18 +318,27 @@ func longHeaderLine(e *mimepart.Entity, r io.ReaderAt) bool {
 	return false
 }
 
-// runOnField reports whether a Content-* field of e's header ends with
-// ';' or holds an odd number of '"': clamd (ClamAV 1.4.6) then reads the
-// next header line, folded or not, as the field's continuation, and the
-// line after a message's blank line too: "Content-Disposition: inline;"
-// before a message's Content-Type hides the Content-Type from it, and
-// filename="a\"b" the next field (TestAttackClamdRunOnField).
+// runOnField reports whether a field of e's header is one clamd (ClamAV
+// 1.4.6) reads on into the next header line, folded or not, which
+// go-message reads as a field of its own. In a message's header that is
+// a Content-* field that ends with ';' or holds an odd number of '"'
+// (and the line after the blank line is then header too):
+// "Content-Disposition: inline;" before the Content-Type hides the
+// Content-Type from it, and filename="a\"b" the next field. In a body
+// part's header, any field that ends with ';' (it takes the next line
+// for its continuation when it holds '='): "X-Foo: a;" hides the part's
+// Content-Type (TestAttackClamdRunOnField).
 func runOnField(e *mimepart.Entity) bool {
-	for _, k := range []string{"Content-Type", "Content-Disposition", "Content-Transfer-Encoding"} {
-		for _, v := range e.Header.Values(k) {
-			if strings.HasSuffix(strings.TrimRight(v, " \t\r\n"), ";") || strings.Count(v, `"`)%2 == 1 {
+	content := map[string]bool{"content-type": true, "content-disposition": true, "content-transfer-encoding": true}
+	for f := e.Header.Fields(); f.Next(); {
+		v := f.Value()
+		if !e.Message || content[strings.ToLower(f.Key())] {
+			if strings.HasSuffix(strings.TrimRight(v, " \t\r\n"), ";") {
 				return true
 			}
+		}
+		if content[strings.ToLower(f.Key())] && strings.Count(v, `"`)%2 == 1 {
+			return true
 		}
 	}
 	return false
