@@ -1,15 +1,12 @@
 package scanner
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/test/harness"
-	"github.com/avstation/avstation/verdict"
 )
 
 // TestAttackSkeletonDelimiterPadding: the delimiter line after a cut
@@ -20,29 +17,15 @@ import (
 // beginning. Before the fix the skeleton took the attachment's body away
 // from clamd and the scan came back clean.
 func TestAttackSkeletonDelimiterPadding(t *testing.T) {
-	cd := harness.StartClamd(t)
-	client, err := clamd.New(cd.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	x, rest, bnd := splitEicar(t)
+	var tests []misreadCase
 	for _, pad := range []string{"\t", " \t"} {
 		msg := "From: a@example.org\nSubject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"" + bnd + "\"\n\n--" + bnd + "\n" + textPart + "\n--" + bnd + "\n" +
 			"Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"e.bin\"\nContent-Transfer-Encoding: base64\n\n" + wrapped(x) +
 			"\n--" + bnd + pad + "\n\n" + rest[4:] + "\n--" + bnd + "--\n"
-		raw := []byte(crlf(msg))
-		res, err := client.Scan(context.Background(), bytes.NewReader(raw))
-		if err != nil || !res.Found {
-			t.Fatalf("clamd sent the whole message: %+v, %v; want EICAR found", res, err)
-		}
-		v, err := New(Options{Name: "test"}, Clamd(client)).Scan(context.Background(), bytes.NewReader(raw), int64(len(raw)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v.Status != verdict.Infected {
-			t.Errorf("padding %q: status %s, want infected; findings %+v", pad, v.Status, v.Findings)
-		}
+		tests = append(tests, misreadCase{fmt.Sprintf("padding %q", pad), msg, true})
 	}
+	checkMisread(t, tests)
 }
 
 // splitEicar is EICAR split across a cut attachment and the part after

@@ -213,8 +213,7 @@ func clamdMisreads(root *mimepart.Entity, r io.ReaderAt) []string {
 	var out []string
 	var visit func(e *mimepart.Entity)
 	visit = func(e *mimepart.Entity) {
-		if len(e.SplitHeader) > 0 || longHeaderLine(e, r) || runOnField(e) || e.ContentType == "multipart/signed" || e.ContentType == "multipart/parallel" ||
-			e.Multipart() && (slices.ContainsFunc(e.Parts, bodyAsHeader) || nestedBoundaries(e)) {
+		if readApart(e, r) || e.ContentType == "multipart/signed" || e.ContentType == "multipart/parallel" {
 			out = append(out, e.Path)
 			return
 		}
@@ -227,6 +226,19 @@ func clamdMisreads(root *mimepart.Entity, r io.ReaderAt) []string {
 	}
 	visit(root)
 	return out
+}
+
+// readApart reports whether clamd may read e into other parts than the
+// index does: e's header has a line clamd splits apart or takes for
+// another field (mimepart's SplitHeader), one longer than it reads whole
+// (longHeaderLine) or a field it reads on into the next (runOnField); or
+// e is a multipart with a part whose body clamd reads on as its header
+// (bodyAsHeader) or a multipart inside with a boundary like e's
+// (nestedBoundaries). clamdMisreads sends what is under such an entity;
+// cuttable cuts nothing from a message that has one.
+func readApart(e *mimepart.Entity, r io.ReaderAt) bool {
+	return len(e.SplitHeader) > 0 || longHeaderLine(e, r) || runOnField(e) ||
+		e.Multipart() && (slices.ContainsFunc(e.Parts, bodyAsHeader) || nestedBoundaries(e))
 }
 
 // bodyAsHeader reports whether clamd takes the first line of the body of

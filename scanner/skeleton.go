@@ -2,7 +2,6 @@ package scanner
 
 import (
 	"io"
-	"slices"
 	"strings"
 
 	"github.com/avstation/avstation/mimepart"
@@ -78,22 +77,15 @@ func cutAttachments(ix *index, r io.ReaderAt, size int64) *skeleton {
 // cuttable collects the leaves of e whose bodies may be cut, in message
 // order, and reports false when nothing of the message may be cut.
 func cuttable(e *mimepart.Entity, r io.ReaderAt, cuts *[]*mimepart.Entity) bool {
-	// A header line that clamd breaks apart (a bare CR ends clamd's
-	// header there, even a multipart's) or a boundary it reads another way
-	// has it read the message into other parts than the index, so that
-	// what it decodes joins a cut body to the bytes around it
-	// (TestAttackSkeletonStructure).
-	if e.Unreadable || e.Stopped || e.Truncated || len(e.Anomalies) > 0 || len(e.Ambiguous) > 0 || len(e.SplitHeader) > 0 || longHeaderLine(e, r) ||
-		runOnField(e) {
+	// Where clamd reads the message into other parts than the index
+	// (readApart; a boundary it reads another way, below), what it decodes
+	// joins a cut body to the bytes around it (TestAttackSkeletonStructure).
+	if e.Unreadable || e.Stopped || e.Truncated || len(e.Anomalies) > 0 || len(e.Ambiguous) > 0 || readApart(e, r) {
 		return false
 	}
 	switch {
 	case e.Multipart():
-		// A part whose body clamd reads on as its header has it join the
-		// part after to it (TestAttackClamdBodyAsHeader), and a multipart
-		// inside with a boundary like this one's may have it join an
-		// attachment to the bytes after it (nestedBoundaries).
-		if !plainBoundary(e) || !e.Decoded && !plainDelimiters(e, r) || slices.ContainsFunc(e.Parts, bodyAsHeader) || nestedBoundaries(e) {
+		if !plainBoundary(e) || !e.Decoded && !plainDelimiters(e, r) {
 			return false
 		}
 		for _, c := range e.Parts {
