@@ -45,9 +45,11 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels ...stri
 // TestHoldingBudget: a message over spool_max_message, or one that would
 // take all held messages past spool_max_total, is tempfailed as it arrives
 // and its spool file removed; the budget is given back for the next one.
-// An MTA that reads no reply to body chunks or headers (SMFIP_NR_BODY,
-// SMFIP_NR_HDR, which avmilter asks for) hears the refusal at the end of
-// the message or of the headers; one that does not, at once.
+// An MTA that reads no reply to body chunks, headers or the end of the
+// headers (SMFIP_NR_BODY, SMFIP_NR_HDR, SMFIP_NR_EOH, which avmilter asks
+// for) hears the refusal at the end of the message; one that reads the
+// reply to the end of the headers, there; one that reads every reply, at
+// once.
 func TestHoldingBudget(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -59,18 +61,19 @@ func TestHoldingBudget(t *testing.T) {
 		{"over all messages' bound", func(c *config.Milter) { c.SpoolMaxTotal, c.SpoolMaxMessage = 300, 0 },
 			"451 4.3.1 Insufficient system storage to check this message for viruses; please try again later."},
 	}
-	noReplies := milter.OptNoBodyReply | milter.OptNoHeaderReply | milter.OptNoRcptReply
+	noReplies := milter.OptNoConnReply | milter.OptNoMailReply | milter.OptNoRcptReply |
+		milter.OptNoHeaderReply | milter.OptNoEOHReply | milter.OptNoBodyReply
 	for _, tt := range tests {
 		for _, mta := range []struct {
 			name    string
 			opts    []milter.Option
-			atOnce  bool
 			bigHead bool
 		}{
-			{"no body replies", nil, false, false},
-			{"no header replies", nil, false, true},
-			{"every reply", []milter.Option{milter.WithoutProtocol(noReplies)}, true, false},
-			{"every reply, big header", []milter.Option{milter.WithoutProtocol(noReplies)}, true, true},
+			{"no body replies", nil, false},
+			{"no header replies", nil, true},
+			{"no header replies, end of headers heard", []milter.Option{milter.WithoutProtocol(milter.OptNoEOHReply)}, true},
+			{"every reply", []milter.Option{milter.WithoutProtocol(noReplies)}, false},
+			{"every reply, big header", []milter.Option{milter.WithoutProtocol(noReplies)}, true},
 		} {
 			t.Run(tt.name+"/"+mta.name, func(t *testing.T) {
 				fs := &fakeScanner{v: cleanVerdictForTest()}
@@ -88,10 +91,10 @@ func TestHoldingBudget(t *testing.T) {
 					s.HeaderField("Subject", " big", nil)
 					s.HeaderEnd()
 					act, err = s.BodyChunk([]byte(strings.Repeat("x", 400)))
-					if err == nil && act.Type == milter.ActionContinue {
-						s.BodyChunk([]byte("more")) // not kept: decided
-						_, act, err = s.End()
-					}
+				}
+				if err == nil && act.Type == milter.ActionContinue {
+					s.BodyChunk([]byte("more")) // not kept: decided
+					_, act, err = s.End()
 				}
 				if err != nil || act == nil || strings.TrimSpace(act.SMTPReply) != tt.reply {
 					t.Fatalf("answered %+v, %v; want %q", act, err, tt.reply)
@@ -118,7 +121,10 @@ func TestHoldingBudget(t *testing.T) {
 }
 
 // TestMaxSessions: past max_sessions, a connection's messages are
-// tempfailed at connect and counted; when one closes, the next is served.
+// tempfailed and counted: at connect for an MTA that reads the reply to
+// it, at DATA for every message of the connection for one that reads no
+// reply to Connect and MAIL (SMFIP_NR_CONN, SMFIP_NR_MAIL, which avmilter
+// asks for). When the first closes, the next is served.
 func TestMaxSessions(t *testing.T) {
 	fs := &fakeScanner{v: cleanVerdictForTest()}
 	addr, _, reg, _ := startMilter(t, func(c *config.Milter) { c.MaxSessions = 1 }, fs)
@@ -129,17 +135,32 @@ func TestMaxSessions(t *testing.T) {
 	if act, err := first.Conn("a.example", milter.FamilyInet, 1, "192.0.2.1"); err != nil || act.Type != milter.ActionContinue {
 		t.Fatalf("first connection: %+v, %v", act, err)
 	}
-	second, err := milter.NewClient("tcp", addr).Session(milter.NewMacroBag())
+	hearsConnect, err := milter.NewClient("tcp", addr, milter.WithoutProtocol(milter.OptNoConnReply)).Session(milter.NewMacroBag())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if act, err := second.Conn("b.example", milter.FamilyInet, 2, "192.0.2.2"); err != nil || act.Type != milter.ActionTempFail {
-		t.Errorf("second connection over max_sessions 1: %+v, %v; want tempfail", act, err)
+	if act, err := hearsConnect.Conn("b.example", milter.FamilyInet, 2, "192.0.2.2"); err != nil || act.Type != milter.ActionTempFail {
+		t.Errorf("connection over max_sessions 1: %+v, %v; want tempfail", act, err)
 	}
-	second.Close()
+	hearsConnect.Close()
+	silent, err := milter.NewClient("tcp", addr).Session(milter.NewMacroBag())
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent.Conn("c.example", milter.FamilyInet, 3, "192.0.2.3")
+	silent.Helo("c.example")
+	for i := range 2 { // each message of the connection
+		silent.Mail("sender@example.com", "")
+		silent.Rcpt("dev@lists.example.org", "")
+		if act, err := silent.DataStart(); err != nil || act.Type != milter.ActionTempFail {
+			t.Errorf("message %d of a connection over max_sessions 1 whose MTA hears no reply to Connect: DATA answered %+v, %v; want tempfail", i+1, act, err)
+		}
+		silent.Abort(nil)
+	}
+	silent.Close()
 	first.Close()
-	if got := counter(t, reg, "avmilter_sessions_refused_total"); got != 1 {
-		t.Errorf("avmilter_sessions_refused_total = %v", got)
+	if got := counter(t, reg, "avmilter_sessions_refused_total"); got != 2 {
+		t.Errorf("avmilter_sessions_refused_total = %v, want 2", got)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -179,7 +200,7 @@ func TestPanicsAreContained(t *testing.T) {
 
 	// A callback that panics: its message is tempfailed, the session lives.
 	creg := prometheus.NewRegistry()
-	sess := &session{srv: &Server{log: discardLog(), metrics: newMetrics(creg)}}
+	sess := &session{srv: &Server{cfg: &config.Milter{}, log: discardLog(), metrics: newMetrics(creg)}}
 	sess.reset()
 	g := guarded{s: sess, inner: panicky{sess}}
 	resp, err := g.RcptTo("<dev@lists.example.org>", "", nil)
@@ -198,14 +219,48 @@ func TestPanicsAreContained(t *testing.T) {
 	if sess.reset(); sess.deferred != nil { // the next message
 		t.Errorf("the next message starts with a decision: %v", sess.deferred)
 	}
+
+	// A Connect that panics, for an MTA that reads no reply to Connect or
+	// MAIL (SMFIP_NR_CONN, SMFIP_NR_MAIL): every message of the
+	// connection is tempfailed at DATA, though MAIL starts each afresh.
+	silent := protocolOnly{proto: milter.OptNoConnReply | milter.OptNoMailReply | milter.OptNoRcptReply}
+	resp, err = g.Connect("client.example", "tcp4", 25, "192.0.2.1", silent)
+	if err != nil || resp != milter.RespTempFail {
+		t.Errorf("a panicking Connect answered %v, %v; want tempfail", resp, err)
+	}
+	for i := range 2 {
+		if resp, err := g.MailFrom("<a@example.com>", "", silent); err != nil || resp != milter.RespContinue {
+			t.Errorf("message %d: MAIL answered %v, %v; want continue (not heard)", i+1, resp, err)
+		}
+		if resp, err := g.Data(silent); err != nil || resp != milter.RespTempFail {
+			t.Errorf("message %d: DATA after a panicking Connect answered %v, %v; want tempfail", i+1, resp, err)
+		}
+	}
+	if got := counter(t, creg, "avmilter_panics_total", "where", "callback"); got != 2 {
+		t.Errorf("avmilter_panics_total{where=callback} = %v, want 2 (RcptTo, Connect)", got)
+	}
 }
 
-// panicky is a session whose RcptTo panics.
+// panicky is a session whose RcptTo and Connect panic.
 type panicky struct{ *session }
 
 func (p panicky) RcptTo(string, string, milter.Modifier) (*milter.Response, error) {
 	panic("bad recipient code")
 }
+
+func (p panicky) Connect(string, string, uint16, string, milter.Modifier) (*milter.Response, error) {
+	panic("bad connect code")
+}
+
+// protocolOnly is a milter.Modifier that knows the negotiated protocol
+// and no macro; anything else it is asked panics.
+type protocolOnly struct {
+	milter.Modifier
+	proto milter.OptProtocol
+}
+
+func (m protocolOnly) Protocol() milter.OptProtocol { return m.proto }
+func (m protocolOnly) Get(milter.MacroName) string  { return "" }
 
 func cleanVerdictForTest() *verdict.Verdict {
 	v := &verdict.Verdict{Scanner: "s"}

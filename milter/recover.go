@@ -37,10 +37,14 @@ func (g guarded) recovered(callback string, m milter.Modifier, resp **milter.Res
 	if resp != nil {
 		*resp, *err = milter.RespTempFail, nil
 	}
-	// The MTA may read no reply to this stage (a header, a body chunk, a
-	// recipient: see negotiate); the next stage it hears tempfails too,
-	// rather than find the message forgotten and accept it.
+	// The MTA may read no reply to this stage (Connect, MAIL, a recipient,
+	// a header, the end of the headers, a body chunk: see negotiate); the
+	// next stage it hears tempfails too, rather than find the message
+	// forgotten and accept it.
 	g.s.deferred = milter.RespTempFail
+	if callback == "Connect" || callback == "NewConnection" {
+		g.s.broken = true // reset at MailFrom forgets deferred; this stays
+	}
 }
 
 // panicked logs and counts a recovered panic and forgets the message, so

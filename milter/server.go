@@ -134,12 +134,16 @@ func (s *Server) negotiate(mtaVersion, milterVersion uint32, mtaActions, _ milte
 		return 0, 0, 0, 0, fmt.Errorf("MTA speaks milter protocol version %d; at least 2 is needed", mtaVersion)
 	}
 	actions := (milter.OptAddHeader | milter.OptChangeHeader | milter.OptChangeBody) & mtaActions
-	// No reply to each recipient, header and body chunk: the MTA sends
-	// them without waiting, a round trip saved for each (a 1 KB posting
-	// has about ten). A decision made there is deferred to the next reply
-	// the MTA reads (session.unheard).
+	// No reply to Connect, MAIL, each recipient and header, the end of the
+	// headers and each body chunk: the MTA sends them without waiting, a
+	// round trip saved for each (a 1 KB posting on its own connection has
+	// about ten; it is left with two: DATA and the end of the message). A
+	// decision made there is deferred to the next reply the MTA reads
+	// (session.unheard). DATA keeps its reply: mail for no list is let go
+	// there, before its body is sent.
 	protocol := (milter.OptNoHelo | milter.OptNoUnknown | milter.OptHeaderLeadingSpace |
-		milter.OptNoRcptReply | milter.OptNoHeaderReply | milter.OptNoBodyReply) & mtaProtocol
+		milter.OptNoConnReply | milter.OptNoMailReply | milter.OptNoRcptReply |
+		milter.OptNoHeaderReply | milter.OptNoEOHReply | milter.OptNoBodyReply) & mtaProtocol
 	s.log.Debug("milter negotiated", slog.Uint64("mta_version", uint64(mtaVersion)), slog.Uint64("version", uint64(version)),
 		slog.Uint64("offered_data_size", uint64(offered)), slog.Uint64("data_size", uint64(milter.DataSize64K)))
 	return version, actions, protocol, milter.DataSize64K, nil

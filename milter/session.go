@@ -26,6 +26,7 @@ type session struct {
 	client string // SMTP client IP
 	local  bool   // the client is this host (loopback)
 	busy   bool   // past max_sessions: every message of it is tempfailed
+	broken bool   // Connect panicked: every message of it is tempfailed
 
 	// per message, reset at MAIL FROM and on abort
 	sender     string
@@ -43,8 +44,9 @@ type session struct {
 
 	envelopeDone bool // endOfEnvelope has decided
 	// deferred is a decision made at a stage the MTA hears no reply to
-	// (SMFIP_NR_HDR, SMFIP_NR_BODY: see negotiate): the reply to the end
-	// of the headers or of the message gives it instead.
+	// (SMFIP_NR_MAIL, SMFIP_NR_RCPT, SMFIP_NR_HDR, SMFIP_NR_EOH,
+	// SMFIP_NR_BODY: see negotiate): the next reply it reads, to DATA or
+	// to the end of the message, gives it instead.
 	deferred *milter.Response
 }
 
@@ -55,9 +57,11 @@ func (s *session) NewConnection(milter.Modifier) error { return nil }
 func (s *session) Connect(host, family string, port uint16, addr string, m milter.Modifier) (*milter.Response, error) {
 	if s.busy {
 		// Past max_sessions: the MTA answers the client with a temporary
-		// failure (Postfix: 421 or 451), and the sender retries.
+		// failure (Postfix: 421 or 451), and the sender retries. An MTA
+		// that reads no reply to Connect (SMFIP_NR_CONN) hears it for
+		// each message instead (MailFrom).
 		s.srv.metrics.sessionsRefused.Inc()
-		return milter.RespTempFail, nil
+		return s.unheard(m.Protocol()&milter.OptNoConnReply != 0, milter.RespTempFail)
 	}
 	s.client, s.local = addr, false
 	if ip, err := netip.ParseAddr(addr); err == nil {
@@ -66,14 +70,19 @@ func (s *session) Connect(host, family string, port uint16, addr string, m milte
 	return milter.RespContinue, nil
 }
 
-func (s *session) Helo(string, milter.Modifier) (*milter.Response, error) {
+// Helo is called only by an MTA that ignores SMFIP_NOHELO; it hears the
+// reply unless it was asked not to.
+func (s *session) Helo(_ string, m milter.Modifier) (*milter.Response, error) {
+	if r := s.deferred; r != nil {
+		return s.unheard(m.Protocol()&milter.OptNoHeloReply != 0, r) // Connect's
+	}
 	return milter.RespContinue, nil
 }
 
 func (s *session) MailFrom(from, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
 	s.reset()
-	if s.busy { // an MTA that sent no Connect
-		return milter.RespTempFail, nil
+	if s.busy || s.broken { // an MTA that sent no Connect, or one that hears no reply to it
+		return s.unheard(m.Protocol()&milter.OptNoMailReply != 0, milter.RespTempFail)
 	}
 	s.sender = from
 	s.authUser = m.Get(milter.MacroAuthAuthen)
@@ -179,14 +188,15 @@ func (s *session) header(name, value string, m milter.Modifier) *milter.Response
 }
 
 func (s *session) Headers(m milter.Modifier) (*milter.Response, error) {
+	noReply := m.Protocol()&milter.OptNoEOHReply != 0
 	if r := s.deferred; r != nil {
-		return r, nil // a header's decision
+		return s.unheard(noReply, r) // a header's decision
 	}
 	resp := s.hold([]byte("\r\n"))
 	if s.body != nil {
 		s.headerLen = s.body.Size()
 	}
-	return resp, nil
+	return s.unheard(noReply, resp)
 }
 
 func (s *session) BodyChunk(chunk []byte, m milter.Modifier) (*milter.Response, error) {
