@@ -49,9 +49,9 @@ type Milter struct {
 	MemoryTotal  ByteSize `yaml:"memory_buffer_total" doc:"most bytes of all message bodies held in memory at once; past it a body spills to spool_dir though under memory_buffer, so that many large messages at once cost disk, not memory; 0: no bound"`
 	// The holding bounds: a message past them is tempfailed as it arrives
 	// and what was held of it removed, so that nothing fills memory or disk.
-	SpoolMaxMessage ByteSize      `yaml:"spool_max_message" doc:"most bytes one list-bound message may take while held (keep it above Postfix's message_size_limit); more is tempfailed 451 4.3.4 as it arrives (at the end of the headers or of the message when the MTA reads no reply to each chunk); 0: no bound"`
+	SpoolMaxMessage ByteSize      `yaml:"spool_max_message" doc:"most bytes one list-bound message may take while held (keep it above Postfix's message_size_limit); more is tempfailed 451 4.3.4 as it arrives (at the end of the message when the MTA reads no reply to each chunk and to the end of the headers, as avmilter asks); 0: no bound"`
 	SpoolMaxTotal   ByteSize      `yaml:"spool_max_total" doc:"most bytes all messages held at once may take, memory and spool_dir together; past it new bytes are tempfailed 451 4.3.1; 0: no bound"`
-	MaxSessions     int           `yaml:"max_sessions" doc:"most MTA connections served at once (above Postfix's default_process_limit of 100); more are tempfailed at connect and counted"`
+	MaxSessions     int           `yaml:"max_sessions" doc:"most MTA connections served at once (above Postfix's default_process_limit of 100); more are tempfailed (at connect, or at DATA of each message when the MTA reads no reply to Connect) and counted"`
 	MTAReadTimeout  time.Duration `yaml:"mta_read_timeout" doc:"how long the MTA may be silent within a connection before avmilter gives it up (scans have their own scan_timeout)"`
 	MTAWriteTimeout time.Duration `yaml:"mta_write_timeout" doc:"how long one write to the MTA may take"`
 
