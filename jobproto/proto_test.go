@@ -65,7 +65,7 @@ func (s *station) reasons() []string {
 	return append([]string(nil), s.invalid...)
 }
 
-func ring(t *testing.T, keys ...Key) *KeyRing {
+func ring(t testing.TB, keys ...Key) *KeyRing {
 	t.Helper()
 	r, err := NewKeyRing(keys...)
 	if err != nil {
