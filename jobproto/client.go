@@ -2,9 +2,7 @@ package jobproto
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -133,18 +131,11 @@ func (c *Client) Scan(ctx context.Context, meta Meta, body io.ReaderAt, size int
 	if len(c.Stations) == 0 || c.Keys == nil {
 		return nil, fmt.Errorf("scan job %s: no station or no key configured", meta.JobID)
 	}
-	metaHdr, err := encodeMeta(meta)
+	job, err := PrepareJob(meta, body, size)
 	if err != nil {
-		return nil, fmt.Errorf("scan job %s: %w", meta.JobID, err)
+		return nil, err
 	}
-	hash := sha256.New()
-	if n, err := io.Copy(hash, io.NewSectionReader(body, 0, size)); err != nil || n != size {
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, fmt.Errorf("scan job %s: reading message: %w", meta.JobID, err)
-	}
-	digest := hex.EncodeToString(hash.Sum(nil))
+	metaHdr, digest := job.meta, job.digest
 
 	// A busy station (503) is full, not broken: when every station failed
 	// and one of them was busy, wait a little and go round again until ctx

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/avstation/avstation/verdict"
 )
@@ -34,15 +35,43 @@ func PrepareJob(meta Meta, body io.ReaderAt, size int64) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scan job %s: %w", meta.JobID, err)
 	}
-	hash := sha256.New()
-	if n, err := io.Copy(hash, io.NewSectionReader(body, 0, size)); err != nil || n != size {
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
+	digest, err := bodyDigest(body, size)
+	if err != nil {
 		return nil, fmt.Errorf("scan job %s: reading message: %w", meta.JobID, err)
 	}
-	return &Job{Meta: meta, body: body, size: size, meta: metaHdr, digest: hex.EncodeToString(hash.Sum(nil))}, nil
+	return &Job{Meta: meta, body: body, size: size, meta: metaHdr, digest: digest}, nil
 }
+
+// Summed is a body that knows the SHA-256 of its bytes, such as a
+// spool.Buffer that hashed them as they were written (HashSHA256): the
+// job takes that sum instead of reading the body once more to hash it.
+type Summed interface {
+	Size() int64
+	SHA256() (sum [sha256.Size]byte, ok bool)
+}
+
+// bodyDigest is the hex SHA-256 of body's first size bytes.
+func bodyDigest(body io.ReaderAt, size int64) (string, error) {
+	if s, ok := body.(Summed); ok && s.Size() == size {
+		if sum, ok := s.SHA256(); ok {
+			return hex.EncodeToString(sum[:]), nil
+		}
+	}
+	buf := hashBuffers.Get().(*[]byte)
+	defer hashBuffers.Put(buf)
+	hash := sha256.New()
+	n, err := io.CopyBuffer(hash, io.NewSectionReader(body, 0, size), *buf)
+	if err == nil && n != size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(hash.Sum(nil)), nil
+}
+
+// hashBuffers spare a 32 KiB allocation for every body hashed.
+var hashBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // ScanAt offers the job to one station, once: no retry, no other station.
 // Any outcome but a verified verdict is a *StationError. It is the step a

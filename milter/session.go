@@ -145,6 +145,9 @@ func (s *session) endOfEnvelope() *milter.Response {
 		return milter.RespAccept
 	}
 	s.body = s.srv.newBuffer()
+	if s.srv.mode == "station" {
+		s.body.HashSHA256() // the job's digest, as the body arrives (jobproto.Summed)
+	}
 	return milter.RespContinue
 }
 

@@ -5,8 +5,10 @@
 package spool
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"sync"
@@ -68,6 +70,10 @@ type Buffer struct {
 	closed   bool
 	shared   *Memory // nil: only memLimit bounds the memory
 	taken    int64   // bytes of shared held by mem
+	// sum, once HashSHA256 is called on the empty buffer, is the SHA-256
+	// of everything written since: the job protocol's digest of a body
+	// taken as it arrives, not by reading it all again.
+	sum hash.Hash
 }
 
 // New returns an empty buffer that spills to a temporary file in dir ("" for
@@ -109,8 +115,38 @@ func (b *Buffer) Write(p []byte) (int, error) {
 		b.mem.write(p)
 		n = len(p)
 	}
-	b.size += int64(n)
+	b.wrote(p[:n])
 	return n, err
+}
+
+// wrote counts p, just stored, and hashes it when asked to.
+func (b *Buffer) wrote(p []byte) {
+	b.size += int64(len(p))
+	if b.sum != nil {
+		b.sum.Write(p)
+	}
+}
+
+// HashSHA256 makes the buffer keep the SHA-256 of what is written to it,
+// for SHA256. It does so only when called before anything is written.
+func (b *Buffer) HashSHA256() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.size == 0 && !b.closed {
+		b.sum = sha256.New()
+	}
+}
+
+// SHA256 is the SHA-256 of everything written, when HashSHA256 was called
+// on the empty buffer and it is not closed; ok is false otherwise.
+func (b *Buffer) SHA256() (sum [sha256.Size]byte, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sum == nil || b.closed {
+		return sum, false
+	}
+	b.sum.Sum(sum[:0])
+	return sum, true
 }
 
 func (b *Buffer) spill() error {
@@ -206,7 +242,7 @@ func (b *Buffer) readChunk(r io.Reader) (n int64, done bool, err error) {
 	} else {
 		b.mem.write(p[:m])
 	}
-	b.size += int64(m)
+	b.wrote(p[:m])
 	return int64(m), false, err
 }
 
@@ -255,6 +291,9 @@ func (b *Buffer) Reset() error {
 	b.release()
 	b.size = 0
 	b.closed = false
+	if b.sum != nil {
+		b.sum.Reset()
+	}
 	return err
 }
 
@@ -267,6 +306,7 @@ func (b *Buffer) Close() error {
 	b.release()
 	b.size = 0
 	b.closed = true
+	b.sum = nil
 	return err
 }
 

@@ -3,6 +3,8 @@ package jobproto
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -38,5 +40,35 @@ func BenchmarkExchange(b *testing.B) {
 		if err != nil || v.Status != verdict.Clean {
 			b.Fatalf("%v %v", v, err)
 		}
+	}
+}
+
+// summedBody is a body that claims a SHA-256 and counts its reads.
+type summedBody struct {
+	*bytes.Reader
+	sum   [32]byte
+	reads int
+}
+
+func (s *summedBody) SHA256() ([32]byte, bool) { return s.sum, true }
+func (s *summedBody) ReadAt(p []byte, off int64) (int, error) {
+	s.reads++
+	return s.Reader.ReadAt(p, off)
+}
+
+// TestPrepareJobTakesTheSum: a body that knows its SHA-256 (a spool.Buffer
+// that hashed it as it arrived) is not read to hash it again; one whose
+// size is not the job's is.
+func TestPrepareJobTakesTheSum(t *testing.T) {
+	body := &summedBody{Reader: bytes.NewReader(message), sum: [32]byte{1, 2, 3}}
+	j, err := PrepareJob(Meta{}, body, int64(len(message)))
+	if err != nil || j.digest != hex.EncodeToString(body.sum[:]) || body.reads != 0 {
+		t.Errorf("digest %q, %v after %d reads; want the body's own sum, no read", j.digest, err, body.reads)
+	}
+	part := int64(len(message) - 1) // not what the sum is of
+	j, err = PrepareJob(Meta{}, body, part)
+	want := sha256.Sum256(message[:part])
+	if err != nil || j.digest != hex.EncodeToString(want[:]) || body.reads == 0 {
+		t.Errorf("first %d bytes: digest %q, %v after %d reads; want %x", part, j.digest, err, body.reads, want)
 	}
 }
