@@ -15,8 +15,11 @@ import (
 // header (length and code), then the data. Those syscalls, and the netpoll
 // work behind them, were a large part of avmilter's CPU per message (a
 // quarter in Syscall6 alone). wireConn, which Serve puts between go-milter
-// and every MTA connection, reads through a buffer and writes each header
-// together with its data.
+// and every MTA connection, reads through a buffer, writes each header
+// together with its data, and holds the modifications of the end of a
+// message (headers added or changed, a new body) until the reply that ends
+// them: the MTA acts on none before that reply, and a clean posting's two
+// headers and accept then go out in one write instead of three.
 
 // readBufferSize is the read buffer of one MTA connection. The MTA sends
 // packets in runs (macros then their command, header after header, body
@@ -35,7 +38,12 @@ var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBu
 // data goes out with its header in one writev(2) (net.Buffers), no copy.
 const copyCoalesceMax = 4 << 10
 
-// closeFlushTimeout bounds the write of a held header in Close, so that an
+// holdMax is the most bytes of modification packets held for the reply
+// that ends them; past it they go out at once. A stripped body is sent in
+// 64 KiB packets: one is held at most, not the whole body.
+const holdMax = 64 << 10
+
+// closeFlushTimeout bounds the write of what is held in Close, so that an
 // MTA that stopped reading cannot keep Close, and with it shutdown, waiting.
 const closeFlushTimeout = time.Second
 
@@ -54,24 +62,29 @@ func (l wireListener) Accept() (net.Conn, error) {
 	return newWireConn(c), nil
 }
 
-// wireConn is a net.Conn that reads through a buffer and holds a packet
-// header written on its own until its data is written, to send both in one
-// syscall. It knows the milter frame only to tell a header from data;
-// whatever is written goes out complete and in order. A held header goes
-// out before anything else: with the next Write, before a read that has to
-// wait for the MTA, or on Close. Deadlines, addresses and everything else
-// are the underlying conn's.
+// wireConn is a net.Conn that reads through a buffer and holds back some
+// of what is written, to send it in fewer syscalls: a packet header
+// written on its own until its data is written, and whole modification
+// packets (modifies) until a packet of another kind. It knows the milter
+// frame only to tell a header from data and to read a packet's code;
+// whatever is written goes out complete and in order. What is held goes
+// out before anything else: with the next Write that is not held, before
+// a read that has to wait for the MTA, or on Close. Deadlines, addresses
+// and everything else are the underlying conn's.
 type wireConn struct {
 	net.Conn
 
 	rmu sync.Mutex    // bufio.Reader is not safe for concurrent use
 	r   *bufio.Reader // fills from fillReader; nil once back in readers
 
-	wmu    sync.Mutex // serializes writes, guards what follows
-	held   []byte     // unsent part of a held header; in hdr
-	hdr    [headerSize]byte
-	wbuf   []byte // a held header and small data, joined
-	frames frames // where in the milter frames the bytes accepted so far end
+	wmu sync.Mutex // serializes writes, guards what follows
+	// held is what is accepted but unsent: whole modification packets,
+	// then maybe a header waiting for its data. Its array is reused.
+	held []byte
+	// holding: the data being written belongs to a modification packet
+	// whose header is held, and is held too.
+	holding bool
+	frames  frames // where in the milter frames the bytes accepted so far end
 }
 
 func newWireConn(c net.Conn) *wireConn {
@@ -79,6 +92,21 @@ func newWireConn(c net.Conn) *wireConn {
 	w.r = readers.Get().(*bufio.Reader)
 	w.r.Reset(fillReader{w})
 	return w
+}
+
+// modifies reports whether a reply code is one of the modification
+// actions of the end of a message (SMFIR_ADDRCPT, SMFIR_DELRCPT,
+// SMFIR_ADDRCPT_PAR, SMFIR_CHGFROM, SMFIR_REPLBODY, SMFIR_ADDHEADER,
+// SMFIR_INSHEADER, SMFIR_CHGHEADER, SMFIR_QUARANTINE): the MTA reads on
+// after each, to the reply that ends the message, so holding them delays
+// nothing it waits for. Every other reply, progress included, is waited
+// for and goes out at once.
+func modifies(code byte) bool {
+	switch code {
+	case '+', '-', '2', 'e', 'b', 'h', 'i', 'm', 'q':
+		return true
+	}
+	return false
 }
 
 func (c *wireConn) Read(p []byte) (int, error) {
@@ -90,15 +118,15 @@ func (c *wireConn) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// fillReader is what the read buffer fills from: the conn, once a held
-// header is out. The MTA answers nothing before a packet is whole, so a
-// header still held while the read waits for the MTA would be stuck.
+// fillReader is what the read buffer fills from: the conn, once what is
+// held is out. The MTA answers nothing before a packet is whole, so bytes
+// still held while the read waits for the MTA would be stuck.
 type fillReader struct{ c *wireConn }
 
 func (f fillReader) Read(p []byte) (int, error) {
-	// A Write in progress on another goroutine sends the held header
-	// itself, or that goroutine writes the data next; waiting for it here
-	// would tie reading to a write that may be stalled.
+	// A Write in progress on another goroutine sends what is held itself,
+	// or that goroutine writes more next; waiting for it here would tie
+	// reading to a write that may be stalled.
 	if f.c.wmu.TryLock() {
 		err := f.c.flushHeldLocked()
 		f.c.wmu.Unlock()
@@ -112,57 +140,78 @@ func (f fillReader) Read(p []byte) (int, error) {
 func (c *wireConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if len(c.held) > 0 {
-		return c.writeHeld(p)
-	}
 	if c.frames.atStart() && len(p) == headerSize && binary.BigEndian.Uint32(p) > 1 {
 		// A header with data to come: go-milter writes the data next.
-		c.held = append(c.hdr[:0], p...)
+		// A modification's data is held too, while there is room.
+		c.holding = modifies(p[4]) && len(c.held)+int(binary.BigEndian.Uint32(p)) < holdMax
+		c.held = append(c.held, p...)
 		c.frames.advance(p)
 		return len(p), nil
+	}
+	if c.holding && c.frames.inFrame(len(p)) {
+		c.held = append(c.held, p...)
+		c.frames.advance(p)
+		c.holding = !c.frames.atStart()
+		return len(p), nil
+	}
+	c.holding = false
+	if len(c.held) > 0 {
+		return c.writeHeld(p)
 	}
 	n, err := c.Conn.Write(p)
 	c.frames.advance(p[:n])
 	return n, err
 }
 
-// writeHeld sends the held header and p, whatever p is, in one syscall.
+// writeHeld sends what is held and p, whatever p is, in one syscall.
 func (c *wireConn) writeHeld(p []byte) (int, error) {
 	var n int
 	var err error
+	held := len(c.held)
 	if len(p) <= copyCoalesceMax {
-		c.wbuf = append(append(c.wbuf[:0], c.held...), p...)
-		n, err = c.Conn.Write(c.wbuf)
+		c.held = append(c.held, p...)
+		n, err = c.Conn.Write(c.held)
+		c.held = c.held[:held]
 	} else {
 		bufs := net.Buffers{c.held, p}
 		var n64 int64
 		n64, err = bufs.WriteTo(c.Conn)
 		n = int(n64)
 	}
-	if n < len(c.held) { // short, so err is set: keep what is unsent
-		c.held = c.held[n:]
+	if n < held { // short, so err is set: keep what is unsent
+		c.held = append(c.held[:0], c.held[n:]...)
 		return 0, err
 	}
-	n -= len(c.held)
-	c.held = nil
+	n -= held
+	c.sent()
 	c.frames.advance(p[:n])
 	return n, err
 }
 
-// flushHeldLocked sends a held header on its own.
+// sent empties held; an array grown past holdMax by a large packet is
+// not kept for the rest of the session.
+func (c *wireConn) sent() {
+	if cap(c.held) > 2*holdMax {
+		c.held = nil
+	}
+	c.held = c.held[:0]
+}
+
+// flushHeldLocked sends what is held on its own.
 func (c *wireConn) flushHeldLocked() error {
 	if len(c.held) == 0 {
 		return nil
 	}
 	n, err := c.Conn.Write(c.held)
-	c.held = c.held[n:]
 	if err != nil {
-		return fmt.Errorf("sending the held packet header: %w", err)
+		c.held = append(c.held[:0], c.held[n:]...)
+		return fmt.Errorf("sending the held packets: %w", err)
 	}
+	c.sent()
 	return nil
 }
 
-// Close sends a held header, then closes the conn.
+// Close sends what is held, then closes the conn.
 func (c *wireConn) Close() error {
 	// A Read in progress keeps its buffer (it ends with the conn's close);
 	// else the buffer goes back to the pool.
@@ -200,6 +249,10 @@ type frames struct {
 
 // atStart reports whether the next byte written starts a frame.
 func (f *frames) atStart() bool { return f.have == 0 && f.body == 0 }
+
+// inFrame reports whether n bytes written next are all within the data of
+// the current frame.
+func (f *frames) inFrame(n int) bool { return f.have == 0 && uint64(n) <= uint64(f.body) }
 
 func (f *frames) advance(p []byte) {
 	for len(p) > 0 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -143,40 +144,40 @@ func TestWireConnWrites(t *testing.T) {
 		want   [][]byte // the writes of the conn below
 	}{
 		{"header and data in one write",
-			[][]byte{header('h', 5), []byte("hello")},
-			[][]byte{packet('h', "hello")}},
+			[][]byte{header('y', 5), []byte("hello")},
+			[][]byte{packet('y', "hello")}},
 		{"code only at once",
 			[][]byte{header('c', 0)},
 			[][]byte{packet('c', "")}},
 		{"replies one after another",
-			[][]byte{header('h', 3), []byte("abc"), header('c', 0), header('y', 4), []byte("text")},
-			[][]byte{packet('h', "abc"), packet('c', ""), packet('y', "text")}},
+			[][]byte{header('y', 3), []byte("abc"), header('c', 0), header('y', 4), []byte("text")},
+			[][]byte{packet('y', "abc"), packet('c', ""), packet('y', "text")}},
 		// On a socket net.Buffers makes this one writev; this conn has
 		// none, so it gets the two parts in order.
 		{"data too large to copy",
-			[][]byte{header('b', len(big)), []byte(big)},
-			[][]byte{header('b', len(big)), []byte(big)}},
+			[][]byte{header('y', len(big)), []byte(big)},
+			[][]byte{header('y', len(big)), []byte(big)}},
 		{"whole packet in one write, then a header",
-			[][]byte{packet('m', "x"), header('h', 2), []byte("ab")},
-			[][]byte{packet('m', "x"), packet('h', "ab")}},
+			[][]byte{packet('y', "x"), header('y', 2), []byte("ab")},
+			[][]byte{packet('y', "x"), packet('y', "ab")}},
 		{"data shorter than announced",
-			[][]byte{header('b', 6), []byte("abc"), []byte("def"), header('c', 0)},
-			[][]byte{join(header('b', 6), []byte("abc")), []byte("def"), packet('c', "")}},
+			[][]byte{header('y', 6), []byte("abc"), []byte("def"), header('c', 0)},
+			[][]byte{join(header('y', 6), []byte("abc")), []byte("def"), packet('c', "")}},
 		{"data longer than announced runs into the next packet",
-			[][]byte{header('b', 2), join([]byte("ab"), packet('c', "")), header('h', 1), []byte("z")},
-			[][]byte{join(packet('b', "ab"), packet('c', "")), packet('h', "z")}},
+			[][]byte{header('y', 2), join([]byte("ab"), packet('c', "")), header('y', 1), []byte("z")},
+			[][]byte{join(packet('y', "ab"), packet('c', "")), packet('y', "z")}},
 		{"five bytes of data are not taken for a header",
-			[][]byte{header('b', 10), []byte("abcde"), []byte("fghij")},
-			[][]byte{join(header('b', 10), []byte("abcde")), []byte("fghij")}},
+			[][]byte{header('y', 10), []byte("abcde"), []byte("fghij")},
+			[][]byte{join(header('y', 10), []byte("abcde")), []byte("fghij")}},
 		{"length split across writes",
-			[][]byte{{0, 0}, {0, 3}, []byte("hab"), header('h', 1), []byte("z")},
-			[][]byte{{0, 0}, {0, 3}, []byte("hab"), packet('h', "z")}},
+			[][]byte{{0, 0}, {0, 3}, []byte("hab"), header('y', 1), []byte("z")},
+			[][]byte{{0, 0}, {0, 3}, []byte("hab"), packet('y', "z")}},
 		{"empty frame",
-			[][]byte{{0, 0, 0, 0}, header('h', 1), []byte("z")},
-			[][]byte{{0, 0, 0, 0}, packet('h', "z")}},
+			[][]byte{{0, 0, 0, 0}, header('y', 1), []byte("z")},
+			[][]byte{{0, 0, 0, 0}, packet('y', "z")}},
 		{"empty write sends a held header",
-			[][]byte{header('h', 2), {}, []byte("ab")},
-			[][]byte{header('h', 2), []byte("ab")}},
+			[][]byte{header('y', 2), {}, []byte("ab")},
+			[][]byte{header('y', 2), []byte("ab")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,13 +195,125 @@ func TestWireConnWrites(t *testing.T) {
 	}
 }
 
+// TestWireConnHoldsModifications: the modifications of the end of a
+// message are held until the reply that ends them and go out with it in
+// one write; a progress packet, a read that waits for the MTA and Close
+// each send them first; past holdMax they go out at once.
+func TestWireConnHoldsModifications(t *testing.T) {
+	body := strings.Repeat("b", 65535-1) // the largest packet go-milter writes
+	hdr := func(code byte, data string) [][]byte { return [][]byte{header(code, len(data)), []byte(data)} }
+	eom := slices.Concat(hdr('m', "\x00\x00\x00\x01X-Virus-Status\x00"), hdr('h', "X-Virus-Scanned\x00avstation\x00"),
+		hdr('h', "X-Virus-Status\x00clean\x00"))
+	tests := []struct {
+		name   string
+		writes [][]byte
+		then   func(*wireConn) error
+		want   [][]byte // the writes of the conn below
+		events []string // and what it saw
+	}{
+		{"end of message", append(eom, header('a', 0)), nil,
+			[][]byte{join(append(eom, header('a', 0))...)}, nil},
+		{"a reply with data", append(eom, hdr('y', "550 5.7.1 virus")...), nil,
+			[][]byte{join(append(eom, hdr('y', "550 5.7.1 virus")...)...)}, nil},
+		{"progress", append(slices.Clone(eom[:2]), header('p', 0)), nil,
+			[][]byte{join(eom[0], eom[1], header('p', 0))}, nil},
+		{"a read", eom, func(c *wireConn) error { _, err := c.Read(make([]byte, 1)); return err },
+			[][]byte{join(eom...)}, []string{"write", "read"}},
+		{"close", eom, (*wireConn).Close,
+			[][]byte{join(eom...)}, []string{"write deadline", "write", "close"}},
+		{"data in two writes", [][]byte{header('h', 4), []byte("ab"), []byte("cd"), header('c', 0)}, nil,
+			[][]byte{join(header('h', 4), []byte("abcd"), header('c', 0))}, nil},
+		{"a whole packet in one write is not held", [][]byte{packet('h', "ab"), header('a', 0)}, nil,
+			[][]byte{packet('h', "ab"), header('a', 0)}, nil},
+		// The first body packet is held; the second would pass holdMax:
+		// both go out with its data, and the accept on its own.
+		{"a new body", slices.Concat(hdr('b', body), hdr('b', body), [][]byte{header('a', 0)}), nil,
+			[][]byte{join(header('b', len(body)), []byte(body), header('b', len(body))), []byte(body), header('a', 0)}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := &recordConn{chunks: [][]byte{{1}}}
+			c := newWireConn(rc)
+			for i, p := range tt.writes {
+				if n, err := c.Write(p); n != len(p) || err != nil {
+					t.Fatalf("write %d: %d, %v; want %d, nil", i, n, err, len(p))
+				}
+			}
+			if tt.then != nil {
+				if len(rc.writes) != 0 {
+					t.Fatalf("modifications not held: %q", rc.writes)
+				}
+				if err := tt.then(c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !slices.EqualFunc(rc.writes, tt.want, bytes.Equal) {
+				t.Errorf("conn got %d writes\n%.200q\nwant %d\n%.200q", len(rc.writes), rc.writes, len(tt.want), tt.want)
+			}
+			if tt.events != nil && !slices.Equal(rc.events, tt.events) {
+				t.Errorf("conn saw %v, want %v", rc.events, tt.events)
+			}
+		})
+	}
+}
+
+// TestWireConnKeepsOrder: whatever packets of whatever codes and sizes
+// are written, in whatever pieces, the conn below gets exactly those
+// bytes in order once the wireConn is closed, and nothing is held after a
+// packet that is not a modification.
+func TestWireConnKeepsOrder(t *testing.T) {
+	codes := []byte("abcdehimpqrsty+-2O")
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 300 {
+		rc := &recordConn{}
+		c := newWireConn(rc)
+		var want []byte
+		for range 1 + rng.IntN(12) {
+			code := codes[rng.IntN(len(codes))]
+			data := bytes.Repeat([]byte{code}, []int{0, 1, 4, 5, 100, copyCoalesceMax + 1, holdMax}[rng.IntN(7)])
+			p := packet(code, string(data))
+			want = append(want, p...)
+			switch rng.IntN(3) {
+			case 0: // go-milter's way: the header, then the data
+				c.Write(p[:headerSize])
+				if len(data) > 0 {
+					c.Write(p[headerSize:])
+				}
+			case 1: // whole
+				c.Write(p)
+			default: // in random pieces
+				for len(p) > 0 {
+					k := 1 + rng.IntN(len(p))
+					c.Write(p[:k])
+					p = p[k:]
+				}
+			}
+			if !modifies(code) && c.frames.atStart() && len(c.held) > 0 {
+				t.Fatalf("round %d: %d bytes held after a whole %q packet", round, len(c.held), code)
+			}
+		}
+		c.Close()
+		if got := join(rc.writes...); !bytes.Equal(got, want) {
+			t.Fatalf("round %d: the conn got %d bytes, want %d (equal prefix %d)", round, len(got), len(want), commonPrefix(got, want))
+		}
+	}
+}
+
+func commonPrefix(a, b []byte) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
 // TestWireConnWriteError: a write that fails within the held header leaves
 // the unsent rest of it to go first.
 func TestWireConnWriteError(t *testing.T) {
 	broken := errors.New("broken")
 	rc := &recordConn{}
 	c := newWireConn(rc)
-	c.Write(header('h', 2))
+	c.Write(header('y', 2))
 	rc.failWrite = broken
 	if n, err := c.Write([]byte("ab")); n != 0 || !errors.Is(err, broken) {
 		t.Fatalf("write: %d, %v; want 0, %v", n, err, broken)
@@ -208,7 +321,7 @@ func TestWireConnWriteError(t *testing.T) {
 	if n, err := c.Write([]byte("ab")); n != 2 || err != nil {
 		t.Fatalf("write again: %d, %v", n, err)
 	}
-	if got, want := join(rc.writes...), packet('h', "ab"); !bytes.Equal(got, want) {
+	if got, want := join(rc.writes...), packet('y', "ab"); !bytes.Equal(got, want) {
 		t.Errorf("conn got %q, want %q", got, want)
 	}
 }
@@ -276,14 +389,14 @@ func TestWireConnHeldHeaderGoesFirst(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rc := &recordConn{chunks: [][]byte{{1}}}
 			c := newWireConn(rc)
-			c.Write(header('h', 3))
+			c.Write(header('y', 3))
 			if len(rc.events) != 0 {
 				t.Fatalf("header not held: %v", rc.events)
 			}
 			if err := tt.then(c); err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(rc.events, tt.want) || !bytes.Equal(join(rc.writes...), header('h', 3)) {
+			if !slices.Equal(rc.events, tt.want) || !bytes.Equal(join(rc.writes...), header('y', 3)) {
 				t.Errorf("conn saw %v, writes %q; want %v, the header", rc.events, rc.writes, tt.want)
 			}
 		})
@@ -374,7 +487,7 @@ func TestWireConnCloseEndsABlockedWrite(t *testing.T) {
 	defer mta.Close()
 	c := newWireConn(raw)
 	done := make(chan error)
-	go func() { done <- writePacket(c, 'b', "nobody reads this") }()
+	go func() { done <- writePacket(c, 'y', "nobody reads this") }()
 	if err := c.Close(); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 		t.Errorf("close: %v", err)
 	}
