@@ -50,12 +50,21 @@ type Summed interface {
 	SHA256() (sum [sha256.Size]byte, ok bool)
 }
 
+// KnownDigest is the hex SHA-256 of body's first size bytes when body
+// knows it (Summed); ok is false otherwise.
+func KnownDigest(body io.ReaderAt, size int64) (digest string, ok bool) {
+	if s, isSummed := body.(Summed); isSummed && s.Size() == size {
+		if sum, ok := s.SHA256(); ok {
+			return hex.EncodeToString(sum[:]), true
+		}
+	}
+	return "", false
+}
+
 // bodyDigest is the hex SHA-256 of body's first size bytes.
 func bodyDigest(body io.ReaderAt, size int64) (string, error) {
-	if s, ok := body.(Summed); ok && s.Size() == size {
-		if sum, ok := s.SHA256(); ok {
-			return hex.EncodeToString(sum[:]), nil
-		}
+	if d, ok := KnownDigest(body, size); ok {
+		return d, nil
 	}
 	buf := hashBuffers.Get().(*[]byte)
 	defer hashBuffers.Put(buf)

@@ -1,6 +1,9 @@
 package milter
 
 import (
+	"context"
+	"crypto/sha256"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,7 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/avstation/avstation/config"
+	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/policy"
+	"github.com/avstation/avstation/scanner"
+	"github.com/avstation/avstation/verdict"
 )
 
 // TestRefusals: every way applying a decision can end in a refusal, with
@@ -161,4 +167,44 @@ func TestServerNeedsACompiledPolicy(t *testing.T) {
 	if _, err := New(&cfg, &fakeScanner{}, nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry()); err != nil {
 		t.Fatalf("New refused a compiled policy: %v", err)
 	}
+}
+
+// summedBody claims a SHA-256, as a held body that hashed itself does.
+type summedBody struct {
+	*strings.Reader
+	sum [32]byte
+}
+
+func (s summedBody) SHA256() ([32]byte, bool) { return s.sum, true }
+
+// TestLocalScannerTakesTheDigest: the in-process scanner's verdict cache
+// is keyed by the SHA-256 the held body took as it arrived, not by a
+// second read of it: a body claiming the digest of a message scanned
+// before gets that message's verdict from the cache.
+func TestLocalScannerTakesTheDigest(t *testing.T) {
+	ls := LocalScanner{scanner.New(scanner.Options{Name: "test", CacheEntries: 10}, cleanEngine{})}
+	if !hashesBodies(ls) || hashesBodies(LocalScanner{scanner.New(scanner.Options{Name: "test"}, cleanEngine{})}) {
+		t.Error("hashesBodies: want true with a cache, false without")
+	}
+	first := "Subject: one\r\n\r\nfirst\r\n"
+	if v, err := ls.Scan(context.Background(), jobproto.Meta{}, strings.NewReader(first), int64(len(first))); err != nil || v.Cached {
+		t.Fatalf("first: %+v, %v", v, err)
+	}
+	other := "Subject: two\r\n\r\nanother message\r\n"
+	body := summedBody{strings.NewReader(other), sha256.Sum256([]byte(first))}
+	if v, err := ls.Scan(context.Background(), jobproto.Meta{}, body, int64(len(other))); err != nil || !v.Cached {
+		t.Errorf("a body claiming the first's digest: cached %v, %v; want the cached verdict", v != nil && v.Cached, err)
+	}
+}
+
+// cleanEngine finds nothing and knows its version, so verdicts cache.
+type cleanEngine struct{}
+
+func (cleanEngine) Name() string { return "clean" }
+func (cleanEngine) Scan(ctx context.Context, r io.Reader) (scanner.Detection, error) {
+	_, err := io.Copy(io.Discard, r)
+	return scanner.Detection{}, err
+}
+func (cleanEngine) Version(context.Context) (verdict.Engine, error) {
+	return verdict.Engine{Name: "clean", Version: "1", SignatureVersion: "1"}, nil
 }

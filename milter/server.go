@@ -37,8 +37,12 @@ type Scanner interface {
 // LocalScanner scans in-process, for a single host with no station.
 type LocalScanner struct{ *scanner.Scanner }
 
-// Scan ignores the envelope: the scanner needs only the bytes.
+// Scan ignores the envelope: the scanner needs only the bytes, and their
+// SHA-256 for its cache when the body hashed itself as it arrived.
 func (l LocalScanner) Scan(ctx context.Context, meta jobproto.Meta, body io.ReaderAt, size int64) (*verdict.Verdict, error) {
+	if d, ok := jobproto.KnownDigest(body, size); ok {
+		ctx = scanner.WithDigest(ctx, d)
+	}
 	v, err := l.Scanner.Scan(ctx, body, size)
 	if v != nil {
 		v.JobID = meta.JobID
@@ -59,8 +63,10 @@ type Server struct {
 	hostname string
 	primary  string // this milter's id at the stations: primary_id, else hostname
 	mode     string // "station" or "in-process", for the log
-	ms       *milter.Server
-	bypass   *bypass.Holder // nil: no bypass file
+	// hashBodies: held bodies hash themselves as they arrive (hashesBodies).
+	hashBodies bool
+	ms         *milter.Server
+	bypass     *bypass.Holder // nil: no bypass file
 
 	// notices signs the mark of the notices this process submits and lets
 	// each through once when it comes back (see package notice); the key
@@ -93,6 +99,7 @@ func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, re
 	if len(cfg.Stations) > 0 {
 		s.mode = "station"
 	}
+	s.hashBodies = hashesBodies(sc)
 	s.notices = notice.NewGuard(notice.NewKey())
 	s.ms = milter.NewServer(
 		milter.WithDynamicMilter(func(uint32, milter.OptAction, milter.OptProtocol, milter.DataSize) milter.Milter {
@@ -107,6 +114,20 @@ func New(cfg *config.Milter, sc Scanner, bp *bypass.Holder, log *slog.Logger, re
 		milter.WithWriteTimeout(cfg.MTAWriteTimeout),
 	)
 	return s, nil
+}
+
+// hashesBodies reports whether sc uses a message's SHA-256, which the
+// held body then takes as it arrives (spool.Buffer.HashSHA256) instead of
+// being read again for it: a station job's digest, the verdict cache of
+// the in-process scanner.
+func hashesBodies(sc Scanner) bool {
+	switch sc := sc.(type) {
+	case *Pool:
+		return true
+	case LocalScanner:
+		return sc.Caches()
+	}
+	return false
 }
 
 // newBuffer holds a message body: in memory up to memory_buffer and while

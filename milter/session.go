@@ -145,8 +145,8 @@ func (s *session) endOfEnvelope() *milter.Response {
 		return milter.RespAccept
 	}
 	s.body = s.srv.newBuffer()
-	if s.srv.mode == "station" {
-		s.body.HashSHA256() // the job's digest, as the body arrives (jobproto.Summed)
+	if s.srv.hashBodies {
+		s.body.HashSHA256() // as the body arrives (jobproto.Summed)
 	}
 	return milter.RespContinue
 }

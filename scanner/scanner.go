@@ -273,6 +273,11 @@ func (s *Scanner) scan(ctx context.Context, r io.ReaderAt, size int64) (*verdict
 	return v, nil
 }
 
+// Caches reports whether verdicts are cached (cache_entries above 0): a
+// caller that has the message's SHA-256 then saves a read of it by
+// passing it (WithDigest).
+func (s *Scanner) Caches() bool { return s.verdicts != nil }
+
 // cacheKey is the message's SHA-256 with the mode and every engine's
 // signature version; "" (do not cache) when an engine could not say its
 // version, since then a database update could not be told apart.
@@ -283,14 +288,19 @@ func (s *Scanner) cacheKey(ctx context.Context, r io.ReaderAt, size int64, versi
 	}
 	sum := digestFrom(ctx)
 	if sum == "" {
+		buf := hashBuffers.Get().(*[]byte)
+		defer hashBuffers.Put(buf)
 		h := sha256.New()
-		if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(r, 0, size), *buf); err != nil {
 			return "", fmt.Errorf("reading message: %w", err)
 		}
 		sum = hex.EncodeToString(h.Sum(nil))
 	}
 	return string(s.opt.Mode) + "|" + vk + "|" + sum, nil
 }
+
+// hashBuffers spare cacheKey a 32 KiB allocation a message.
+var hashBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // versionsKey names the engines' signature state; "" when one is unknown.
 func versionsKey(versions []verdict.Engine) string {
