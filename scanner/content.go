@@ -240,10 +240,11 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 	problems, err := archive.Walk(ctx, format, io.NewSectionReader(buf, loc.Offset, loc.Size), loc.Size, lim, st.budget, func(m archive.Member, content io.Reader) error {
 		child := item{path: container + "/" + m.Name, fileName: path.Base(strings.ReplaceAll(m.Name, `\`, "/")),
 			depth: it.depth + 1, scan: it.scan, named: true, level: it.level + 1,
-			// clamd cannot decrypt, misses a zip with bytes before it, goes
+			// clamd cannot decrypt (nor tell what a password that fails the
+			// integrity check gives), misses a zip with bytes before it, goes
 			// by a zip's local headers and lacks 7z coders (ClamAV 1.4.6):
 			// those members are sent.
-			unseen: it.unseen || m.Password || loc.Prefixed || m.LocalMismatch || m.UncommonCoder || !clamdOpens[format]}
+			unseen: it.unseen || m.Password || m.Unverified || loc.Prefixed || m.LocalMismatch || m.UncommonCoder || !clamdOpens[format]}
 		if m.Encrypted && content == nil {
 			st.raw.files++
 			// Walk reports it as a problem; the manifest lists it.
@@ -260,9 +261,13 @@ func (s *Scanner) openArchive(ctx context.Context, st *scanState, it item, buf *
 			case errors.As(err, &limit), errors.As(err, &spoolErr), ctx.Err() != nil:
 				return err // Walk records a limit; the others end the scan
 			}
-			st.v.Add(verdict.Finding{Path: child.path, FileName: child.fileName, Kind: verdict.KindUnscannable,
-				Detail: fmt.Sprintf("%s member: %v", format, err)})
-			return nil
+			// The member did not read to its end: a checksum that does not
+			// match, corrupt or truncated data. Walk records it unscannable.
+			// What was read is scanned all the same, by every engine:
+			// unzip extracts such a member with a warning, and clamd, which
+			// gives up on it (a zip whose CRC is off hid EICAR from clamd
+			// 1.4.6), has not seen it.
+			child.unseen = true
 		}
 		child.decrypted = m.Password
 		if m.Password && (len(st.opened) == 0 || st.opened[len(st.opened)-1].path != container) {

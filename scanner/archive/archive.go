@@ -175,6 +175,12 @@ type Member struct {
 	// its content is the decrypted, expanded data. Which password is not
 	// said: the caller can note "opened with a password from the message".
 	Password bool
+	// Unverified is an encrypted entry that no candidate opened cleanly,
+	// handed on with what the first candidate whose only fault was the
+	// integrity check at the end decrypts it to (see unlock): maybe
+	// garbage, maybe the payload of a checksum made wrong on purpose. It
+	// is reported Encrypted; its content is there to be scanned.
+	Unverified bool
 }
 
 // ProblemKind is what is wrong with an archive or a member.
@@ -348,12 +354,16 @@ func (w *walker) checkName(stored, display string) {
 // encrypted records an encrypted member and lists it through visit.
 func (w *walker) encrypted(m Member, method string) error {
 	m.Encrypted = true
+	w.problem(m.Name, Encrypted, w.encryptedDetail(m, method))
+	return w.afterVisit(m, nil, w.visit(m, nil))
+}
+
+func (w *walker) encryptedDetail(m Member, method string) string {
 	detail := fmt.Sprintf("%s: member %s is encrypted", w.format, m.Name)
 	if method != "" {
 		detail += " (" + method + ")"
 	}
-	w.problem(m.Name, Encrypted, detail)
-	return w.afterVisit(m, nil, w.visit(m, nil))
+	return detail
 }
 
 // memberHook sees each member as a decoder hands it on. Only avtest

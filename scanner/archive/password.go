@@ -107,13 +107,24 @@ func (c *candidates) order() []int {
 // first candidate that gets through them is the one, and what was read is
 // handed on at the front of the returned reader.
 //
-// It returns (nil, nil) when no candidate opened the member, a
+// When none gets through, the first whose only fault was the checksum at
+// the end of a member within the probe (errPasswordCRC, errPasswordMAC)
+// is handed on all the same, with mismatch set. Either it is a wrong
+// password that passed the format's quick check (1 in 256 for ZipCrypto)
+// and what it gives is garbage, which harms nothing to scan; or it is the
+// right one and the checksum was made wrong on purpose, and what it gives
+// is what unzip and 7-Zip extract with a warning: a payload whose password
+// is in the message must not pass for merely encrypted.
+//
+// It returns a nil reader when no candidate opened the member, a
 // *passwordError when trying more is pointless, or ctx's error.
 // oncePerArchive marks a failed candidate as not to be tried again.
-func (w *walker) unlock(c *candidates, oncePerArchive bool, open func(i int, password string) (io.ReadCloser, error)) (io.ReadCloser, error) {
+func (w *walker) unlock(c *candidates, oncePerArchive bool, open func(i int, password string) (io.ReadCloser, error)) (rc io.ReadCloser, mismatch bool, err error) {
+	var suspect []byte
+	suspectOf := -1
 	for _, i := range c.order() {
 		if err := w.ctx.Err(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		rc, err := open(i, c.list[i])
 		if err == nil {
@@ -123,38 +134,45 @@ func (w *walker) unlock(c *candidates, oncePerArchive bool, open func(i int, pas
 			switch {
 			case err == nil:
 				c.first = i
-				return readCloser{io.MultiReader(bytes.NewReader(buf[:n]), rc), rc}, nil
+				return readCloser{io.MultiReader(bytes.NewReader(buf[:n]), rc), rc}, false, nil
 			case err == io.EOF || err == io.ErrUnexpectedEOF:
 				c.first = i
-				return readCloser{bytes.NewReader(buf[:n]), rc}, nil
+				return readCloser{bytes.NewReader(buf[:n]), rc}, false, nil
+			case suspectOf < 0 && (errors.Is(err, errPasswordCRC) || errors.Is(err, errPasswordMAC)):
+				suspect, suspectOf = buf[:n], i
 			}
 			rc.Close()
 		}
 		var pe *passwordError
 		if errors.As(err, &pe) {
-			return nil, pe
+			return nil, false, pe
 		}
 		if err := w.ctx.Err(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		if oncePerArchive {
+		if oncePerArchive && suspectOf != i {
 			c.failed[i] = true
 		}
 	}
-	return nil, nil
+	if suspectOf >= 0 {
+		return io.NopCloser(bytes.NewReader(suspect)), true, nil
+	}
+	return nil, false, nil
 }
 
 // encryptedMember hands an encrypted member to visit: decrypted when a
 // candidate opens it (Member.Password, no problem recorded: the member is
-// scanned like any other), else as today, an Encrypted problem and nil
-// content. opened tells whether a candidate opened it (c.first is that
-// candidate); readErr and err are as for member.
+// scanned like any other), else an Encrypted problem, with what a
+// candidate decrypts it to when only the integrity check stood against it
+// (Member.Unverified), nil content otherwise. opened tells whether a candidate
+// opened it (c.first is that candidate); readErr and err are as for
+// member.
 func (w *walker) encryptedMember(m Member, method string, c *candidates, oncePerArchive bool, consumed func() int64,
 	open func(i int, password string) (io.ReadCloser, error)) (opened bool, readErr error, err error) {
 	if c == nil {
 		return false, nil, w.encrypted(m, method)
 	}
-	rc, err := w.unlock(c, oncePerArchive, open)
+	rc, mismatch, err := w.unlock(c, oncePerArchive, open)
 	var pe *passwordError
 	switch {
 	case errors.As(err, &pe):
@@ -166,6 +184,13 @@ func (w *walker) encryptedMember(m Member, method string, c *candidates, oncePer
 		return false, nil, w.encrypted(m, method)
 	}
 	defer rc.Close()
+	if mismatch {
+		m.Encrypted, m.Unverified = true, true
+		w.problem(m.Name, Encrypted, w.encryptedDetail(m, method)+
+			"; a password from the message decrypts it but fails its integrity check, and what it gives was scanned")
+		readErr, err = w.member(m, rc, consumed)
+		return false, readErr, err
+	}
 	m.Encrypted, m.Password = true, true
 	readErr, err = w.member(m, passwordReader{rc}, consumed)
 	return true, readErr, err

@@ -116,9 +116,12 @@ func TestPasswords(t *testing.T) {
 						if !hasProblem(problems, fx.member, Encrypted, fx.method) {
 							t.Errorf("problems %+v, want Encrypted for %q with %q", problems, fx.member, fx.method)
 						}
+						// A format with no quick check of the password (7z,
+						// rar) finds a wrong one only by the checksum at the
+						// end: what it decrypts to is handed on, Unverified.
 						for _, s := range got {
-							if !s.m.Encrypted || s.m.Password || s.content != nil {
-								t.Errorf("visited %+v, want encrypted with nil content", s.m)
+							if !s.m.Encrypted || s.m.Password || (s.content != nil) != s.m.Unverified || bytes.Equal(s.content, payload()) {
+								t.Errorf("visited %+v (%d bytes), want encrypted, not opened, content only when unverified", s.m, len(s.content))
 							}
 						}
 						return
@@ -207,6 +210,53 @@ func TestZipCryptoImpostor(t *testing.T) {
 	got, problems, err = walk(t, big, Limits{Passwords: []string{rightPW, imp}}, nil)
 	if err != nil || len(problems) != 0 || len(got) != 1 || !bytes.Equal(got[0].content, bigData) {
 		t.Errorf("big, right first: problems %+v, err %v", problems, err)
+	}
+}
+
+// TestChecksumMadeWrong: the right password from the message and a
+// checksum made wrong on purpose, which unzip and 7-Zip extract with a
+// warning. The member is reported Encrypted, as when the password is
+// wrong, but what the password decrypts it to is handed on (Unverified),
+// so that its payload is scanned: before, such a member was merely
+// "encrypted", delivered tagged by default.
+func TestChecksumMadeWrong(t *testing.T) {
+	crcOff := func(data []byte) []byte {
+		data = bytes.Clone(data)
+		for i := 0; i+20 < len(data); i++ {
+			switch {
+			case bytes.HasPrefix(data[i:], []byte("PK\x03\x04")):
+				data[i+14] ^= 0xff // CRC-32's low byte: ZipCrypto's check byte is its high byte
+			case bytes.HasPrefix(data[i:], []byte("PK\x01\x02")):
+				data[i+16] ^= 0xff
+			}
+		}
+		return data
+	}
+	macOff := func(data []byte) []byte {
+		data = bytes.Clone(data)
+		zr, _ := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+		off, _ := zr.File[0].DataOffset()
+		data[off+16+2+int64(len(payload()))] ^= 1 // the authentication code after the data
+		return data
+	}
+	for _, tt := range []struct {
+		name string
+		data []byte
+	}{
+		{"ZipCrypto, deflated", crcOff(tool(t, "x.zip", []file{{"doc.exe", payload()}}, "zip", "-q", "-P", rightPW, "x.zip", "doc.exe"))},
+		{"ZipCrypto, stored", crcOff(tool(t, "x.zip", []file{{"doc.exe", payload()}}, "zip", "-q", "-0", "-P", rightPW, "x.zip", "doc.exe"))},
+		{"AES-256", macOff(tool(t, "x.zip", []file{{"doc.exe", payload()}}, "7z", "a", "-tzip", "-p"+rightPW, "-mem=AES256", "-mx0", "x.zip", "doc.exe"))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, problems, err := walk(t, tt.data, Limits{Passwords: []string{"hunter2", rightPW}}, nil)
+			checkNoPassword(t, problems, err, []string{"hunter2", rightPW})
+			if err != nil || !hasProblem(problems, "doc.exe", Encrypted, "fails its integrity check") {
+				t.Errorf("problems %+v, err %v", problems, err)
+			}
+			if len(got) != 1 || !got[0].m.Unverified || got[0].m.Password || !bytes.Equal(got[0].content, payload()) {
+				t.Errorf("visited %d members, first %+v; want doc.exe unverified with its payload", len(got), got)
+			}
+		})
 	}
 }
 
