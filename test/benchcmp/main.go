@@ -240,7 +240,7 @@ func (e *env) milterRun(root *scope, w workload, product string, round int) run 
 	for i := range msgs {
 		msgs[i] = message(w)
 	}
-	sc := newScope(product, root.base)
+	sc := root.child(product)
 	defer sc.close()
 	if err := reload(e.clamd); err != nil {
 		sc.Fatal(err)

@@ -32,7 +32,7 @@ var sink *harness.Sink
 func (e *env) postfixRun(root *scope, product string, sessions, n, round int) run {
 	sinkOnce.Do(func() { sink = harness.StartSink(root) })
 	source := harness.Program(root, "smtp-source")
-	sc := newScope(product, root.base)
+	sc := root.child(product)
 	defer sc.close()
 	if err := reload(e.clamd); err != nil {
 		sc.Fatal(err)
@@ -145,7 +145,7 @@ func (e *env) profile(root *scope, dir string, secs int, w workload) []string {
 	}
 	var files []string
 	for _, product := range []string{"avmilter-station", "avmilter-inprocess"} {
-		sc := newScope(product, root.base)
+		sc := root.child(product)
 		st := e.start(sc, product, true)
 		stop := make(chan struct{})
 		var sent, failed int64

@@ -22,8 +22,10 @@ type scope struct {
 	name string
 	base string // TempDir's parent
 
+	closing  sync.Mutex // held while close runs
 	mu       sync.Mutex
 	cleanups []func()
+	closed   bool
 	failed   bool
 }
 
@@ -31,6 +33,15 @@ type scope struct {
 type fatal struct{ msg string }
 
 func newScope(name, base string) *scope { return &scope{name: name, base: base} }
+
+// child is a scope for one run, closed with s if still open then: an
+// interrupt (root.close) stops the daemons of the run under way too, not
+// only those of the whole program.
+func (s *scope) child(name string) *scope {
+	c := newScope(name, s.base)
+	s.Cleanup(c.close)
+	return c
+}
 
 func (s *scope) Helper()      {}
 func (s *scope) Name() string { return s.name }
@@ -53,8 +64,15 @@ func (s *scope) Fatalf(f string, a ...any) {
 	panic(fatal{s.name + ": " + fmt.Sprintf(f, a...)})
 }
 
+// Cleanup registers f; on a closed scope it runs f at once, so that what
+// is started after an interrupt closed the scopes is stopped as it starts.
 func (s *scope) Cleanup(f func()) {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		f()
+		return
+	}
 	s.cleanups = append(s.cleanups, f)
 	s.mu.Unlock()
 }
@@ -70,11 +88,15 @@ func (s *scope) TempDir() string {
 	return d
 }
 
-// close runs the cleanups, last registered first. It may be called twice.
+// close runs the cleanups, last registered first. It may be called twice,
+// and from two goroutines (main's end and an interrupt): the second waits
+// for the first to finish, so that neither exits with a daemon stopping.
 func (s *scope) close() {
+	s.closing.Lock()
+	defer s.closing.Unlock()
 	s.mu.Lock()
 	c := s.cleanups
-	s.cleanups = nil
+	s.cleanups, s.closed = nil, true
 	s.mu.Unlock()
 	for i := len(c) - 1; i >= 0; i-- {
 		c[i]()
