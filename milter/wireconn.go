@@ -2,6 +2,7 @@ package milter
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -76,6 +77,7 @@ type wireConn struct {
 
 	rmu sync.Mutex    // bufio.Reader is not safe for concurrent use
 	r   *bufio.Reader // fills from fillReader; nil once back in readers
+	in  frames        // where in the MTA's frames the bytes read so far end
 
 	wmu sync.Mutex // serializes writes, guards what follows
 	// held is what is accepted but unsent: whole modification packets,
@@ -115,7 +117,60 @@ func (c *wireConn) Read(p []byte) (int, error) {
 	if c.r == nil {
 		return 0, fmt.Errorf("milter: wire: read after close: %w", net.ErrClosed)
 	}
-	return c.r.Read(p)
+	if c.in.atStart() {
+		if err := c.checkPacket(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := c.r.Read(p)
+	c.in.advance(p[:n])
+	return n, err
+}
+
+// errMalformed is a packet from the MTA that go-milter v0.10.2 would
+// index past its end, in the goroutine it runs the connection in, which
+// has no recover: a zero-length packet (wire.ReadPacket takes the code as
+// data[0]), a Connect whose host name lacks its NUL or is not followed by
+// a family, a MAIL or RCPT whose address lacks its NUL. One such packet,
+// from whatever reaches the milter socket, took the daemon down; now that
+// connection is ended and the others go on.
+var errMalformed = errors.New("milter: wire: malformed packet from the MTA")
+
+// checkPacket looks at the packet about to be read, before go-milter
+// reads any of it (see errMalformed). go-milter reads the whole packet
+// next anyway, so waiting here for its bytes costs nothing; a packet that
+// cannot be looked at (the MTA is gone, a deadline passed) is left to the
+// read to fail.
+func (c *wireConn) checkPacket() error {
+	pk, err := c.r.Peek(headerSize - 1)
+	if err != nil {
+		return nil
+	}
+	length := int64(binary.BigEndian.Uint32(pk))
+	if length == 0 {
+		return fmt.Errorf("%w: a packet of length 0", errMalformed)
+	}
+	if pk, err = c.r.Peek(headerSize); err != nil {
+		return nil
+	}
+	code := pk[headerSize-1]
+	if code != 'C' && code != 'M' && code != 'R' {
+		return nil
+	}
+	// An envelope packet is a host name and an address, or an address
+	// and its ESMTP parameters: no MTA sends one past the read buffer.
+	if length+headerSize-1 > readBufferSize {
+		return fmt.Errorf("%w: a %q packet of %d bytes", errMalformed, code, length)
+	}
+	if pk, err = c.r.Peek(int(length) + headerSize - 1); err != nil {
+		return nil
+	}
+	data := pk[headerSize:]
+	end := bytes.IndexByte(data, 0)
+	if end < 0 || code == 'C' && end+1 >= len(data) {
+		return fmt.Errorf("%w: a %q packet without its strings", errMalformed, code)
+	}
+	return nil
 }
 
 // fillReader is what the read buffer fills from: the conn, once what is

@@ -232,7 +232,7 @@ func TestWireConnHoldsModifications(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rc := &recordConn{chunks: [][]byte{{1}}}
+			rc := &recordConn{chunks: [][]byte{packet('c', "")}}
 			c := newWireConn(rc)
 			for i, p := range tt.writes {
 				if n, err := c.Write(p); n != len(p) || err != nil {
@@ -334,12 +334,14 @@ func TestWireConnReads(t *testing.T) {
 		name    string
 		chunks  [][]byte // what each read of the conn below returns
 		packets int
-		reads   int // of the conn below, the last one for EOF
+		// of the conn below, the last two for EOF: the look at the next
+		// packet (checkPacket) meets it first, then the read
+		reads int
 	}{
-		{"packets sent in a run come in one read", [][]byte{run}, 6, 2},
-		{"packets split across reads", [][]byte{run[:2], run[2:9], run[9:40], run[40:]}, 6, 5},
+		{"packets sent in a run come in one read", [][]byte{run}, 6, 3},
+		{"packets split across reads", [][]byte{run[:2], run[2:9], run[9:40], run[40:]}, 6, 6},
 		// The buffer's fill, then the rest straight into the packet.
-		{"packet larger than the buffer", [][]byte{large}, 1, 3},
+		{"packet larger than the buffer", [][]byte{large}, 1, 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -387,7 +389,7 @@ func TestWireConnHeldHeaderGoesFirst(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rc := &recordConn{chunks: [][]byte{{1}}}
+			rc := &recordConn{chunks: [][]byte{packet('c', "")}}
 			c := newWireConn(rc)
 			c.Write(header('y', 3))
 			if len(rc.events) != 0 {
@@ -445,7 +447,7 @@ func TestWireConnOverPipe(t *testing.T) {
 	defer mta.Close()
 	c := newWireConn(raw)
 	defer c.Close()
-	sent := [][2]string{{"O", "\x00\x00\x00\x06"}, {"C", "client\x00"}, {"Q", ""}, {"B", strings.Repeat("body\r\n", 20000)}}
+	sent := [][2]string{{"O", "\x00\x00\x00\x06"}, {"C", "client\x00U"}, {"Q", ""}, {"B", strings.Repeat("body\r\n", 20000)}}
 	echoed := make(chan error, 1)
 	go func() {
 		for range sent {
