@@ -1,7 +1,6 @@
 package milter
 
 import (
-	"encoding/binary"
 	"net"
 	"testing"
 	"time"
@@ -19,21 +18,17 @@ import (
 func TestMalformedPacketsDoNotCrash(t *testing.T) {
 	fs := &fakeScanner{v: cleanVerdictForTest()}
 	addr, _, _, _ := startMilter(t, nil, fs)
-	pkt := func(code byte, data string) []byte {
-		b := binary.BigEndian.AppendUint32(nil, uint32(len(data)+1))
-		return append(append(b, code), data...)
-	}
-	optneg := pkt('O', string([]byte{0, 0, 0, 6, 0, 0, 1, 0xff, 0, 0x1f, 0xff, 0xff}))
+	optneg := packet('O', string([]byte{0, 0, 0, 6, 0, 0, 1, 0xff, 0, 0x1f, 0xff, 0xff}))
 	for _, tt := range []struct {
 		name string
 		send [][]byte
 	}{
 		{"zero-length first packet", [][]byte{{0, 0, 0, 0}}},
 		{"zero-length packet after negotiation", [][]byte{optneg, {0, 0, 0, 0}}},
-		{"connect without NUL", [][]byte{optneg, pkt('C', "host")}},
-		{"connect with only a hostname", [][]byte{optneg, pkt('C', "host\x00")}},
-		{"mail without NUL", [][]byte{optneg, pkt('M', "<a@b>")}},
-		{"rcpt without NUL", [][]byte{optneg, pkt('R', "<a@b>")}},
+		{"connect without NUL", [][]byte{optneg, packet('C', "host")}},
+		{"connect with only a hostname", [][]byte{optneg, packet('C', "host\x00")}},
+		{"mail without NUL", [][]byte{optneg, packet('M', "<a@b>")}},
+		{"rcpt without NUL", [][]byte{optneg, packet('R', "<a@b>")}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := net.Dial("tcp", addr)
@@ -68,18 +63,14 @@ func TestMalformedPacketsDoNotCrash(t *testing.T) {
 // no recover, so any packet it would index past its end crashes the fuzz
 // run.
 func FuzzMilterWire(f *testing.F) {
-	pkt := func(code byte, data string) []byte {
-		b := binary.BigEndian.AppendUint32(nil, uint32(len(data)+1))
-		return append(append(b, code), data...)
-	}
 	f.Add([]byte{0, 0, 0, 0})
-	f.Add(pkt('C', "host\x004\x00\x19127.0.0.1\x00"))
-	f.Add(pkt('C', "host\x00"))
-	f.Add(append(pkt('M', "<a@b>\x00"), pkt('R', "<c@lists.example.org>")...))
-	f.Add(append(pkt('D', "Mi\x00Q1\x00"), pkt('L', "Subject\x00")...))
-	f.Add(append(pkt('T', ""), append(pkt('N', ""), pkt('B', "body")...)...))
-	f.Add(pkt('E', ""))
-	f.Add(pkt('O', "\x00\x00\x00\x06"))
+	f.Add(packet('C', "host\x004\x00\x19127.0.0.1\x00"))
+	f.Add(packet('C', "host\x00"))
+	f.Add(append(packet('M', "<a@b>\x00"), packet('R', "<c@lists.example.org>")...))
+	f.Add(append(packet('D', "Mi\x00Q1\x00"), packet('L', "Subject\x00")...))
+	f.Add(append(packet('T', ""), append(packet('N', ""), packet('B', "body")...)...))
+	f.Add(packet('E', ""))
+	f.Add(packet('O', "\x00\x00\x00\x06"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		addr, _, _, _ := startMilter(t, nil, &fakeScanner{v: cleanVerdictForTest()})
 		c, err := net.Dial("tcp", addr)
@@ -87,7 +78,7 @@ func FuzzMilterWire(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.Write(pkt('O', string([]byte{0, 0, 0, 6, 0, 0, 1, 0xff, 0, 0x1f, 0xff, 0xff})))
+		c.Write(packet('O', string([]byte{0, 0, 0, 6, 0, 0, 1, 0xff, 0, 0x1f, 0xff, 0xff})))
 		c.Write(data)
 		c.(*net.TCPConn).CloseWrite()
 		c.SetReadDeadline(time.Now().Add(2 * time.Second))
