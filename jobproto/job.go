@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
+	"github.com/avstation/avstation/internal/digest"
 	"github.com/avstation/avstation/verdict"
 )
 
@@ -66,21 +66,8 @@ func bodyDigest(body io.ReaderAt, size int64) (string, error) {
 	if d, ok := KnownDigest(body, size); ok {
 		return d, nil
 	}
-	buf := hashBuffers.Get().(*[]byte)
-	defer hashBuffers.Put(buf)
-	hash := sha256.New()
-	n, err := io.CopyBuffer(hash, io.NewSectionReader(body, 0, size), *buf)
-	if err == nil && n != size {
-		err = io.ErrUnexpectedEOF
-	}
-	if err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(hash.Sum(nil)), nil
+	return digest.SHA256Hex(body, size)
 }
-
-// hashBuffers spare a 32 KiB allocation for every body hashed.
-var hashBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // ScanAt offers the job to one station, once: no retry, no other station.
 // Any outcome but a verified verdict is a *StationError. It is the step a

@@ -6,7 +6,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/test/harness"
 	"github.com/avstation/avstation/verdict"
 )
@@ -52,11 +51,7 @@ func TestAttackChecksumMadeWrong(t *testing.T) {
 		}
 	})
 	t.Run("encrypted zip, password in the text, clamd", func(t *testing.T) {
-		cd := harness.StartClamd(t)
-		client, err := clamd.New(cd.Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		client := startClamd(t)
 		msg := []byte(crlf(multipart("Content-Type: text/plain\n\nthe password is s3cret",
 			attachment("x.zip", string(crcMadeWrong(zipCrypto(t, "e.com", eicar, "s3cret")))))))
 		if res, err := client.Scan(context.Background(), bytes.NewReader(msg)); err != nil || res.Found {

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/scanner/textenc/textenctest"
 	"github.com/avstation/avstation/test/harness"
 	"github.com/avstation/avstation/verdict"
@@ -20,11 +19,7 @@ import (
 // covered by clamd's raw scan, did not send the file, and the message was
 // clean.
 func TestAttackEmbeddedClamdMisses(t *testing.T) {
-	cd := harness.StartClamd(t)
-	client, err := clamd.New(cd.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := startClamd(t)
 	eicar := string(harness.EICAR())
 	uu := func(mode string) string {
 		return "begin " + mode + " e.com\n" + textenctest.Uuencode([]byte(eicar)) + "`\nend\n"

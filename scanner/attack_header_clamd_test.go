@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/test/harness"
 	"github.com/avstation/avstation/verdict"
 )
@@ -99,11 +98,7 @@ func pythonBody(part string) string {
 // part with a transfer encoding is an unscannable anomaly (mimepart), so
 // nothing is cut and the whole message is sent.
 func TestAttackSkeletonHeaderLines(t *testing.T) {
-	cd := harness.StartClamd(t)
-	client, err := clamd.New(cd.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := startClamd(t)
 	noise := randomText(12 << 10)
 	hdr := "Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"e.bin\"\nContent-Transfer-Encoding: base64\n"
 	tests := []struct {

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/test/harness"
 	"github.com/avstation/avstation/verdict"
 )
@@ -24,11 +23,7 @@ type misreadCase struct {
 // walk, Python's email package) decodes it in every case.
 func checkMisread(t *testing.T, tests []misreadCase) {
 	t.Helper()
-	cd := harness.StartClamd(t)
-	client, err := clamd.New(cd.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := startClamd(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			raw := []byte(crlf(tt.msg))

@@ -5,7 +5,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/avstation/avstation/scanner/clamd"
 	"github.com/avstation/avstation/scanner/textenc/textenctest"
 	"github.com/avstation/avstation/test/harness"
 	"github.com/avstation/avstation/verdict"
@@ -16,11 +15,7 @@ import (
 // decodes (uu.decode takes any octal mode): clamd's mail parser does not
 // with a begin line of mode 0644, and the walk passed the body on raw.
 func TestAttackUUEncodedTransferEncoding(t *testing.T) {
-	cd := harness.StartClamd(t)
-	client, err := clamd.New(cd.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := startClamd(t)
 	eicar := string(harness.EICAR())
 	for _, cte := range []string{"x-uuencode", "uuencode", "x-uue"} {
 		msg := multipart(textPart, "Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"e.com\"\nContent-Transfer-Encoding: "+cte+

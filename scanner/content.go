@@ -2,8 +2,6 @@ package scanner
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avstation/avstation/internal/digest"
 	"github.com/avstation/avstation/scanner/archive"
 	"github.com/avstation/avstation/scanner/engineerr"
 	"github.com/avstation/avstation/spool"
@@ -153,11 +152,11 @@ func (s *Scanner) examine(ctx context.Context, st *scanState, it item, buf *spoo
 	}
 	sum := ""
 	if s.parts != nil && st.versions != "" {
-		h := sha256.New()
-		if _, err := io.Copy(h, buf.Reader()); err != nil {
+		d, err := digest.SHA256Hex(buf, buf.Size())
+		if err != nil {
 			return &spoolError{err}
 		}
-		sum = st.versions + hex.EncodeToString(h.Sum(nil))
+		sum = st.versions + d
 	}
 	for i, e := range s.engines {
 		if !send[i] {

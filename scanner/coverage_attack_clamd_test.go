@@ -38,11 +38,7 @@ type everyPart struct{ Engine }
 // where clamd misses EICAR raw and the scanner does too, while every part
 // sent finds it, is a raw-first bypass.
 func TestClamdCoverageAttacks(t *testing.T) {
-	cd := harness.StartClamd(t)
-	client, err := clamd.New(cd.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := startClamd(t)
 	eicar := string(harness.EICAR())
 	e64 := b64(eicar)
 	hdr := "From: a@example.org\nSubject: t\nMIME-Version: 1.0\n"

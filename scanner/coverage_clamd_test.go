@@ -51,17 +51,23 @@ func (r *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// startClamd starts the harness's clamd for the test and is a client of it.
+func startClamd(t *testing.T) *clamd.Client {
+	t.Helper()
+	client, err := clamd.New(harness.StartClamd(t).Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
 // TestClamdCoverage: with a real clamd at its default limits, what clamd
 // finds in the raw message alone (rawFinds, asserted: it is why the
 // station does or does not send the part), and that the scanner finds
 // EICAR in every case, naming the file. A case where clamd misses EICAR
 // raw fails if the station does not send that part.
 func TestClamdCoverage(t *testing.T) {
-	cd := harness.StartClamd(t)
-	client, err := clamd.New(cd.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := startClamd(t)
 	eicar := string(harness.EICAR())
 	zipNest := func(n int) string {
 		z := eicar
@@ -123,11 +129,7 @@ func TestClamdCoverage(t *testing.T) {
 // TestClamdSentOnce: a clean message with a zip goes to a real clamd once,
 // as the raw message: clamd unpacks the part and the zip itself.
 func TestClamdSentOnce(t *testing.T) {
-	cd := harness.StartClamd(t)
-	client, err := clamd.New(cd.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := startClamd(t)
 	c := &countingClamd{c: client}
 	raw := []byte(crlf(multipart(textPart, attachment("a.zip", zipOfN(t, 20, "clean")))))
 	v, err := New(Options{Name: "test"}, Clamd(c)).Scan(context.Background(), bytes.NewReader(raw), int64(len(raw)))
@@ -191,11 +193,7 @@ func sevenZipOf(t *testing.T, name, data string) string {
 // that may be a boundary inside the body, a body that does not decode)
 // has the whole message sent too.
 func TestClamdSkeleton(t *testing.T) {
-	cd := harness.StartClamd(t)
-	client, err := clamd.New(cd.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := startClamd(t)
 	eicar := string(harness.EICAR())
 	noise := randomText(100 << 10)
 	// A whole number of base64 quanta (no padding), so that a character
@@ -262,11 +260,7 @@ func TestClamdSkeleton(t *testing.T) {
 // TestClamdWholeMessage: with clamd_whole_message clamd is sent the raw
 // message whole, once, and finds EICAR in a large zip attachment itself.
 func TestClamdWholeMessage(t *testing.T) {
-	cd := harness.StartClamd(t)
-	client, err := clamd.New(cd.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := startClamd(t)
 	z := plainZipStored(t, "noise.bin", randomText(50<<10)+string(harness.EICAR()))
 	raw := []byte(crlf(multipart(textPart, "Content-Type: application/zip\nContent-Disposition: attachment; filename=\"e.zip\"\nContent-Transfer-Encoding: base64\n\n"+wrapped(string(z)))))
 	for _, whole := range []bool{false, true} {

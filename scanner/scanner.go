@@ -7,8 +7,6 @@ package scanner
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/avstation/avstation/internal/digest"
 	"github.com/avstation/avstation/internal/panics"
 	"github.com/avstation/avstation/scanner/archive"
 	"github.com/avstation/avstation/scanner/engineerr"
@@ -288,19 +287,13 @@ func (s *Scanner) cacheKey(ctx context.Context, r io.ReaderAt, size int64, versi
 	}
 	sum := digestFrom(ctx)
 	if sum == "" {
-		buf := hashBuffers.Get().(*[]byte)
-		defer hashBuffers.Put(buf)
-		h := sha256.New()
-		if _, err := io.CopyBuffer(h, io.NewSectionReader(r, 0, size), *buf); err != nil {
+		var err error
+		if sum, err = digest.SHA256Hex(r, size); err != nil {
 			return "", fmt.Errorf("reading message: %w", err)
 		}
-		sum = hex.EncodeToString(h.Sum(nil))
 	}
 	return string(s.opt.Mode) + "|" + vk + "|" + sum, nil
 }
-
-// hashBuffers spare cacheKey a 32 KiB allocation a message.
-var hashBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // versionsKey names the engines' signature state; "" when one is unknown.
 func versionsKey(versions []verdict.Engine) string {
