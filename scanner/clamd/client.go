@@ -420,11 +420,14 @@ func kindOf(err error) error {
 	return nil
 }
 
-// watchdog PINGs clamd while one INSTREAM is in progress; see Scan.
+// watchdog PINGs clamd while one INSTREAM is in progress; see Scan. Until
+// probeAfter has passed it is only a timer: most scans end before, and
+// then cost no goroutine of their own.
 type watchdog struct {
+	timer  *time.Timer
 	cancel context.CancelFunc
-	done   chan struct{}
-	hung   error // set before done is closed
+	done   chan struct{} // closed when a started watchdog has given up or been stopped
+	hung   error         // set before done is closed
 }
 
 // watch starts the watchdog of the INSTREAM on conn. On a PING without PONG
@@ -432,41 +435,44 @@ type watchdog struct {
 func (c *Client) watch(ctx context.Context, conn net.Conn) *watchdog {
 	wctx, cancel := context.WithCancel(ctx)
 	w := &watchdog{cancel: cancel, done: make(chan struct{})}
-	go func() {
+	w.timer = time.AfterFunc(c.probeAfter, func() {
 		defer close(w.done)
 		// A panic here fails this scan alone: conn is closed, which ends
 		// the INSTREAM, and Scan returns the panic as its error.
 		if w.hung = panics.Do(func() error { return c.ping(wctx, ctx) }); w.hung != nil {
 			conn.Close()
 		}
-	}()
+	})
 	return w
 }
 
-// ping PINGs clamd every probeAfter until wctx ends (nil) or clamd misses
-// a PONG (why the watchdog gives up on it). ctx is the scan's.
+// ping PINGs clamd at once and then every probeAfter until wctx ends (nil)
+// or clamd misses a PONG (why the watchdog gives up on it). ctx is the
+// scan's.
 func (c *Client) ping(wctx, ctx context.Context) error {
-	t := time.NewTimer(c.probeAfter)
-	defer t.Stop()
-	for {
+	var t *time.Timer
+	for wctx.Err() == nil {
+		_, err := c.ping1(wctx)
+		if wctx.Err() != nil {
+			return nil // the scan ended (or its ctx did) during the PING
+		}
+		if err != nil && !lastResort(ctx) {
+			return engineerr.Mark(fmt.Errorf("no reply after %v, and no PONG within %v: %w", c.probeAfter, c.pingTimeout, err), engineerr.ErrTimeout)
+		}
+		// A PONG, or the last resort (see withLastResort): keep waiting.
+		if t == nil {
+			t = time.NewTimer(c.probeAfter)
+			defer t.Stop()
+		} else {
+			t.Reset(c.probeAfter)
+		}
 		select {
 		case <-wctx.Done():
 			return nil
 		case <-t.C:
 		}
-		_, err := c.ping1(wctx)
-		if wctx.Err() != nil {
-			return nil // the scan ended (or its ctx did) during the PING
-		}
-		if err != nil && lastResort(ctx) {
-			t.Reset(c.probeAfter) // see withLastResort: keep waiting
-			continue
-		}
-		if err != nil {
-			return engineerr.Mark(fmt.Errorf("no reply after %v, and no PONG within %v: %w", c.probeAfter, c.pingTimeout, err), engineerr.ErrTimeout)
-		}
-		t.Reset(c.probeAfter)
 	}
+	return nil
 }
 
 // ping1 sends one PING and reads its reply.
@@ -493,6 +499,9 @@ func lastResort(ctx context.Context) bool { return ctx.Value(lastResortKey{}) !=
 // finish stops the watchdog and returns why it gave up on clamd, if it did.
 func (w *watchdog) finish() error {
 	w.cancel()
+	if w.timer.Stop() {
+		return nil // it never started
+	}
 	<-w.done
 	return w.hung
 }

@@ -25,7 +25,7 @@ type fakeClamd struct {
 
 // startFake listens on 127.0.0.1:0 ("tcp") or on a socket in t.TempDir()
 // ("unix") and serves each connection with handle until the test ends.
-func startFake(t *testing.T, network string, handle func(net.Conn)) *fakeClamd {
+func startFake(t testing.TB, network string, handle func(net.Conn)) *fakeClamd {
 	t.Helper()
 	var ln net.Listener
 	var err error
@@ -114,7 +114,7 @@ func readStream(r io.Reader) (stream, error) {
 
 // answering serves PING, VERSION and INSTREAM like clamd, sending each
 // received stream on streams and answering it with scanReply.
-func answering(t *testing.T, version string, scanReply func([]byte) string, streams chan<- stream) func(net.Conn) {
+func answering(t testing.TB, version string, scanReply func([]byte) string, streams chan<- stream) func(net.Conn) {
 	return func(conn net.Conn) {
 		br := bufio.NewReader(conn)
 		cmd, err := readCommand(br)

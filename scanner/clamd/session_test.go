@@ -20,7 +20,7 @@ import (
 // sessions serves IDSESSION like clamd: numbered replies to each INSTREAM
 // until END or the connection closes. reply may rewrite a reply (its
 // number included) or return "" to close the session instead of answering.
-func sessions(t *testing.T, reply func(id int, data []byte) string) func(net.Conn) {
+func sessions(t testing.TB, reply func(id int, data []byte) string) func(net.Conn) {
 	return func(conn net.Conn) {
 		br := bufio.NewReader(conn)
 		if cmd, err := readCommand(br); err != nil || cmd != "IDSESSION" {
