@@ -34,10 +34,13 @@ func hungReason(err error) string {
 	return FailHung
 }
 
-// watch is one job's watchdog; stop ends it.
+// watch is one job's watchdog; stop ends it. Until ProbeAfter has passed
+// it is only a timer: most jobs are answered before, and then cost no
+// goroutine of their own.
 type watch struct {
-	done, exited chan struct{}
-	err          *hungError // set before exited is closed
+	timer        *time.Timer
+	done, exited chan struct{} // stop closes done; a started watchdog closes exited
+	err          *hungError    // set before exited is closed
 }
 
 // watchdog is the station's answer to a hung clamd, one level up: each
@@ -50,17 +53,16 @@ type watch struct {
 func (p *Pool) watchdog(ctx context.Context, cancel context.CancelFunc, mb *member, job *jobproto.Job) *watch {
 	w := &watch{done: make(chan struct{}), exited: make(chan struct{})}
 	start := time.Now()
-	go func() {
+	w.timer = time.AfterFunc(p.opts.ProbeAfter, func() {
 		defer close(w.exited)
-		t := time.NewTimer(p.opts.ProbeAfter)
-		defer t.Stop()
+		var t *time.Timer
 		for {
 			select {
 			case <-w.done:
 				return
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			default:
 			}
 			waited := time.Since(start)
 			err := p.live(ctx, mb.url)
@@ -77,15 +79,30 @@ func (p *Pool) watchdog(ctx context.Context, cancel context.CancelFunc, mb *memb
 				cancel()
 				return
 			}
-			t.Reset(p.opts.ProbeAfter)
+			if t == nil {
+				t = time.NewTimer(p.opts.ProbeAfter)
+				defer t.Stop()
+			} else {
+				t.Reset(p.opts.ProbeAfter)
+			}
+			select {
+			case <-w.done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
-	}()
+	})
 	return w
 }
 
 // stop ends the watchdog and returns why it gave the job up, or nil.
 func (w *watch) stop() error {
 	close(w.done)
+	if w.timer.Stop() {
+		return nil // it never started
+	}
 	<-w.exited
 	if w.err == nil {
 		return nil

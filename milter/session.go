@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/textproto"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/d--j/go-milter"
@@ -20,7 +21,8 @@ import (
 )
 
 // session is one MTA connection's milter. go-milter calls it from one
-// goroutine, so it needs no locking; modifier calls stay on that goroutine.
+// goroutine, so it needs no locking; modifier calls stay on that goroutine,
+// but for the progress packets sent while it waits for a scan (withProgress).
 type session struct {
 	srv    *Server
 	client string // SMTP client IP
@@ -322,8 +324,8 @@ type transaction struct {
 
 // decide scans the held message, asks the policy, strips and rescans when
 // it says so, and carries out the side effects that do not talk to the MTA
-// (quarantine, notifications). It runs off the session goroutine, so it
-// must not use the milter.Modifier.
+// (quarantine, notifications). Progress packets go out while it runs
+// (withProgress), so it must not use the milter.Modifier.
 func (s *session) decide(ctx context.Context, meta jobproto.Meta, canChangeBody bool) transaction {
 	in := policy.Input{Lists: s.lists, Sender: s.sender, Recipients: s.recipients, Authenticated: s.authUser != ""}
 	switch max := int64(s.srv.cfg.Policies.Global().MaxScanSize); {
@@ -354,31 +356,59 @@ func (s *session) decide(ctx context.Context, meta jobproto.Meta, canChangeBody 
 	return t
 }
 
-// withProgress runs work in its own goroutine and keeps the MTA waiting
-// with progress packets (milter protocol v6 SMFIR_PROGRESS) so that a long
-// scan does not hit milter_content_timeout. Only this goroutine talks to
-// m. When the MTA is gone, work's context is cancelled and the error says
-// so once work has returned.
+// withProgress runs work and keeps the MTA waiting meanwhile with progress
+// packets (milter protocol v6 SMFIR_PROGRESS), so that a long scan does not
+// hit milter_content_timeout. The packets go from a timer's goroutine; work
+// must not use m, and once withProgress returns nothing else does. When the
+// MTA is gone, work's context is cancelled and the error says so once work
+// has returned.
 func (s *session) withProgress(ctx context.Context, cancel context.CancelFunc, m milter.Modifier, work func(context.Context)) error {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		work(ctx)
-	}()
-	tick := time.NewTicker(s.srv.cfg.ProgressInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-done:
-			return nil
-		case <-tick.C:
-			if err := m.Progress(); err != nil && !errors.Is(err, milter.ErrVersionTooLow) {
-				cancel() // the MTA is gone: stop the scan too
-				<-done
-				return fmt.Errorf("MTA connection lost while scanning: %w", err)
-			}
-		}
+	p := &progress{m: m, cancel: cancel, every: s.srv.cfg.ProgressInterval}
+	p.mu.Lock()
+	p.timer = time.AfterFunc(p.every, p.send)
+	p.mu.Unlock()
+	work(ctx)
+	return p.stop()
+}
+
+// progress sends the progress packets of one withProgress. A scan that ends
+// before the first is due (nearly all) costs a timer, not a goroutine.
+type progress struct {
+	m      milter.Modifier
+	cancel context.CancelFunc
+	every  time.Duration
+
+	mu      sync.Mutex // held while a packet is sent, and by stop
+	timer   *time.Timer
+	stopped bool
+	lost    error // why the MTA's connection failed
+}
+
+func (p *progress) send() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
 	}
+	if err := p.m.Progress(); err != nil && !errors.Is(err, milter.ErrVersionTooLow) {
+		p.lost = err
+		p.cancel() // the MTA is gone: stop the scan too
+		return
+	}
+	p.timer.Reset(p.every)
+}
+
+// stop ends the packets, waiting for one being sent, and says whether the
+// MTA was lost meanwhile.
+func (p *progress) stop() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	p.timer.Stop()
+	if p.lost != nil {
+		return fmt.Errorf("MTA connection lost while scanning: %w", p.lost)
+	}
+	return nil
 }
 
 // replaceHeaders removes X-Virus-* headers that came with the message, so
