@@ -172,8 +172,25 @@ func plainBase64(r io.Reader) bool {
 	padded := false
 	for {
 		n, err := r.Read(buf[:])
-		for _, c := range buf[:n] {
-			switch b64Class[c] {
+		p := buf[:n]
+		for len(p) > 0 {
+			if !padded {
+				// Eight bytes at a time while all are letters or line
+				// breaks: an attachment is all but its line breaks and
+				// its end.
+				for len(p) >= 8 {
+					q := p[:8]
+					if b64Body[q[0]]&b64Body[q[1]]&b64Body[q[2]]&b64Body[q[3]]&
+						b64Body[q[4]]&b64Body[q[5]]&b64Body[q[6]]&b64Body[q[7]] == 0 {
+						break
+					}
+					p = p[8:]
+				}
+				if len(p) == 0 {
+					break
+				}
+			}
+			switch b64Class[p[0]] {
 			case b64Letter:
 				if padded {
 					return false // data after padding
@@ -184,6 +201,7 @@ func plainBase64(r io.Reader) bool {
 			default:
 				return false
 			}
+			p = p[1:]
 		}
 		if err == io.EOF {
 			return true
@@ -201,6 +219,17 @@ var b64Class = func() (t [256]byte) {
 		t[c] = b64Letter
 	}
 	t['='], t['\r'], t['\n'] = b64Pad, b64Break, b64Break
+	return t
+}()
+
+// b64Body is 1 for the bytes that may come before the padding, letters and
+// line breaks, and 0 for the rest: plainBase64 ANDs eight at a time.
+var b64Body = func() (t [256]byte) {
+	for c, class := range b64Class {
+		if class == b64Letter || class == b64Break {
+			t[c] = 1
+		}
+	}
 	return t
 }()
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // randomText is n bytes an attachment may hold: binary, so base64 of it
@@ -178,6 +179,50 @@ func FuzzSkeleton(f *testing.F) {
 		got, err := io.ReadAll(io.NewSectionReader(sk, 0, sk.size))
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("skeleton (%v) is not the message less its cut bodies", err)
+		}
+	})
+}
+
+// plainBase64Bytewise is plainBase64 as it was first written, a byte at a
+// time: FuzzPlainBase64 holds the fast one to it.
+func plainBase64Bytewise(b []byte) bool {
+	padded := false
+	for _, c := range b {
+		switch b64Class[c] {
+		case b64Letter:
+			if padded {
+				return false
+			}
+		case b64Pad:
+			padded = true
+		case b64Break:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzPlainBase64: plainBase64 gives the byte-at-a-time answer whatever the
+// bytes and however the reader cuts them (whole, a byte a read, half of
+// what is asked). Seeds are in testdata/fuzz/FuzzPlainBase64.
+func FuzzPlainBase64(f *testing.F) {
+	f.Add([]byte(crlf(wrapped(strings.Repeat("attachment", 40)))))
+	f.Add([]byte("QUJDRA==\r\n"))
+	f.Add([]byte("QUJDRA==\r\nQUJD\r\n"))   // data after the padding
+	f.Add([]byte("QUJDRA=\r\n=\r\n"))       // padding across a line
+	f.Add([]byte("QUJDRAQUJDRA\x00QUJDRA")) // a NUL in the middle of a group
+	f.Add([]byte("QUJDRAQU JDRAQUJDRA"))    // a space
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want := plainBase64Bytewise(b)
+		for name, r := range map[string]io.Reader{
+			"whole":    bytes.NewReader(b),
+			"one-byte": iotest.OneByteReader(bytes.NewReader(b)),
+			"half":     iotest.HalfReader(bytes.NewReader(b)),
+		} {
+			if got := plainBase64(r); got != want {
+				t.Fatalf("%s: plainBase64(%q) = %v, want %v", name, b, got, want)
+			}
 		}
 	})
 }
