@@ -148,7 +148,7 @@ func DefaultMilter() Milter {
 		StationProbeTimeout: 2 * time.Second,
 		Quarantine:          Quarantine{Timeout: 30 * time.Second},
 		SpoolDir:            "/var/spool/avmilter",
-		MemoryBuffer:        1 << 20,
+		MemoryBuffer:        8 << 20,
 		MemoryTotal:         32 << 20,
 		SpoolMaxMessage:     512 << 20,
 		SpoolMaxTotal:       8 << 30,

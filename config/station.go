@@ -242,7 +242,7 @@ func DefaultStation() Station {
 	return Station{
 		Listen:            "127.0.0.1:7358",
 		SpoolDir:          "/var/spool/avstation",
-		MemoryBuffer:      1 << 20,
+		MemoryBuffer:      8 << 20,
 		MemoryTotal:       32 << 20,
 		RecordsMaxAge:     30 * 24 * time.Hour,
 		MaxMessage:        64 << 20,

@@ -130,11 +130,11 @@ func BenchmarkConcurrentMemory(b *testing.B) {
 	for _, mode := range []string{"station", "in-process"} {
 		b.Run(mode, func(b *testing.B) {
 			var station *harness.Daemon
-			opts := harness.MilterOptions{Clamd: clamd.Addr, MemoryBuffer: "1MiB", LogLevel: "debug",
+			opts := harness.MilterOptions{Clamd: clamd.Addr, MemoryBuffer: "8MiB", LogLevel: "debug",
 				Extra: "scan_timeout: 10m\n"}
 			if mode == "station" {
 				station = harness.StartStation(b, bin.Station, "", clamd.Addr, secret, "  engine_timeout: 5m")
-				opts = harness.MilterOptions{Station: "http://" + station.Addr, Secret: secret, MemoryBuffer: "1MiB",
+				opts = harness.MilterOptions{Station: "http://" + station.Addr, Secret: secret, MemoryBuffer: "8MiB",
 					LogLevel: "info", ScanTimeout: "10m", Extra: os.Getenv("AVS_EXTRA")}
 			}
 			m := harness.StartMilter(b, bin.Milter, opts)

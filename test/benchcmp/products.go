@@ -44,7 +44,7 @@ func (e *env) start(sc *scope, product string, pprof bool) *started {
 		return e.startClamavMilter(sc, strings.HasSuffix(product, "unix"))
 	case "avmilter-inprocess", "avmilter-station":
 		st := &started{network: "tcp", pprof: map[string]string{}}
-		o := harness.MilterOptions{MemoryBuffer: "1MiB", LogLevel: "info", ActivityDir: "off"}
+		o := harness.MilterOptions{MemoryBuffer: "8MiB", LogLevel: "info", ActivityDir: "off"}
 		if product == "avmilter-station" {
 			so := harness.StationOptions{Clamd: []string{e.clamd.Addr}, Secret: e.secret, LogLevel: "info"}
 			if e.noCache {

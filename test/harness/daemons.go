@@ -141,7 +141,7 @@ type MilterOptions struct {
 	ActivityDir string
 	Extra       string // more YAML lines, at the top level
 	// MemoryBuffer is memory_buffer; "" is 1KiB, so that tests exercise
-	// the spool (the default, 1MiB, is what the benchmark measures).
+	// the spool (the default, 8MiB, is what the benchmarks measure).
 	MemoryBuffer string
 	LogLevel     string // log.level; "" is debug
 	ScanTimeout  string // scan_timeout with a station; "" is 20s
