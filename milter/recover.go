@@ -66,7 +66,9 @@ func (s *session) panicked(where string, value any, stack []byte, m milter.Modif
 // archive decoder, the policy) taken down the station-failure path of this
 // message only: a scan that did not finish is a scan that failed.
 //
-// It runs in withProgress's goroutine: this recover is that goroutine's.
+// It runs on the session goroutine, inside withProgress: this recover
+// keeps a panic of the scan from the callback's own (guarded), which would
+// tempfail the message without the station-failure rule.
 func (s *session) decideGuarded(ctx context.Context, meta jobproto.Meta, canChangeBody bool) transaction {
 	t, err := panics.Call(func() (transaction, error) { return s.decide(ctx, meta, canChangeBody), nil })
 	pe, ok := errors.AsType[*panics.Error](err)

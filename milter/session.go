@@ -13,6 +13,7 @@ import (
 
 	"github.com/d--j/go-milter"
 
+	"github.com/avstation/avstation/internal/panics"
 	"github.com/avstation/avstation/jobproto"
 	"github.com/avstation/avstation/policy"
 	"github.com/avstation/avstation/quarantine"
@@ -303,7 +304,14 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 	var t transaction
 	canChangeBody := m.Actions()&milter.OptChangeBody != 0
 	if err := s.withProgress(ctx, cancel, m, func(ctx context.Context) { t = s.decideGuarded(ctx, meta, canChangeBody) }); err != nil {
-		t.done = refused(t.done, smtpreply.MTALost.Because(&mtaError{err}))
+		if pe, ok := errors.AsType[*panics.Error](err); ok {
+			// Sending a progress packet panicked: what went out of it is
+			// unknown, so the message is tempfailed, as for a callback's.
+			s.panicked("EndOfMessage (progress)", pe.Value, pe.Stack, m)
+			t.done = refused(t.done, smtpreply.LocalError.Because(err))
+		} else {
+			t.done = refused(t.done, smtpreply.MTALost.Because(&mtaError{err}))
+		}
 	} else {
 		t.done = s.applyToMTA(m, t)
 	}
@@ -359,16 +367,22 @@ func (s *session) decide(ctx context.Context, meta jobproto.Meta, canChangeBody 
 // withProgress runs work and keeps the MTA waiting meanwhile with progress
 // packets (milter protocol v6 SMFIR_PROGRESS), so that a long scan does not
 // hit milter_content_timeout. The packets go from a timer's goroutine; work
-// must not use m, and once withProgress returns nothing else does. When the
-// MTA is gone, work's context is cancelled and the error says so once work
-// has returned.
-func (s *session) withProgress(ctx context.Context, cancel context.CancelFunc, m milter.Modifier, work func(context.Context)) error {
+// must not use m, and once withProgress returns (or a panic leaves it)
+// nothing else does. When the MTA is gone, work's context is cancelled and
+// the error says so once work has returned; a panic in sending a packet is
+// returned as a *panics.Error the same way.
+func (s *session) withProgress(ctx context.Context, cancel context.CancelFunc, m milter.Modifier, work func(context.Context)) (err error) {
 	p := &progress{m: m, cancel: cancel, every: s.srv.cfg.ProgressInterval}
 	p.mu.Lock()
 	p.timer = time.AfterFunc(p.every, p.send)
 	p.mu.Unlock()
+	defer func() {
+		if serr := p.stop(); err == nil {
+			err = serr
+		}
+	}()
 	work(ctx)
-	return p.stop()
+	return nil
 }
 
 // progress sends the progress packets of one withProgress. A scan that ends
@@ -390,9 +404,10 @@ func (p *progress) send() {
 	if p.stopped {
 		return
 	}
-	if err := p.m.Progress(); err != nil && !errors.Is(err, milter.ErrVersionTooLow) {
+	// On the timer's goroutine no callback's recover would catch a panic.
+	if err := panics.Do(p.m.Progress); err != nil && !errors.Is(err, milter.ErrVersionTooLow) {
 		p.lost = err
-		p.cancel() // the MTA is gone: stop the scan too
+		p.cancel() // the MTA is gone (or its connection is in doubt): stop the scan too
 		return
 	}
 	p.timer.Reset(p.every)
@@ -405,6 +420,9 @@ func (p *progress) stop() error {
 	defer p.mu.Unlock()
 	p.stopped = true
 	p.timer.Stop()
+	if _, ok := errors.AsType[*panics.Error](p.lost); ok {
+		return p.lost
+	}
 	if p.lost != nil {
 		return fmt.Errorf("MTA connection lost while scanning: %w", p.lost)
 	}

@@ -141,7 +141,8 @@ type MilterOptions struct {
 	ActivityDir string
 	Extra       string // more YAML lines, at the top level
 	// MemoryBuffer is memory_buffer; "" is 1KiB, so that tests exercise
-	// the spool (the default, 8MiB, is what the benchmarks measure).
+	// the spool (benchcmp and BenchmarkConcurrentMemory set the default,
+	// 8MiB).
 	MemoryBuffer string
 	LogLevel     string // log.level; "" is debug
 	ScanTimeout  string // scan_timeout with a station; "" is 20s
