@@ -28,12 +28,28 @@ var base64Keep = func() (t [256]uint8) {
 }()
 
 // filterBase64 appends the bytes of in that are in the alphabet to q.
-// Every byte is stored and only the kept ones advance the end, without a
-// branch per byte: the filter was most of the decoder's time.
+// Eight bytes that are all in it (most of a body's lines) are copied at
+// once; in a group that is not, every byte is stored and only the kept
+// ones advance the end, without a branch per byte: the filter was most of
+// the decoder's time.
 func filterBase64(q, in []byte) []byte {
 	k := len(q)
 	q = slices.Grow(q, len(in))[:k+len(in)]
-	for _, c := range in {
+	i := 0
+	for ; i+8 <= len(in); i += 8 {
+		g := in[i : i+8 : i+8]
+		if base64Keep[g[0]]&base64Keep[g[1]]&base64Keep[g[2]]&base64Keep[g[3]]&
+			base64Keep[g[4]]&base64Keep[g[5]]&base64Keep[g[6]]&base64Keep[g[7]] != 0 {
+			copy(q[k:k+8], g)
+			k += 8
+			continue
+		}
+		for _, c := range g {
+			q[k] = c
+			k += int(base64Keep[c])
+		}
+	}
+	for _, c := range in[i:] {
 		q[k] = c
 		k += int(base64Keep[c])
 	}
