@@ -3,11 +3,15 @@ package milter
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/d--j/go-milter"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/avstation/avstation/config"
 	"github.com/avstation/avstation/internal/panics"
@@ -118,5 +122,70 @@ func TestProgressStopsWhenWorkPanics(t *testing.T) {
 	time.Sleep(40 * time.Millisecond)
 	if _, late := m.counts(); late != 0 {
 		t.Errorf("%d packets after the work panicked", late)
+	}
+}
+
+// progressPanics is a milter.Modifier for a session driven by hand: it
+// knows the protocol, the actions and no macro, and its Progress panics.
+type progressPanics struct {
+	protocolOnly
+}
+
+func (progressPanics) Actions() milter.OptAction { return milter.OptAddHeader | milter.OptChangeHeader }
+func (progressPanics) Progress() error           { panic("progress bug") }
+
+// TestProgressPanicTempfails: a message whose scan outlasts
+// progress_interval, on a connection whose progress packet panics, is
+// tempfailed at its end, logged with the panic and counted; the scan is
+// cancelled and the spool emptied.
+func TestProgressPanicTempfails(t *testing.T) {
+	cfg := config.DefaultMilter()
+	cfg.Lists = []config.ListPattern{{Match: "*@lists.example.org"}}
+	cfg.SpoolDir = t.TempDir()
+	cfg.MemoryBuffer = 16 // spooled, to see the file go
+	cfg.ProgressInterval = 20 * time.Millisecond
+	if err := cfg.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	reg := prometheus.NewRegistry()
+	fs := &fakeScanner{v: cleanVerdictForTest(), delay: 10 * time.Second}
+	srv, err := New(&cfg, fs, nil, slog.New(slog.NewTextHandler(logs, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := srv.newSession().(guarded)
+	m := progressPanics{protocolOnly{proto: milter.OptNoConnReply | milter.OptNoMailReply | milter.OptNoRcptReply |
+		milter.OptNoHeaderReply | milter.OptNoEOHReply | milter.OptNoBodyReply}}
+	g.Connect("client.example", "tcp4", 25, "192.0.2.1", m)
+	g.MailFrom("sender@example.com", "", m)
+	g.RcptTo("dev@lists.example.org", "", m)
+	if resp, _ := g.Data(m); resp != milter.RespContinue {
+		t.Fatalf("DATA: %v", resp)
+	}
+	g.Header("Subject", " hello", m)
+	g.Headers(m)
+	g.BodyChunk([]byte("a body longer than memory_buffer\r\n"), m)
+	start := time.Now()
+	resp, err := g.EndOfMessage(m)
+	if err != nil || resp == nil || !strings.HasPrefix(string(resp.Response().Data), "451 4.3.0") {
+		t.Fatalf("end of message answered %v, %v; want 451 4.3.0", resp, err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the scan ran on for %v after the panic", took)
+	}
+	line := waitFor(t, logs, "panic in sending a progress packet")
+	for _, want := range []string{"progress bug", "stack=", "job_id="} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log line without %q:\n%s", want, line)
+		}
+	}
+	waitFor(t, logs, "message scanned", "action=tempfail")
+	if got := counter(t, reg, "avmilter_panics_total", "where", "callback"); got != 1 {
+		t.Errorf("avmilter_panics_total{where=callback} = %v", got)
+	}
+	g.Cleanup(m)
+	if left, _ := os.ReadDir(cfg.SpoolDir); len(left) != 0 {
+		t.Errorf("spool files left: %v", left)
 	}
 }

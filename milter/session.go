@@ -307,7 +307,9 @@ func (s *session) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 		if pe, ok := errors.AsType[*panics.Error](err); ok {
 			// Sending a progress packet panicked: what went out of it is
 			// unknown, so the message is tempfailed, as for a callback's.
-			s.panicked("EndOfMessage (progress)", pe.Value, pe.Stack, m)
+			s.srv.metrics.panics.WithLabelValues("callback").Inc()
+			s.srv.log.Error("panic in sending a progress packet; the message is tempfailed",
+				append([]any{slog.String("queue_id", meta.QueueID), slog.String("job_id", meta.JobID)}, pe.Attrs()...)...)
 			t.done = refused(t.done, smtpreply.LocalError.Because(err))
 		} else {
 			t.done = refused(t.done, smtpreply.MTALost.Because(&mtaError{err}))
