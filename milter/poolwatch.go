@@ -55,7 +55,6 @@ func (p *Pool) watchdog(ctx context.Context, cancel context.CancelFunc, mb *memb
 	start := time.Now()
 	w.timer = time.AfterFunc(p.opts.ProbeAfter, func() {
 		defer close(w.exited)
-		var t *time.Timer
 		for {
 			select {
 			case <-w.done:
@@ -79,18 +78,12 @@ func (p *Pool) watchdog(ctx context.Context, cancel context.CancelFunc, mb *memb
 				cancel()
 				return
 			}
-			if t == nil {
-				t = time.NewTimer(p.opts.ProbeAfter)
-				defer t.Stop()
-			} else {
-				t.Reset(p.opts.ProbeAfter)
-			}
 			select {
 			case <-w.done:
 				return
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-time.After(p.opts.ProbeAfter):
 			}
 		}
 	})

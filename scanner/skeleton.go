@@ -178,12 +178,7 @@ func plainBase64(r io.Reader) bool {
 				// Eight bytes at a time while all are letters or line
 				// breaks: an attachment is all but its line breaks and
 				// its end.
-				for len(p) >= 8 {
-					q := p[:8]
-					if b64Body[q[0]]&b64Body[q[1]]&b64Body[q[2]]&b64Body[q[3]]&
-						b64Body[q[4]]&b64Body[q[5]]&b64Body[q[6]]&b64Body[q[7]] == 0 {
-						break
-					}
+				for len(p) >= 8 && all8(&b64Body, p) {
 					p = p[8:]
 				}
 				if len(p) == 0 {
@@ -224,7 +219,7 @@ var b64Class = func() (t [256]byte) {
 
 // b64Body is 1 for the bytes that may come before the padding, letters and
 // line breaks, and 0 for the rest: plainBase64 ANDs eight at a time.
-var b64Body = func() (t [256]byte) {
+var b64Body = func() (t [256]uint8) {
 	for c, class := range b64Class {
 		if class == b64Letter || class == b64Break {
 			t[c] = 1

@@ -450,7 +450,6 @@ func (c *Client) watch(ctx context.Context, conn net.Conn) *watchdog {
 // or clamd misses a PONG (why the watchdog gives up on it). ctx is the
 // scan's.
 func (c *Client) ping(wctx, ctx context.Context) error {
-	var t *time.Timer
 	for wctx.Err() == nil {
 		_, err := c.ping1(wctx)
 		if wctx.Err() != nil {
@@ -460,16 +459,10 @@ func (c *Client) ping(wctx, ctx context.Context) error {
 			return engineerr.Mark(fmt.Errorf("no reply after %v, and no PONG within %v: %w", c.probeAfter, c.pingTimeout, err), engineerr.ErrTimeout)
 		}
 		// A PONG, or the last resort (see withLastResort): keep waiting.
-		if t == nil {
-			t = time.NewTimer(c.probeAfter)
-			defer t.Stop()
-		} else {
-			t.Reset(c.probeAfter)
-		}
 		select {
 		case <-wctx.Done():
 			return nil
-		case <-t.C:
+		case <-time.After(c.probeAfter):
 		}
 	}
 	return nil
