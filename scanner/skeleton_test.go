@@ -3,6 +3,7 @@ package scanner
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -76,6 +77,19 @@ func TestCutAttachments(t *testing.T) {
 		{"a Content-Disposition ending in ';'", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), "Subject: t\n", "Subject: t\nContent-Disposition: inline;\n", 1), nil},
 		{"a quoted pair in a filename", strings.Replace(multipart(textPart, att("a.zip", wrapped(big))), "filename=\"a.zip\"", "filename=\"a\\\"b.zip\"", 1), nil},
 		{"in a base64 attached message", multipart(textPart, "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n"+wrapped(crlf(inner))), nil},
+	}
+	// What the check reads eight bytes at a time must not hide a byte it
+	// would refuse one at a time: a byte outside the alphabet, or padding
+	// followed by more, at each place in a group of eight.
+	body := wrapped(big)
+	for off := 40; off < 48; off++ {
+		for _, odd := range []string{"*", "\x00", " ", "\t", "=", "==A"} {
+			tests = append(tests, struct {
+				name string
+				msg  string
+				cut  []string
+			}{fmt.Sprintf("%q at %d of the body", odd, off), multipart(textPart, att("a.zip", body[:off]+odd+body[off:])), nil})
+		}
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
